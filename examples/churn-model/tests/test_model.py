@@ -1,0 +1,41 @@
+"""Tests of the churn model, run by ci-kit against the installed package."""
+
+import json
+import subprocess
+import sys
+
+import churn_model
+from churn_model import Customer, predict, predict_proba
+from churn_model.data import load_rows, split
+from churn_model.model import score
+from churn_model.train import train
+
+
+def accuracy(weights, rows):
+    hits = sum((score(weights, c) >= 0.5) == bool(y) for c, y in rows)
+    return hits / len(rows)
+
+
+def test_quality_on_held_out_rows():
+    _, held_out = split(load_rows())
+    assert len(held_out) == 80
+    assert accuracy(list(churn_model.load_model()), held_out) >= 0.70
+
+
+def test_shipped_model_is_what_training_gives():
+    assert train() == list(churn_model.load_model())
+
+
+def test_risky_customer_scores_higher_than_loyal_one():
+    risky = Customer(tenure_months=2, monthly_charges=110, support_calls=5, contract="month")
+    loyal = Customer(tenure_months=70, monthly_charges=25, support_calls=0, contract="two-year")
+    assert predict(risky) and not predict(loyal)
+    assert 0.0 < predict_proba(loyal) < predict_proba(risky) < 1.0
+
+
+def test_command_line_prints_json():
+    out = subprocess.run(
+        [sys.executable, "-m", "churn_model.cli", "--tenure", "3", "--monthly", "95", "--support-calls", "4"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert json.loads(out)["churn"] is True

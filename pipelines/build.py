@@ -1,0 +1,152 @@
+"""`ci-kit build`: sdist + wheel of a clean commit, checked, with a manifest.
+
+The build runs with SOURCE_DATE_EPOCH set to the commit time so that rebuilding the same
+commit gives the same bytes: re-running job 1 is then a no-op on the index instead of
+a collision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import sys
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines import console, repo, runner
+from pipelines.config import Settings
+from pipelines.errors import BuildError, ProjectError
+from pipelines.index import sha256_of
+
+MANIFEST = "ci-kit-build.json"
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    filename: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    commit: str
+    files: list[BuiltFile]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, dist_dir: Path) -> Manifest:
+        path = dist_dir / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["name"], data["version"], data["commit"], [BuiltFile(**f) for f in data["files"]])
+        except FileNotFoundError:
+            raise ProjectError(f"no build manifest at {path}", "run `ci-kit build` first") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProjectError(f"{path} is not a ci-kit build manifest ({exc})", "run `ci-kit build` again") from None
+
+
+def name_and_version(filenames: list[str]) -> tuple[str, str]:
+    """Read name and version from the built files' names (PEP 427 / PEP 625), which every
+    backend must get right, instead of asking a particular backend."""
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    found = set()
+    for fn in filenames:
+        name, version = (parse_wheel_filename(fn)[:2] if fn.endswith(".whl") else parse_sdist_filename(fn))
+        found.add((str(name), str(version)))
+    if len(found) != 1:
+        raise BuildError(f"the build produced files of more than one release: {sorted(found)}", "check the build backend's configuration")
+    return found.pop()
+
+
+def reproducible_sdist(path: Path, epoch: int) -> None:
+    """Rewrite an sdist with fixed timestamps and owners.
+
+    Why by hand: setuptools writes file mtimes and the gzip time into sdists and ignores
+    SOURCE_DATE_EPOCH there (wheels and hatchling/flit sdists honour it); no maintained
+    library normalises a finished sdist. Contents and member order are untouched.
+    """
+    if not path.name.endswith(".tar.gz"):
+        return
+    buf = io.BytesIO()
+    with tarfile.open(path, "r:gz") as src, tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src.getmembers():
+            member.mtime = epoch
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+            member.pax_headers = {k: v for k, v in member.pax_headers.items() if k not in ("mtime", "atime", "ctime")}
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=epoch) as gz:
+        gz.write(buf.getvalue())
+
+
+def _installer_flags() -> list[str]:
+    """Use uv to install the build dependencies when it is there: several times faster."""
+    try:
+        import uv  # noqa: F401  (the PyPI package that ships the uv binary)
+        return ["--installer", "uv"]
+    except ImportError:
+        return ["--installer", "uv"] if shutil.which("uv") else []
+
+
+def build(settings: Settings) -> Manifest:
+    project = settings.project_dir
+    repo.require_project(project)
+    repo.require_clean(project)
+    commit = repo.head_commit(project)
+    epoch = repo.commit_time_epoch(project, commit)
+    dist = settings.path(settings.dist_dir)
+    console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
+    with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as tmp:
+        env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
+        proc = runner.run([sys.executable, "-m", "build", *_installer_flags(), "--outdir", tmp, str(project)],
+                          cwd=project, env=env)
+        if proc.returncode != 0:
+            console.detail(proc.stdout)
+            raise BuildError(f"the build backend failed: {_last_error(proc.stdout)}",
+                             "the backend's output is above; `python -m build` in the project shows the same")
+        built = sorted(Path(tmp).iterdir())
+        built = [p for p in built if p.name.endswith((".whl", ".tar.gz"))]
+        if not built:
+            raise BuildError("the build produced no sdist or wheel", "check the build backend's configuration")
+        for p in built:
+            reproducible_sdist(p, epoch)
+        name, version = name_and_version([p.name for p in built])
+        check = runner.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, built)], cwd=project)
+        if check.returncode != 0:
+            console.detail(check.stdout)
+            raise BuildError(f"twine check --strict failed for {name} {version}",
+                             "fix the package metadata (README, content type, classifiers) as twine says above")
+        dist.mkdir(parents=True, exist_ok=True)
+        files = []
+        for p in built:
+            target = dist / p.name
+            shutil.move(str(p), target)
+            files.append(BuiltFile(p.name, sha256_of(target), target.stat().st_size))
+    manifest = Manifest(name, version, commit, files)
+    (dist / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    for f in files:
+        console.step(f"build: {f.filename}  sha256 {f.sha256[:16]}…  {f.size} bytes")
+    return manifest
+
+
+def _last_error(output: str) -> str:
+    """The most telling line of a backend failure, for the one-line message."""
+    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    for line in reversed(lines):
+        if any(w in line for w in ("Error", "error:", "ERROR")) and not line.startswith("ERROR Backend subprocess exited"):
+            return line[:300]
+    return lines[-1][:300] if lines else "no output"

@@ -1,0 +1,295 @@
+"""The `ci-kit` command line: argument parsing and printing only; stages live in their
+modules and are imported when their verb runs, so `ci-kit --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pipelines import __version__, console
+from pipelines.errors import EXIT_CODES, CiKitError
+
+DESCRIPTION = """\
+Build, test and promote the exact bytes of a Python data product on devpi.
+
+  job 1  ci-kit build-and-push              build sdist + wheel, upload to the unstable index
+  job 2  ci-kit test-and-promote NAME==VER  test the uploaded bytes in fresh environments,
+                                            then promote them (stable or testing)
+  local  ci-kit run                         both jobs on the current repository
+
+Configuration: [tool.ci-kit] in pyproject.toml < CI_KIT_* environment < flags.
+The password comes from CI_KIT_PASSWORD or --password-file, never from a flag's value.
+"""
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    from pipelines.config import KEYS
+
+    g = p.add_argument_group("configuration (overrides [tool.ci-kit] and CI_KIT_*)")
+    g.add_argument("--project-dir", default=".", help="the product's directory (default: current)")
+    g.add_argument("--password-file", help="file holding the devpi password (or set CI_KIT_PASSWORD)")
+    g.add_argument("--python", dest="python_list", action="append", metavar="X.Y",
+                   help="Python version to test on (repeatable; overrides python-versions)")
+    for key in KEYS:
+        if key.name in ("python-versions",):
+            continue
+        g.add_argument(f"--{key.name}", dest=f"cfg_{key.attr}", metavar=key.kind.upper(), help=key.help.replace("%", "%%"))
+
+
+def _out_flags(p: argparse.ArgumentParser, output: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress stays on stderr)")
+    if output:
+        p.add_argument("--output", metavar="FILE", help="append KEY=VALUE results to FILE (e.g. \"$GITHUB_OUTPUT\")")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from pipelines import config
+
+    flags: dict[str, Any] = {}
+    for key in config.KEYS:
+        value = getattr(args, f"cfg_{key.attr}", None)
+        if value is not None:
+            flags[key.name] = value
+    if getattr(args, "python_list", None):
+        flags["python-versions"] = ",".join(args.python_list)
+    if getattr(args, "password_file", None):
+        flags["password-file"] = args.password_file
+    return config.load(Path(args.project_dir), flags)
+
+
+def _spec(text: str) -> Any:
+    from pipelines.release import parse
+
+    return parse(text)
+
+
+# -- verbs ---------------------------------------------------------------------------------
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from pipelines.build import build
+
+    m = build(_settings(args))
+    console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
+                                        "commit": m.commit, "files": [f.__dict__ for f in m.files]})
+    if args.json:
+        console.out_json(m.to_json())
+    else:
+        console.out(m.requirement)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from pipelines.build import Manifest
+    from pipelines.push import push
+
+    s = _settings(args)
+    result = push(s, Manifest.read(s.path(s.dist_dir)))
+    return _emit_push(args, result)
+
+
+def _emit_push(args: argparse.Namespace, result: Any) -> int:
+    outputs = result.outputs()
+    console.write_outputs(args.output, outputs)
+    if args.json:
+        console.out_json(outputs)
+    else:
+        console.out(f"commit {outputs['commit']}")
+        console.out(outputs["requirement"])
+    return 0
+
+
+def cmd_build_and_push(args: argparse.Namespace) -> int:
+    from pipelines.jobs import build_and_push
+
+    return _emit_push(args, build_and_push(_settings(args)))
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from pipelines.test import test
+
+    s = _settings(args)
+    report = test(s, _spec(args.requirement), commit=args.commit,
+                  junit_dir=Path(args.junit_dir) if args.junit_dir else None)
+    if args.json:
+        console.out_json(report.to_json())
+    else:
+        for r in report.runs:
+            console.out(f"{r.filename}  Python {r.python}  {'passed' if r.passed else 'FAILED'}  "
+                        f"{r.counts['tests']} tests  {r.junit_path}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from pipelines.promote import promote
+
+    p = promote(_settings(args), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
+    outputs = p.outputs()
+    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
+    if args.json:
+        console.out_json(outputs)
+    elif args.dry_run:
+        console.out(f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
+    else:
+        console.out(f"{p.spec} {'promoted to' if p.changed else 'already on'} {p.target}")
+    return 0
+
+
+def cmd_test_and_promote(args: argparse.Namespace) -> int:
+    from pipelines.jobs import test_and_promote
+
+    job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
+                           junit_dir=Path(args.junit_dir) if args.junit_dir else None)
+    outputs = job.outputs()
+    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})
+    if args.json:
+        console.out_json(outputs)
+    else:
+        console.out(f"{job.promotion.spec} {'promoted to' if job.promotion.changed else 'already on'} {job.promotion.target}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.jobs import run
+
+    outputs = run(_settings(args))
+    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
+    if args.json:
+        console.out_json(outputs)
+    else:
+        console.out(f"{outputs['requirement']} {'promoted to' if outputs['changed'] else 'already on'} {outputs['promoted_to']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines import status
+
+    s = _settings(args)
+    if args.name:
+        data = status.project_status(s, args.name, limit=0 if args.all else args.limit)
+        console.out_json(data) if args.json else console.out(status.render_project(data))
+    else:
+        data = status.overview(s)
+        console.out_json(data) if args.json else console.out(status.render_overview(data))
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from pipelines import server
+
+    s = _settings(args)
+    state = {"start": server.start, "stop": server.stop, "status": server.status}[args.action](s)
+    if args.json:
+        console.out_json(state.to_json())
+    else:
+        console.out(server.describe(state))
+    return 0 if (state.running or args.action == "stop") else 7
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipelines import config
+
+    if args.table:
+        console.out(config.markdown_table())
+        return 0
+    desc = _settings(args).describe()
+    if args.json:
+        console.out_json(desc)
+    else:
+        for k, v in desc.items():
+            console.out(f"{k:22} {v['value']!s:40} ({v['source']})")
+    return 0
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    try:
+        from pipelines import image
+    except ImportError:
+        raise CiKitError("the image step is not available in this build", "see issue 'ci-kit image'") from None
+    return image.cli(args, _settings(args))
+
+
+# -- parser --------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ci-kit {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    def verb(name: str, func: Callable[[argparse.Namespace], int], help: str, output: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
+        sp.add_argument("--debug", action="store_true", help="show a traceback for unexpected errors")
+        _out_flags(sp, output)
+        _config_flags(sp)
+        return sp
+
+    verb("build", cmd_build, "Build sdist + wheel of the clean HEAD, twine check them, write dist/ci-kit-build.json.")
+    verb("push", cmd_push, "Upload the built files to the unstable index and verify their sha256 there.")
+    for name, func, help in (
+        ("test", cmd_test, "Test NAME==VERSION from the unstable index in fresh environments; attach results."),
+        ("test-and-promote", cmd_test_and_promote, "Job 2: test NAME==VERSION, then promote it if every run passed."),
+    ):
+        sp = verb(name, func, help)
+        sp.add_argument("requirement", metavar="NAME==VERSION")
+        sp.add_argument("--commit", help="commit the release was built from (job 1 prints it; default HEAD)")
+        sp.add_argument("--junit-dir", metavar="DIR", help="where JUnit XML goes (default: results-dir)")
+    sp = verb("promote", cmd_promote, "Gate NAME==VERSION on passing results for each file's sha256, then copy it server-side.")
+    sp.add_argument("requirement", metavar="NAME==VERSION")
+    sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")
+    sp.add_argument("--force", action="store_true", help="promote without passing results (recorded as forced, with who)")
+    verb("build-and-push", cmd_build_and_push, "Job 1: build, then push; prints the commit and NAME==VERSION.")
+    verb("run", cmd_run, "Both jobs in turn on the current repository (the local end-to-end).")
+    sp = verb("status", cmd_status, "Versions x indexes with test outcomes per Python and promotions.", output=False)
+    sp.add_argument("name", nargs="?", metavar="NAME", help="a project (default: every project, newest versions)")
+    sp.add_argument("--limit", type=int, default=10, help="newest versions shown (default 10)")
+    sp.add_argument("--all", action="store_true", help="show every version")
+    sp = verb("server", cmd_server, "Start, stop or show the embedded devpi-server on 127.0.0.1.", output=False)
+    sp.add_argument("action", choices=["start", "stop", "status"])
+    sp = verb("config", cmd_config, "Show the resolved configuration and where each value came from.", output=False)
+    sp.add_argument("--table", action="store_true", help="print README's configuration table")
+    sp = verb("image", cmd_image, "Build a pinned Docker image of a promoted release.")
+    sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if args.verb is None:
+        p.print_help()
+        return 2
+    if extra and args.verb != "image":
+        p.error("unrecognized arguments: " + " ".join(extra))
+    args.extra = extra
+    console.set_quiet(bool(getattr(args, "quiet", False)))
+    debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
+    try:
+        return args.func(args)
+    except CiKitError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        console.error(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: one line, and the traceback only on request
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        console.error(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug (or CI_KIT_DEBUG=1) and report the traceback")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

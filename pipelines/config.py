@@ -1,0 +1,269 @@
+"""The one settings object, resolved once.
+
+Order (later wins): built-in defaults < `[tool.ci-kit]` in the product's pyproject.toml
+< `CI_KIT_*` environment variables < command-line flags. Every key is declared once in
+KEYS; README's configuration table is generated from the same declarations
+(`ci-kit config --table`), so docs and code cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pipelines.errors import UsageError
+
+_PYVER = re.compile(r"^3\.\d{1,2}$")
+_INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str  # "str", "list", "bool", "int"
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None  # returns a problem or None
+
+    @property
+    def env(self) -> str:
+        return "CI_KIT_" + self.name.upper().replace("-", "_")
+
+    @property
+    def attr(self) -> str:
+        return self.name.replace("-", "_")
+
+
+def _url(v: str) -> str | None:
+    return None if re.match(r"^https?://[^\s/]+", v) else "a URL starting with http:// or https://"
+
+
+def _index(v: str) -> str | None:
+    return None if (not v or _INDEX.match(v)) else "devpi's USER/INDEX form, e.g. ci/stable"
+
+
+def _pyvers(v: list[str]) -> str | None:
+    bad = [x for x in v if not _PYVER.match(x)]
+    if bad or not v:
+        return "a non-empty list of MAJOR.MINOR versions such as 3.11 (got %s)" % (", ".join(bad) or "nothing")
+    return None
+
+
+def _promote_to(v: str) -> str | None:
+    return None if v in ("auto", "stable", "testing") else "one of auto, stable, testing"
+
+
+def _positive(v: int) -> str | None:
+    return None if 0 < v < 65536 else "a port number between 1 and 65535"
+
+
+def _current_python() -> str:
+    return "%d.%d" % sys.version_info[:2]
+
+
+KEYS: tuple[Key, ...] = (
+    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _url),
+    Key("user", "str", "ci", "devpi user that owns the indexes and uploads."),
+    Key("unstable-index", "str", "", "Where job 1 uploads (volatile). Default `<user>/unstable`.", _index),
+    Key("testing-index", "str", "", "Promotion target for pre-release, dev and local versions. Default `<user>/testing`.", _index),
+    Key("stable-index", "str", "", "Promotion target for final releases (non-volatile). Default `<user>/stable`.", _index),
+    Key("promote-to", "str", "auto", "`auto` routes final releases to stable and the rest to testing; `stable` or `testing` forces one.", _promote_to),
+    Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
+    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell)."),
+    Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
+    Key("test-sdist", "bool", True, "Also install and test the sdist (on the first Python), so every promoted file has a result."),
+    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v)),
+    Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
+    Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
+    Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
+    Key("server-port", "int", 3141, "Port of the embedded devpi-server on 127.0.0.1.", _positive),
+    Key("image", "bool", False, "Build the pinned image as part of `ci-kit run` and job 2."),
+    Key("image-base", "str", "", "Base image for `ci-kit image`, pinned by digest (`REPO@sha256:...`)."),
+    Key("image-entrypoint", "str", "", "Console script of the product, or `-m module`, that the image runs."),
+    Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),
+    Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
+    Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
+)
+KEY_BY_NAME = {k.name: k for k in KEYS}
+
+# CI_KIT_* variables that are not configuration keys.
+OTHER_ENV = {"CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL",
+             # set by ci-kit for the product's test run
+             "CI_KIT_PROBE_OUT", "CI_KIT_PROBE_MODULES", "CI_KIT_PROBE_DIST", "CI_KIT_METRICS_FILE"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    index_url: str
+    user: str
+    unstable_index: str
+    testing_index: str
+    stable_index: str
+    promote_to: str
+    python_versions: list[str]
+    test_command: str
+    test_extras: list[str]
+    test_sdist: bool
+    dependency_index_url: str
+    dist_dir: str
+    results_dir: str
+    server_dir: str
+    server_port: int
+    image: bool
+    image_base: str
+    image_entrypoint: str
+    image_smoke: str
+    image_repository: str
+    image_tags: list[str]
+    password_file: str = ""
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def password(self) -> str | None:
+        """The secret, read on demand from CI_KIT_PASSWORD or the password file; never stored."""
+        env = os.environ.get("CI_KIT_PASSWORD")
+        if env:
+            return env
+        path = self.password_file or os.environ.get("CI_KIT_PASSWORD_FILE", "")
+        if path:
+            try:
+                return Path(path).expanduser().read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read the password file {path}: {exc.strerror}",
+                                 "pass a readable file with --password-file or set CI_KIT_PASSWORD") from None
+        return None
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.project_dir / p
+
+    def describe(self) -> dict[str, Any]:
+        """Every key with its value and where it came from (for `ci-kit config`)."""
+        return {k.name: {"value": getattr(self, k.attr), "source": self.sources.get(k.name, "default")} for k in KEYS}
+
+
+def _coerce(key: Key, value: Any, source: str) -> Any:
+    """Check the type of a value from TOML, the environment (always text) or a flag."""
+    def bad(expected: str) -> UsageError:
+        return UsageError(f"{source}: `{key.name}` must be {expected}, got {value!r}",
+                          f"see the configuration table in README (ci-kit config --table)")
+
+    from_text = isinstance(value, str) and not source.endswith("[tool.ci-kit]")
+    if key.kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+    elif key.kind == "int":
+        if from_text:
+            if not value.strip().isdigit():
+                raise bad("an integer")
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad("an integer")
+    elif key.kind == "bool":
+        if from_text:
+            low = value.strip().lower()
+            if low not in ("1", "0", "true", "false", "yes", "no"):
+                raise bad("true or false")
+            value = low in ("1", "true", "yes")
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif key.kind == "list":
+        if from_text:
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise bad("a JSON list or comma-separated words") from None
+            else:
+                value = [w.strip() for w in text.split(",") if w.strip()]
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise bad("a list of strings")
+    if key.check is not None:
+        problem = key.check(value)
+        if problem:
+            raise bad(problem)
+    return value
+
+
+def read_pyproject(project_dir: Path) -> tuple[dict[str, Any], Path | None]:
+    path = project_dir / "pyproject.toml"
+    if not path.is_file():
+        return {}, None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}", "fix the file, then run again") from None
+    table = data.get("tool", {}).get("ci-kit", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.ci-kit] must be a table", "see README, Configuration")
+    return table, path
+
+
+def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge the four layers; raise UsageError naming key, source and accepted values."""
+    project_dir = Path(project_dir).resolve()
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {k.name: k.default for k in KEYS}
+    sources: dict[str, str] = {}
+
+    table, pyproject = read_pyproject(project_dir)
+    for name, value in table.items():
+        key = KEY_BY_NAME.get(name)
+        if key is None:
+            raise UsageError(f"{pyproject} [tool.ci-kit]: unknown key `{name}`",
+                             "accepted keys: " + ", ".join(k.name for k in KEYS))
+        values[name] = _coerce(key, value, f"{pyproject} [tool.ci-kit]")
+        sources[name] = "pyproject.toml"
+
+    env_keys = {k.env: k for k in KEYS}
+    for var, value in environ.items():
+        if not var.startswith("CI_KIT_") or var in OTHER_ENV:
+            continue
+        key = env_keys.get(var)
+        if key is None:
+            raise UsageError(f"environment: unknown variable {var}",
+                             "accepted: " + ", ".join(sorted(list(env_keys) + sorted(OTHER_ENV))))
+        values[key.name] = _coerce(key, value, f"environment {var}")
+        sources[key.name] = f"environment {var}"
+
+    for name, value in (flags or {}).items():
+        if value is None or name not in KEY_BY_NAME:
+            continue
+        key = KEY_BY_NAME[name]
+        values[name] = _coerce(key, value, f"flag --{name}")
+        sources[name] = f"flag --{name}"
+
+    user = values["user"]
+    for which in ("unstable", "testing", "stable"):
+        if not values[f"{which}-index"]:
+            values[f"{which}-index"] = f"{user}/{which}"
+    if values["python-versions"] is None:
+        values["python-versions"] = [_current_python()]
+    values["index-url"] = values["index-url"].rstrip("/")
+    password_file = (flags or {}).get("password-file") or ""
+    kwargs = {k.attr: values[k.name] for k in KEYS}
+    return Settings(project_dir=project_dir, password_file=password_file, sources=sources, **kwargs)
+
+
+def markdown_table() -> str:
+    """README's configuration table, from KEYS."""
+    rows = ["| key (`[tool.ci-kit]`) | environment | type | default | meaning |", "|---|---|---|---|---|"]
+    for k in KEYS:
+        default = {None: "current Python", "": "—"}.get(k.default, k.default) if not isinstance(k.default, (list, bool)) else json.dumps(k.default)
+        rows.append(f"| `{k.name}` | `{k.env}` | {k.kind} | `{default}` | {k.help} |")
+    return "\n".join(rows)
+
+
+assert {f.name for f in fields(Settings)} >= {k.attr for k in KEYS}

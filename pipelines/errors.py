@@ -1,0 +1,88 @@
+"""The error hierarchy: every failure a user can cause has a one-line message, a hint
+and an exit code, so the CLI can print two lines and never a traceback."""
+
+from __future__ import annotations
+
+
+class CiKitError(Exception):
+    """Base class. `exit_code` is documented in README ("Exit codes")."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(CiKitError):
+    """Bad flags, unknown or ill-typed configuration, malformed requirement."""
+
+    exit_code = 2
+
+
+class ProjectError(CiKitError):
+    """Not a git repository, no pyproject.toml, dirty tree, unknown commit."""
+
+    exit_code = 3
+
+
+class BuildError(CiKitError):
+    """The build backend failed; the message carries the backend's own error."""
+
+    exit_code = 4
+
+
+class IndexUnreachable(CiKitError):
+    exit_code = 5
+
+
+class AuthError(CiKitError):
+    exit_code = 6
+
+
+class NotFound(CiKitError):
+    """Index, project or release missing on the index."""
+
+    exit_code = 7
+
+
+class Collision(CiKitError):
+    """Same version, different bytes."""
+
+    exit_code = 8
+
+
+class TestsFailed(CiKitError):
+    """The product's tests failed, or none were found."""
+
+    __test__ = False  # not a pytest class
+    exit_code = 9
+
+
+class GateRefused(CiKitError):
+    """Promotion refused: a file lacks a passing result for its exact sha256."""
+
+    exit_code = 10
+
+
+class ImageError(CiKitError):
+    """Docker engine, registry, base image or smoke test failure."""
+
+    exit_code = 11
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success (also: re-running a stage that already succeeded)",
+    1: "unexpected internal error (a bug: please report it with --debug output)",
+    2: "usage or configuration error (flag, [tool.ci-kit] key, environment, requirement)",
+    3: "project or repository error (not a git repository, no pyproject.toml, dirty tree, unknown commit)",
+    4: "build failed (the build backend's own error is shown)",
+    5: "index unreachable",
+    6: "authentication failed",
+    7: "not found on the index (index, project or release)",
+    8: "version collision (same version, different bytes)",
+    9: "tests failed, or no tests were found",
+    10: "promotion refused by the gate (no passing result for a file's sha256)",
+    11: "image step failed (engine, registry, base image, smoke test)",
+}

@@ -1,0 +1,232 @@
+"""The one place that talks to the index: devpi's JSON API over one HTTP session.
+
+Why not shell out to devpi-client: every `devpi` call is a new Python process (about
+0.3 s each) and keeps login state in a client directory shared by every run of the
+same user; here one process keeps one keep-alive session and the login token in
+memory only, so concurrent pipelines never share client state and nothing is written.
+The requests made are the ones devpi-client makes (upload form, toxresult POST,
+the PUSH method for server-side copies).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import quote
+
+from pipelines import console
+from pipelines.errors import AuthError, CiKitError, IndexUnreachable, NotFound
+
+if TYPE_CHECKING:
+    import requests
+
+    from pipelines.config import Settings
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    basename: str
+    url: str
+    sha256: str
+    log: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "wheel" if self.basename.endswith(".whl") else "sdist"
+
+
+@dataclass(frozen=True)
+class ResultLink:
+    url: str
+    for_url: str
+
+
+@dataclass
+class Release:
+    index: str
+    name: str
+    version: str
+    files: list[ReleaseFile] = field(default_factory=list)
+    results: list[ResultLink] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def file(self, basename: str) -> ReleaseFile | None:
+        return next((f for f in self.files if f.basename == basename), None)
+
+    def results_for(self, f: ReleaseFile) -> list[ResultLink]:
+        return [r for r in self.results if r.for_url == f.url]
+
+
+def _parse_release(index: str, data: dict[str, Any]) -> Release:
+    rel = Release(index=index, name=data.get("name", ""), version=data.get("version", ""),
+                  metadata={k: v for k, v in data.items() if k != "+links"})
+    for link in data.get("+links", []):
+        if link.get("rel") == "releasefile":
+            sha = (link.get("hashes") or {}).get("sha256") or link.get("hash_spec", "").partition("=")[2]
+            rel.files.append(ReleaseFile(link["href"].rsplit("/", 1)[-1], link["href"], sha, tuple(link.get("log", []))))
+        elif link.get("rel") == "toxresult":
+            rel.results.append(ResultLink(link["href"], link.get("for_href", "")))
+    return rel
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Index:
+    """A logged-in (or anonymous) connection to one devpi server."""
+
+    def __init__(self, url: str, user: str = "", timeout: float = 60.0) -> None:
+        import requests  # lazy: keeps `ci-kit --help` fast
+
+        self.url = url.rstrip("/")
+        self.user = user
+        self.timeout = timeout
+        self.session: requests.Session = requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        self.session.trust_env = False
+        self._results: dict[str, dict[str, Any]] = {}  # never route 127.0.0.1 through a proxy from the environment
+
+    @classmethod
+    def from_settings(cls, settings: Settings, login: bool = True) -> Index:
+        index = cls(settings.index_url, settings.user)
+        if login:
+            password = settings.password
+            if not password:
+                raise AuthError(f"no password for devpi user {settings.user!r}",
+                                "set CI_KIT_PASSWORD or pass --password-file FILE")
+            index.login(password)
+        return index
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any) -> requests.Response:
+        import requests
+
+        url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
+        try:
+            resp = self.session.request(method, url, timeout=self.timeout, **kw)
+        except requests.ConnectionError:
+            raise IndexUnreachable(f"cannot reach the index at {self.url}",
+                                   "check --index-url / CI_KIT_INDEX_URL, or start one with `ci-kit server start`") from None
+        except requests.Timeout:
+            raise IndexUnreachable(f"the index at {self.url} did not answer within {self.timeout:.0f}s",
+                                   "check the server's health and retry") from None
+        if resp.status_code in ok:
+            return resp
+        message = _message(resp)
+        if resp.status_code in (401, 403):
+            raise AuthError(f"{method} {url}: {resp.status_code} {message}",
+                            f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
+        if resp.status_code == 404:
+            raise NotFound(f"{url}: {message}", "check the index name and the requirement")
+        raise CiKitError(f"{method} {url}: {resp.status_code} {message}", "see the devpi-server log")
+
+    def login(self, password: str) -> None:
+        """Exchange the password for a login token; only the token is used afterwards."""
+        console.add_secret(password)
+        resp = self.request("POST", "+login", json={"user": self.user, "password": password}, ok=(200, 401))
+        if resp.status_code == 401:
+            raise AuthError(f"devpi user {self.user!r} could not log in at {self.url}",
+                            "check CI_KIT_USER and the password (CI_KIT_PASSWORD or --password-file)")
+        token = resp.json()["result"]["password"]
+        console.add_secret(token)
+        auth = base64.b64encode(f"{self.user}:{token}".encode()).decode()
+        console.add_secret(auth)
+        self.session.headers["X-Devpi-Auth"] = auth
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def index_config(self, index: str) -> dict[str, Any]:
+        try:
+            return self.request("GET", index).json()["result"]
+        except NotFound:
+            raise NotFound(f"index {index} does not exist on {self.url}",
+                           "create it (ci-kit server start creates <user>/unstable, testing and stable) or fix the index name") from None
+
+    def release(self, index: str, name: str, version: str) -> Release | None:
+        """The release's files and attached results, or None if the index lacks it."""
+        resp = self.request("GET", f"{index}/{quote(name)}/{quote(version)}", ok=(200, 404))
+        if resp.status_code == 404:
+            self.index_config(index)  # a missing index is its own error
+            return None
+        return _parse_release(index, resp.json()["result"])
+
+    def releases(self, index: str, name: str) -> dict[str, Release]:
+        """Every version of a project on one index, with files and result links: one request."""
+        resp = self.request("GET", f"{index}/{quote(name)}", ok=(200, 404))
+        if resp.status_code == 404:
+            self.index_config(index)
+            return {}
+        return {v: _parse_release(index, d) for v, d in resp.json()["result"].items()}
+
+    def projects(self, index: str) -> list[str]:
+        return list(self.index_config(index).get("projects", []))
+
+    def read_result(self, link: ResultLink) -> dict[str, Any]:
+        """A result record; cached, since attached records never change."""
+        if link.url not in self._results:
+            # Accept: */* gets the stored JSON itself; application/json would get devpi's file info.
+            self._results[link.url] = self.request("GET", link.url, headers={"Accept": "*/*"}).json()
+        return self._results[link.url]
+
+    def download(self, f: ReleaseFile, dest: Path) -> Path:
+        """Fetch a release file and check its sha256 against what the index lists."""
+        resp = self.request("GET", f.url, stream=True, headers={"Accept": "*/*"})
+        target = dest / f.basename
+        h = hashlib.sha256()
+        with open(target, "wb") as fh:
+            for chunk in resp.iter_content(1 << 20):
+                h.update(chunk)
+                fh.write(chunk)
+        if h.hexdigest() != f.sha256:
+            raise CiKitError(f"{f.basename}: downloaded sha256 {h.hexdigest()} differs from the index's {f.sha256}",
+                             "the index or a proxy changed the file in transit; retry, then check the server")
+        return target
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def upload(self, index: str, path: Path, metadata: dict[str, Any]) -> None:
+        """Upload one file with its metadata (the form devpi-client and twine send)."""
+        form = {":action": "file_upload", "protocol_version": "1", **metadata}
+        with open(path, "rb") as fh:
+            self.request("POST", f"{index}/", data=form, files={"content": (path.name, fh)},
+                         headers={"Accept": "application/json"})
+
+    def attach_result(self, f: ReleaseFile, record: dict[str, Any]) -> str:
+        """Attach a toxresult-shaped record to a release file; returns its path on the index."""
+        return self.request("POST", f.url, json=record).json().get("result", "")
+
+    def push(self, src_index: str, name: str, version: str, target: str) -> None:
+        """devpi's server-side copy of a release (files and attached results) to target."""
+        self.request("PUSH", src_index, json={"name": name, "version": version, "targetindex": target})
+
+    def create_user(self, user: str, password: str) -> bool:
+        console.add_secret(password)
+        resp = self.request("PUT", quote(user), json={"password": password, "email": ""}, ok=(200, 201, 409))
+        return resp.status_code != 409
+
+    def create_index(self, index: str, *, volatile: bool, bases: list[str] | None = None) -> bool:
+        """Create an index if missing; results may only be attached by its owner."""
+        owner = index.split("/", 1)[0]
+        resp = self.request("PUT", index, ok=(200, 201, 409), json={
+            "volatile": volatile, "bases": bases or [], "acl_upload": [owner], "acl_toxresult_upload": [owner]})
+        return resp.status_code != 409
+
+    def iter_results(self, release: Release, f: ReleaseFile) -> Iterator[dict[str, Any]]:
+        for link in release.results_for(f):
+            yield self.read_result(link)
+
+
+def _message(resp: Any) -> str:
+    try:
+        return str(resp.json().get("message", "")).strip() or resp.reason
+    except ValueError:
+        return resp.reason or ""

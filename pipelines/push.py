@@ -1,0 +1,101 @@
+"""`ci-kit push`: upload the built files to the unstable index, then read them back.
+
+All files are compared with the index before any is uploaded, so a collision changes
+nothing; files already there with identical bytes are skipped (a re-run is a no-op).
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines import console
+from pipelines.build import Manifest
+from pipelines.config import Settings
+from pipelines.errors import CiKitError, Collision
+from pipelines.index import Index, Release
+
+UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
+                        "(keeping the +g<sha> local part on untagged commits), or bump the version")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    manifest: Manifest
+    index: str
+    uploaded: list[str]
+    skipped: list[str]
+    urls: dict[str, str]
+
+    def outputs(self) -> dict[str, Any]:
+        m = self.manifest
+        return {"name": m.name, "version": m.version, "requirement": m.requirement, "commit": m.commit,
+                "index": self.index,
+                "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Core metadata of a wheel (METADATA) or sdist (PKG-INFO) as upload form fields."""
+    from packaging.metadata import parse_email
+
+    text = b""
+    if path.name.endswith(".whl"):
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            text = zf.read(name)
+    else:
+        with tarfile.open(path) as tf:
+            member = min((m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")), key=lambda m: m.name.count("/"))
+            text = tf.extractfile(member).read()  # type: ignore[union-attr]
+    raw, _ = parse_email(text)
+    form: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "project_urls" and isinstance(value, dict):
+            value = [f"{k}, {v}" for k, v in value.items()]
+        form[key] = value
+    return form
+
+
+def collisions(manifest: Manifest, release: Release | None, where: str) -> list[str]:
+    """Files of the manifest that the index holds with other bytes."""
+    problems = []
+    for f in manifest.files:
+        there = release.file(f.filename) if release else None
+        if there is not None and there.sha256 != f.sha256:
+            problems.append(f"{f.filename}: {where} has sha256 {there.sha256}, this build {f.sha256}")
+    return problems
+
+
+def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
+    index = index or Index.from_settings(settings)
+    target = settings.unstable_index
+    dist = settings.path(settings.dist_dir)
+    index.index_config(target)
+    existing = index.release(target, manifest.name, manifest.version)
+    problems = collisions(manifest, existing, target)
+    if problems:
+        raise Collision(f"{manifest.requirement} is already on {target} with different bytes: " + "; ".join(problems),
+                        UNIQUE_VERSIONS_HINT)
+    uploaded, skipped = [], []
+    for f in manifest.files:
+        if existing is not None and existing.file(f.filename) is not None:
+            skipped.append(f.filename)
+            console.step(f"push: {f.filename} already on {target} with identical bytes")
+            continue
+        path = dist / f.filename
+        console.step(f"push: {f.filename} → {target}")
+        index.upload(target, path, read_metadata(path))
+        uploaded.append(f.filename)
+    after = index.release(target, manifest.name, manifest.version)
+    urls = {}
+    for f in manifest.files:
+        there = after.file(f.filename) if after else None
+        if there is None or there.sha256 != f.sha256:
+            raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
+                             "the index did not keep what was sent; check the devpi-server log")
+        urls[f.filename] = there.url
+    console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
+    return PushResult(manifest, target, uploaded, skipped, urls)

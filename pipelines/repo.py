@@ -1,0 +1,94 @@
+"""The product's git repository: which commit, is it clean, and fresh clones of it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipelines import runner
+from pipelines.errors import ProjectError
+
+
+def _git(*args: str, cwd: Path) -> tuple[int, str]:
+    proc = runner.run(["git", *args], cwd=cwd, show=False)
+    return proc.returncode, proc.stdout.strip()
+
+
+def require_project(project_dir: Path) -> Path:
+    """The git top level of a project with a pyproject.toml, or a ProjectError."""
+    if not project_dir.is_dir():
+        raise ProjectError(f"{project_dir} is not a directory", "pass --project-dir DIR or cd into the project")
+    code, top = _git("rev-parse", "--show-toplevel", cwd=project_dir)
+    if code != 0:
+        raise ProjectError(f"{project_dir} is not inside a git repository",
+                           "ci-kit builds and tests commits: run `git init` and commit, or cd into the repository")
+    if not (project_dir / "pyproject.toml").is_file():
+        raise ProjectError(f"no pyproject.toml in {project_dir}",
+                           "run ci-kit in the directory of the Python project (or pass --project-dir)")
+    return Path(top)
+
+
+def head_commit(project_dir: Path) -> str:
+    code, sha = _git("rev-parse", "--verify", "HEAD", cwd=project_dir)
+    if code != 0:
+        raise ProjectError(f"the repository at {project_dir} has no commit yet", "commit your work, then run again")
+    return sha
+
+
+def require_clean(project_dir: Path) -> None:
+    """Refuse a work tree with uncommitted changes to tracked files: the build would not
+    be the commit it claims to be. Untracked files (dist/, caches) do not count."""
+    code, out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", cwd=project_dir)
+    if code != 0:
+        raise ProjectError(f"git status failed in {project_dir}: {out}", "check the repository")
+    if out:
+        changed = ", ".join(line[3:] for line in out.splitlines()[:5])
+        raise ProjectError(f"the work tree has uncommitted changes ({changed})",
+                           "commit or stash them: ci-kit only builds what a commit holds")
+
+
+def resolve_commit(project_dir: Path, ref: str) -> str:
+    code, sha = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=project_dir)
+    if code != 0 or not sha:
+        raise ProjectError(f"commit {ref} is not in the repository at {project_dir}",
+                           "fetch it first (in CI: a full-depth checkout, e.g. fetch-depth: 0)")
+    return sha
+
+
+def commit_time(project_dir: Path, commit: str) -> str:
+    """The committer date in ISO 8601 (UTC), e.g. for reproducible image labels."""
+    code, out = _git("show", "-s", "--format=%cd", "--date=iso-strict-local", commit, cwd=project_dir)
+    return out if code == 0 else ""
+
+
+def check_version_matches(version: str, commit: str) -> None:
+    """A setuptools_scm-style local part (+g<sha>) must name the commit under test."""
+    m = re.search(r"(?:^|[+.])g([0-9a-f]{7,40})(?:\.|$)", version.partition("+")[2])
+    if m and not commit.startswith(m.group(1)):
+        raise ProjectError(f"version {version} was built from commit {m.group(1)}, not {commit[:12]}",
+                           "pass the commit job 1 printed: --commit SHA")
+
+
+def fresh_clone(project_dir: Path, commit: str, dest: Path) -> Path:
+    """A clone of the repository at `commit`, sharing objects (cheap, local, no network)."""
+    top = require_project_top(project_dir)
+    rel = project_dir.resolve().relative_to(top)
+    code, out = _git("clone", "--quiet", "--no-checkout", "--shared", str(top), str(dest), cwd=project_dir)
+    if code != 0:
+        raise ProjectError(f"git clone of {top} failed: {out}", "check the repository")
+    code, out = _git("-c", "advice.detachedHead=false", "checkout", "--quiet", commit, cwd=dest)
+    if code != 0:
+        raise ProjectError(f"cannot check out {commit} in a fresh clone: {out}", "fetch the commit first")
+    return dest / rel
+
+
+def require_project_top(project_dir: Path) -> Path:
+    code, top = _git("rev-parse", "--show-toplevel", cwd=project_dir)
+    if code != 0:
+        raise ProjectError(f"{project_dir} is not inside a git repository", "cd into the repository")
+    return Path(top)
+
+
+def commit_time_epoch(project_dir: Path, commit: str) -> int:
+    code, out = _git("show", "-s", "--format=%ct", commit, cwd=project_dir)
+    return int(out) if code == 0 and out.isdigit() else 315532800  # 1980-01-01, zip's epoch

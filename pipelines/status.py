@@ -1,0 +1,114 @@
+"""`ci-kit status [NAME]`: versions × indexes, test outcome per Python, promotions.
+
+One request per index lists every version with its files and result links; only the
+result records of the versions shown are fetched, in parallel.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pipelines import results
+from pipelines.config import Settings
+from pipelines.index import Index, Release
+
+
+def _version_key(v: str) -> Any:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(v))
+    except InvalidVersion:
+        return (0, v)
+
+
+def _roles(settings: Settings) -> list[tuple[str, str]]:
+    roles = [("unstable", settings.unstable_index), ("testing", settings.testing_index), ("stable", settings.stable_index)]
+    seen, out = set(), []
+    for role, name in roles:
+        if name not in seen:
+            seen.add(name)
+            out.append((role, name))
+    return out
+
+
+def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None) -> dict[str, Any]:
+    from packaging.utils import canonicalize_name
+
+    name = str(canonicalize_name(name))
+    index = index or Index.from_settings(settings, login=False)
+    per_index = {idx: index.releases(idx, name) for _, idx in _roles(settings)}
+    versions = sorted({v for rels in per_index.values() for v in rels}, key=_version_key, reverse=True)
+    shown = versions[:limit] if limit else versions
+    links = [(idx, rel, link) for idx, rels in per_index.items() for v, rel in rels.items() if v in shown for link in rel.results]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        records = list(pool.map(lambda t: index.read_result(t[2]), links))
+    rows = []
+    for v in shown:
+        row: dict[str, Any] = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
+        for role, idx in _roles(settings):
+            rel: Release | None = per_index[idx].get(v)
+            if rel is not None:
+                row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
+        for (idx, rel, link), rec in zip(links, records):
+            if rel.version != v:
+                continue
+            o = results.outcome(rec)
+            if o is None:
+                continue
+            if o.kind == "promotion":
+                entry = {"to": o.detail.get("to", idx), "by": o.by, "at": o.at, "forced": bool(o.detail.get("forced"))}
+                if entry not in row["promoted"]:
+                    row["promoted"].append(entry)
+            elif idx == settings.unstable_index or not row["tests"]:
+                f = next((f for f in rel.files if f.url == link.for_url), None)
+                if f is None or f.sha256 != o.sha256:
+                    continue
+                key = f"py{o.python}" if f.kind == "wheel" else f"py{o.python} (sdist)"
+                row["tests"][key] = "passed" if o.passed else "failed"
+        rows.append(row)
+    return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
+            "shown": len(shown)}
+
+
+def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
+    """Every project on the three indexes with its newest version on each."""
+    index = index or Index.from_settings(settings, login=False)
+    projects: dict[str, dict[str, str]] = {}
+    for role, idx in _roles(settings):
+        for proj in index.projects(idx):
+            rels = index.releases(idx, proj)
+            if rels:
+                projects.setdefault(proj, {})[role] = max(rels, key=_version_key)
+    return {"projects": projects, "indexes": dict(_roles(settings))}
+
+
+def render_project(data: dict[str, Any]) -> str:
+    roles = list(data["indexes"])
+    header = ["version", *roles, "tests", "promoted"]
+    table = [header]
+    for row in data["versions"]:
+        tests = ", ".join(f"{k} {v}" for k, v in sorted(row["tests"].items())) or "—"
+        promoted = "; ".join(f"{p['to']} by {p['by']} at {p['at']}" + (" (FORCED)" if p["forced"] else "")
+                             for p in row["promoted"]) or "—"
+        table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), tests, promoted])
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+    lines = [f"{data['name']}  ({data['shown']} of {data['total_versions']} versions; "
+             + ", ".join(f"{r}={i}" for r, i in data["indexes"].items()) + ")"]
+    for i, r in enumerate(table):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_overview(data: dict[str, Any]) -> str:
+    roles = list(data["indexes"])
+    table = [["project", *roles]]
+    for proj, latest in sorted(data["projects"].items()):
+        table.append([proj, *(latest.get(r, "—") for r in roles)])
+    if len(table) == 1:
+        return "no projects on " + ", ".join(data["indexes"].values())
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
