@@ -1,0 +1,148 @@
+"""Fixtures with real parts: a devpi-server started with `ci-kit server start`, real git
+repositories holding the example product, and the real `ci-kit` executable.
+
+Suites that need an engine or tool the machine lacks skip with a reason on a laptop and
+fail instead when CI_KIT_REQUIRE_ALL=1 (set by .ci/run): CI never skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "churn-model"
+CIKIT = str(Path(sys.executable).with_name("ci-kit"))
+GIT_ID = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+          "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+
+
+def require(condition: object, reason: str) -> None:
+    """Skip on a laptop without the tool; fail in CI, where nothing may skip."""
+    if condition:
+        return
+    if os.environ.get("CI_KIT_REQUIRE_ALL") == "1":
+        pytest.fail(f"required in CI but missing: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env() -> dict[str, str]:
+    """The environment minus any CI_KIT_* of the developer's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CI_KIT_") or k == "CI_KIT_REQUIRE_ALL"}
+
+
+@dataclass
+class Devpi:
+    url: str
+    user: str
+    password: str
+    server_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def index(self):
+        from pipelines.index import Index
+
+        idx = Index(self.url, self.user)
+        idx.login(self.password)
+        return idx
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cikit(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+              timeout: float = 600) -> Result:
+    proc = subprocess.run([CIKIT, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **GIT_ID}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(dest: Path, source: Path = EXAMPLE) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+    (dest / ".gitignore").write_text("dist/\nci-kit-results/\n__pycache__/\n*.egg-info/\nbuild/\n")
+    git("init", "-q", "-b", "main", cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "-m", "churn model", cwd=dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def cikit() -> str:
+    assert os.path.exists(CIKIT), f"ci-kit is not installed next to {sys.executable}"
+    return CIKIT
+
+
+@pytest.fixture(scope="session")
+def devpi(tmp_path_factory: pytest.TempPathFactory, cikit: str):
+    require(shutil.which("devpi-server", path=str(Path(sys.executable).parent)) or shutil.which("devpi-server"),
+            "devpi-server is not installed (pip install 'ci-kit[server]')")
+    server_dir = tmp_path_factory.mktemp("devpi")
+    port = free_port()
+    password = "devpi-test-Pa55word-7fq2"
+    env = {**clean_env(), "CI_KIT_SERVER_DIR": str(server_dir), "CI_KIT_SERVER_PORT": str(port),
+           "CI_KIT_PASSWORD": password, "CI_KIT_USER": "ci", "CI_KIT_INDEX_URL": f"http://127.0.0.1:{port}"}
+    r = run_cikit("server", "start", env=env, timeout=180)
+    assert r.returncode == 0, r.output
+    env.pop("CI_KIT_SERVER_DIR")
+    env.pop("CI_KIT_SERVER_PORT")
+    yield Devpi(f"http://127.0.0.1:{port}", "ci", password, server_dir, env)
+    run_cikit("server", "stop", env={**env, "CI_KIT_SERVER_DIR": str(server_dir), "CI_KIT_SERVER_PORT": str(port)})
+
+
+_users = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_user(devpi: Devpi) -> Devpi:
+    """A user of its own with unstable (volatile), testing and stable (non-volatile) indexes."""
+    from pipelines.index import Index
+
+    user = f"u{os.getpid()}x{next(_users)}"
+    password = f"pw-{user}-Zq9"
+    idx = Index(devpi.url, user)
+    idx.create_user(user, password)
+    idx.login(password)
+    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
+        idx.create_index(f"{user}/{name}", volatile=volatile)
+    env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password}
+    return Devpi(devpi.url, user, password, devpi.server_dir, env)
+
+
+@pytest.fixture
+def product_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "churn-model")
+
+
+def error_line(r: Result) -> str:
+    """The one error line ci-kit printed; also checks there is one and no traceback."""
+    errors = [l for l in r.stderr.splitlines() if l.startswith("ci-kit: error: ")]
+    assert len(errors) == 1, r.stderr
+    assert "Traceback" not in r.output, r.output
+    return errors[0]

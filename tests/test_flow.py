@@ -1,0 +1,102 @@
+"""The two-job flow end to end on a real devpi-server, and re-runs that change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import git, run_cikit
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, product_repo, tmp_path):
+    env, user = fresh_user.env, fresh_user.user
+    out1 = tmp_path / "job1.out"
+    r = run_cikit("build-and-push", "--output", str(out1), cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    o = read_outputs(out1)
+    commit = git("rev-parse", "HEAD", cwd=product_repo)
+    assert o["commit"] == commit and o["index"] == f"{user}/unstable"
+    assert r.stdout.strip().splitlines()[-1] == o["requirement"] == f"churn-model=={o['version']}"
+    files = json.loads(o["files"])
+    assert sorted(f["filename"].rsplit(".", 1)[-1] for f in files) == ["gz", "whl"]
+
+    idx = fresh_user.index()
+    unstable = idx.release(f"{user}/unstable", "churn-model", o["version"])
+    assert {f.basename: f.sha256 for f in unstable.files} == {f["filename"]: f["sha256"] for f in files}
+
+    # job 2 on "another agent": only the requirement and the commit travel
+    out2 = tmp_path / "job2.out"
+    r = run_cikit("test-and-promote", o["requirement"], "--commit", commit, "--output", str(out2),
+                  "--junit-dir", str(tmp_path / "junit"), cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    o2 = read_outputs(out2)
+    assert o2["promoted_to"] == f"{user}/testing"  # an untagged commit is a dev+local version
+    junit = sorted(p.name for p in (tmp_path / "junit").glob("*.xml"))
+    assert junit == [f"junit-py{_py()}-sdist.xml", f"junit-py{_py()}-wheel.xml"]
+    assert 'tests="4"' in (tmp_path / "junit" / junit[1]).read_text()
+
+    testing = idx.release(f"{user}/testing", "churn-model", o["version"])
+    assert {f.basename: f.sha256 for f in testing.files} == {f["filename"]: f["sha256"] for f in files}
+    assert idx.release(f"{user}/stable", "churn-model", o["version"]) is None
+
+    # the result records carry ci-kit's fields, for the exact bytes, and prove the install was tested
+    from pipelines.results import outcome
+
+    wheel = next(f for f in unstable.files if f.kind == "wheel")
+    fresh = idx.release(f"{user}/unstable", "churn-model", o["version"])
+    recs = [idx.read_result(link) for link in fresh.results_for(wheel)]
+    assert len(recs) == 1
+    ck = recs[0]["ci_kit"]
+    assert ck["sha256"] == wheel.sha256 and ck["commit"] == commit and ck["passed"] and ck["tests"] == 4
+    assert "/site-packages/churn_model/" in ck["proof"]["churn_model"]
+    assert ck["metrics"]["held_out_accuracy"] >= 0.7
+    assert outcome(recs[0]).passed
+
+    # re-runs: job 1 rebuilds the same bytes (no collision), promote is a no-op success
+    r = run_cikit("build-and-push", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    assert "already on" in r.stderr and "0 uploaded" in r.stderr
+    r = run_cikit("promote", o["requirement"], "--json", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    assert json.loads(r.stdout)["changed"] is False
+    # re-testing adds a record and changes no file
+    r = run_cikit("test", o["requirement"], "--commit", commit, cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    again = idx.release(f"{user}/unstable", "churn-model", o["version"])
+    assert [f.sha256 for f in again.files] == [f.sha256 for f in unstable.files]
+    assert len(again.results_for(next(f for f in again.files if f.kind == "wheel"))) == 2
+
+    r = run_cikit("status", "churn-model", "--json", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    row = json.loads(r.stdout)["versions"][0]
+    assert set(row["indexes"]) == {"unstable", "testing"}
+    assert row["tests"] == {f"py{_py()}": "passed", f"py{_py()} (sdist)": "passed"}
+    assert row["promoted"][0]["to"] == f"{user}/testing" and row["promoted"][0]["forced"] is False
+    r = run_cikit("status", "churn-model", cwd=product_repo, env=env)
+    assert "passed" in r.stdout and f"{user}/testing by" in r.stdout
+
+
+def test_tagged_commit_goes_to_stable_via_run(fresh_user, product_repo):
+    git("tag", "v1.0.0", cwd=product_repo)
+    r = run_cikit("run", "--json", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["requirement"] == "churn-model==1.0.0"
+    assert data["promoted_to"] == f"{fresh_user.user}/stable"
+    idx = fresh_user.index()
+    assert idx.release(f"{fresh_user.user}/stable", "churn-model", "1.0.0") is not None
+    assert idx.index_config(f"{fresh_user.user}/stable")["volatile"] is False
+    # the whole flow again on the same commit: success, nothing changes
+    r = run_cikit("run", "--json", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 0, r.output
+    assert json.loads(r.stdout)["changed"] is False
+
+
+def _py() -> str:
+    import sys
+
+    return "%d.%d" % sys.version_info[:2]
