@@ -115,7 +115,7 @@ def build(settings: Settings) -> Manifest:
         proc = runner.run([sys.executable, "-m", "build", *_installer_flags(), "--outdir", tmp, str(project)],
                           cwd=project, env=env)
         if proc.returncode != 0:
-            console.detail(proc.stdout)
+            console.detail(_backend_excerpt(proc.stdout))
             raise BuildError(f"the build backend failed: {_last_error(proc.stdout)}",
                              "the backend's output is above; `python -m build` in the project shows the same")
         built = sorted(Path(tmp).iterdir())
@@ -150,3 +150,18 @@ def _last_error(output: str) -> str:
         if any(w in line for w in ("Error", "error:", "ERROR")) and not line.startswith("ERROR Backend subprocess exited"):
             return line[:300]
     return lines[-1][:300] if lines else "no output"
+
+
+def _backend_excerpt(output: str, keep: int = 40) -> str:
+    """The backend's own messages without Python's stack frames (they point into
+    pyproject_hooks, not the user's project); the exception line itself is kept."""
+    lines, in_tb = [], False
+    for line in output.splitlines():
+        if line.strip().startswith("Traceback (most recent call last)"):
+            in_tb = True
+            continue
+        if in_tb and (line.startswith("  ") or not line.strip()):
+            continue
+        in_tb = False
+        lines.append(line)
+    return "\n".join(lines[-keep:])

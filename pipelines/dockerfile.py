@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 
 VENV = "/opt/venv"
 APP = "/opt/app"
-RECORD = "/opt/ci-kit/release.json"
+RECORD = f"{APP}/ci-kit-release.json"  # in the app layer: one layer per version
 UID = 10001
 PATH = f"{APP}/bin:{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -85,7 +85,6 @@ RUN echo 'app:x:{UID}:{UID}:ci-kit app:/nonexistent:/usr/sbin/nologin' >> /etc/p
  && rm -rf /usr/share/python-wheels /root/.cache /var/cache/apt/archives/*.deb
 COPY --from=deps {VENV} {VENV}
 COPY --from=app {APP} {APP}
-COPY --from=app /opt/ci-kit /opt/ci-kit
 ENV PATH={PATH} \\
     PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1 \\

@@ -38,7 +38,8 @@ def head_commit(project_dir: Path) -> str:
 def require_clean(project_dir: Path) -> None:
     """Refuse a work tree with uncommitted changes to tracked files: the build would not
     be the commit it claims to be. Untracked files (dist/, caches) do not count."""
-    code, out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", cwd=project_dir)
+    proc = runner.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=project_dir, show=False)
+    code, out = proc.returncode, proc.stdout.rstrip()
     if code != 0:
         raise ProjectError(f"git status failed in {project_dir}: {out}", "check the repository")
     if out:

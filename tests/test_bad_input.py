@@ -1,0 +1,163 @@
+"""Bad input: one line that says what is wrong and what to do, a documented exit code,
+no traceback, and the index untouched."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import clean_env, error_line, free_port, git, make_repo, run_cikit
+
+
+def _unstable_files(fresh_user, version):
+    rel = fresh_user.index().release(f"{fresh_user.user}/unstable", "churn-model", version)
+    return None if rel is None else sorted(f.sha256 for f in rel.files)
+
+
+def test_not_a_git_repository(fresh_user, tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\nversion='1'\n")
+    r = run_cikit("build-and-push", cwd=tmp_path, env=fresh_user.env)
+    assert r.returncode == 3
+    assert "is not inside a git repository" in error_line(r)
+
+
+def test_no_pyproject(fresh_user, tmp_path):
+    git("init", "-q", cwd=tmp_path)
+    r = run_cikit("build", cwd=tmp_path, env=fresh_user.env)
+    assert r.returncode == 3
+    assert "no pyproject.toml in" in error_line(r)
+
+
+def test_dirty_work_tree(fresh_user, product_repo):
+    (product_repo / "src" / "churn_model" / "model.py").write_text("# edited\n")
+    r = run_cikit("build-and-push", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 3
+    assert "uncommitted changes (src/churn_model/model.py)" in error_line(r)
+    assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
+
+
+def test_index_unreachable(product_repo):
+    env = {**clean_env(), "CI_KIT_INDEX_URL": f"http://127.0.0.1:{free_port()}", "CI_KIT_PASSWORD": "some-password"}
+    r = run_cikit("build-and-push", cwd=product_repo, env=env)
+    assert r.returncode == 5
+    assert "cannot reach the index at" in error_line(r)
+
+
+def test_wrong_credentials(fresh_user, product_repo):
+    r = run_cikit("build-and-push", cwd=product_repo, env={**fresh_user.env, "CI_KIT_PASSWORD": "wrong"})
+    assert r.returncode == 6
+    assert f"devpi user '{fresh_user.user}' could not log in" in error_line(r)
+    assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
+
+
+def test_no_password(fresh_user, product_repo):
+    env = {k: v for k, v in fresh_user.env.items() if k != "CI_KIT_PASSWORD"}
+    r = run_cikit("build-and-push", cwd=product_repo, env=env)
+    assert r.returncode == 6
+    assert "no password" in error_line(r) and "CI_KIT_PASSWORD" in r.stderr
+
+
+def test_index_missing(fresh_user, product_repo):
+    r = run_cikit("build-and-push", "--unstable-index", f"{fresh_user.user}/nope", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 7
+    assert f"index {fresh_user.user}/nope does not exist" in error_line(r)
+    assert not (product_repo / "dist").exists()  # checked before building
+
+
+def test_release_not_on_unstable(fresh_user, product_repo):
+    for verb in ("test", "promote", "test-and-promote"):
+        r = run_cikit(verb, "churn-model==9.9.9", cwd=product_repo, env=fresh_user.env)
+        assert r.returncode == 7, (verb, r.output)
+        assert f"churn-model==9.9.9 is not on {fresh_user.user}/unstable" in error_line(r)
+
+
+@pytest.mark.parametrize("req", ["churn-model", "churn-model>=1.0", "churn model==1", "churn-model==1.*", "==1.0"])
+def test_malformed_requirement(fresh_user, product_repo, req):
+    r = run_cikit("promote", req, cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 2
+    assert req in error_line(r)
+
+
+def test_no_tests_found(fresh_user, product_repo):
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "1.0.0"}
+    git("rm", "-q", "-r", "tests", cwd=product_repo)
+    git("commit", "-qm", "no tests", cwd=product_repo)
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("test-and-promote", "churn-model==1.0.0", cwd=product_repo, env=env)
+    assert r.returncode == 9
+    assert "no tests found" in error_line(r)
+    assert fresh_user.index().release(f"{fresh_user.user}/stable", "churn-model", "1.0.0") is None
+
+
+def test_unknown_config_key(fresh_user, product_repo):
+    p = product_repo / "pyproject.toml"
+    p.write_text(p.read_text() + 'pyhton-versions = ["3.11"]\n')
+    git("commit", "-qam", "typo", cwd=product_repo)
+    r = run_cikit("build-and-push", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 2
+    line = error_line(r)
+    assert "[tool.ci-kit]: unknown key `pyhton-versions`" in line and str(p) in line
+    assert "python-versions" in r.stderr  # the hint lists the accepted keys
+
+
+@pytest.mark.parametrize("toml, words", [
+    ('python-versions = "3.11"', "`python-versions` must be a list of strings"),
+    ('python-versions = ["3"]', "`python-versions` must be a non-empty list of MAJOR.MINOR"),
+    ('test-sdist = "yes"', "`test-sdist` must be true or false"),
+    ('stable-index = "stable"', "`stable-index` must be devpi's USER/INDEX form"),
+])
+def test_ill_typed_config_key(fresh_user, product_repo, toml, words):
+    p = product_repo / "pyproject.toml"
+    p.write_text(p.read_text() + toml + "\n")
+    r = run_cikit("config", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 2
+    assert words in error_line(r)
+
+
+def test_bad_environment_value_names_the_variable(fresh_user, product_repo):
+    r = run_cikit("config", cwd=product_repo, env={**fresh_user.env, "CI_KIT_SERVER_PORT": "http"})
+    assert r.returncode == 2
+    assert "environment CI_KIT_SERVER_PORT: `server-port` must be an integer" in error_line(r)
+    r = run_cikit("config", cwd=product_repo, env={**fresh_user.env, "CI_KIT_INDEX_URLS": "x"})
+    assert r.returncode == 2
+    assert "unknown variable CI_KIT_INDEX_URLS" in error_line(r)
+
+
+def test_build_backend_failure_shows_the_backends_error(fresh_user, tmp_path):
+    repo = make_repo(tmp_path / "broken")
+    p = repo / "pyproject.toml"
+    p.write_text(p.read_text().replace('dynamic = ["version"]', 'version = "not a version!"'))
+    git("commit", "-qam", "bad version", cwd=repo)
+    r = run_cikit("build-and-push", cwd=repo, env=fresh_user.env)
+    assert r.returncode == 4
+    line = error_line(r)
+    assert line.startswith("ci-kit: error: the build backend failed:")
+    assert "not a version!" in r.stderr  # the backend's own words
+    assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
+
+
+def test_commit_not_matching_the_version(fresh_user, product_repo):
+    r = run_cikit("build-and-push", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 0
+    req = r.stdout.strip().splitlines()[-1]
+    (product_repo / "NOTES").write_text("x")
+    git("add", "NOTES", cwd=product_repo)
+    git("commit", "-qm", "later", cwd=product_repo)
+    r = run_cikit("test", req, cwd=product_repo, env=fresh_user.env)  # HEAD is a later commit
+    assert r.returncode == 3
+    assert "was built from commit" in error_line(r) and "--commit" in r.stderr
+
+
+def test_no_verb_prints_help_and_exit_code_2():
+    r = run_cikit()
+    assert r.returncode == 2 and "build-and-push" in r.stdout
+
+
+def test_help_lists_verbs_and_exit_codes():
+    r = run_cikit("--help")
+    assert r.returncode == 0
+    for verb in ("build", "push", "test", "promote", "status", "server", "build-and-push", "test-and-promote", "run"):
+        assert f"\n    {verb}" in r.stdout
+    assert "10  promotion refused by the gate" in r.stdout
