@@ -76,7 +76,7 @@ KEYS: tuple[Key, ...] = (
     Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
     Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell)."),
     Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
-    Key("test-sdist", "bool", True, "Also install and test the sdist (on the first Python), so every promoted file has a result."),
+    Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311."),
     Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v)),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
@@ -109,7 +109,7 @@ class Settings:
     python_versions: list[str]
     test_command: str
     test_extras: list[str]
-    test_sdist: bool
+    tox_env: str
     dependency_index_url: str
     dist_dir: str
     results_dir: str

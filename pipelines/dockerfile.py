@@ -18,7 +18,7 @@ USER, ENTRYPOINT, LABEL) that makes no file-system layer. Nothing version-specif
 from __future__ import annotations
 
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 VENV = "/opt/venv"
 APP = "/opt/app"

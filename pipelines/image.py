@@ -37,9 +37,9 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pipelines import __version__, console, dockerfile, repo, results, runner
+from pipelines import __version__, console, dockerfile, results, runner
 from pipelines.errors import CiKitError, ImageError, NotFound, UsageError
 from pipelines.release import Spec
 
@@ -70,32 +70,37 @@ class Options:
     no_cache: bool = False
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ci-kit image", add_help=False)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The image step's own flags (cli.py may call this on its `image` subparser, so that
+    `ci-kit image --help` lists them; otherwise they are parsed here from args.extra)."""
     p.add_argument("--push", nargs="?", const="", default=None, metavar="REGISTRY/REPO",
-                   help="push tags VERSION and the moving tags (default repository: image-repository)")
-    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a moving tag pushed besides VERSION (repeatable)")
-    p.add_argument("--from-unstable", action="store_true", help="allow a release that is not promoted (recorded in labels)")
-    p.add_argument("--allow-unpinned-base", action="store_true", help="accept a base given by tag (resolved to its digest)")
-    p.add_argument("--smoke", metavar="CMD", help="shell command run inside the built image before any push")
-    p.add_argument("--commit", metavar="SHA", help="commit of the release (default: read from its results on the index)")
+                   help="push tags VERSION and the moving tags, print the digest (default repository: image-repository)")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a moving tag pushed besides VERSION (repeatable; adds to image-tags)")
+    p.add_argument("--from-unstable", action="store_true", help="allow a release that is not promoted (recorded in the labels)")
+    p.add_argument("--allow-unpinned-base", action="store_true", help="accept a base given by tag (resolved to its digest at build time)")
+    p.add_argument("--smoke", metavar="CMD", help="shell command run inside the built image before any push (overrides image-smoke)")
+    p.add_argument("--commit", metavar="SHA", help="commit of the release (default: read from its test results on the index)")
     p.add_argument("--artifacts-dir", metavar="DIR", help=f"where the lock, SBOM and Dockerfile go (default: {ARTIFACTS_DIR}/NAME-VERSION)")
-    p.add_argument("--audit", action="store_true", help="run pip-audit on the lock before building")
+    p.add_argument("--audit", action="store_true", help="pip-audit the lock before building; fail on a finding or when the service is out of reach")
     p.add_argument("--no-cache", action="store_true", help="build without the engine's layer cache")
-    return p
 
 
-def parse_options(extra: Sequence[str], settings: Settings) -> Options:
-    p = _parser()
-    if "-h" in extra or "--help" in extra:
-        p.print_help(sys.stderr)
-        raise SystemExit(0)
-    ns, unknown = p.parse_known_args(list(extra))
-    if unknown:
-        raise UsageError(f"ci-kit image: unrecognized arguments: {' '.join(unknown)}",
-                         "ci-kit image NAME==VERSION [--push REGISTRY/REPO] [--tag T] [--smoke CMD] [--from-unstable] "
-                         "[--allow-unpinned-base] [--commit SHA] [--audit] [--artifacts-dir DIR] [--json]; "
-                         "base, entry point, smoke, repository and tags also come from image-* settings (--image-base REF ...)")
+def parse_options(args: argparse.Namespace, settings: Settings) -> Options:
+    if hasattr(args, "from_unstable"):  # cli.py added our flags to its subparser
+        ns = args
+    else:
+        p = argparse.ArgumentParser(prog="ci-kit image", add_help=False)
+        add_arguments(p)
+        extra = list(getattr(args, "extra", None) or [])
+        if "-h" in extra or "--help" in extra:
+            p.print_help(sys.stderr)
+            raise SystemExit(0)
+        ns, unknown = p.parse_known_args(extra)
+        if unknown:
+            raise UsageError(f"ci-kit image: unrecognized arguments: {' '.join(unknown)}",
+                             "ci-kit image NAME==VERSION [--push REGISTRY/REPO] [--tag T] [--smoke CMD] [--from-unstable] "
+                             "[--allow-unpinned-base] [--commit SHA] [--audit] [--artifacts-dir DIR] [--json]; "
+                             "base, entry point, smoke, repository and tags also come from image-* settings (--image-base REF ...)")
     push = ns.push
     if push == "":
         push = settings.image_repository
@@ -165,7 +170,7 @@ def _docker(*args: str, timeout: float | None = None, show: bool = True) -> Any:
 def _last_line(output: str) -> str:
     lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith(("DEPRECATED", "            "))]
     for line in reversed(lines):
-        if re.search(r"error|denied|refused|not found|unknown|failed|no such|manifest", line, re.I):
+        if re.search(r"error|denied|refused|not found|unknown|failed|no such|manifest", line, re.IGNORECASE):
             return line[:400]
     return lines[-1][:400] if lines else "no output"
 
@@ -783,7 +788,7 @@ def _spec_from_args(args: argparse.Namespace, settings: Settings) -> Spec:
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
     """`ci-kit image`: called by pipelines/cli.py with the unparsed image flags in args.extra."""
-    opts = parse_options(getattr(args, "extra", []) or [], settings)
+    opts = parse_options(args, settings)
     spec = _spec_from_args(args, settings)
     res = build_image(settings, spec, opts)
     outputs = res.outputs()

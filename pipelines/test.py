@@ -22,7 +22,7 @@ from typing import Any
 
 from pipelines import console, envs, repo, results, runner
 from pipelines.config import Settings
-from pipelines.errors import NotFound, ProjectError, TestsFailed
+from pipelines.errors import NotFound, TestsFailed, UsageError
 from pipelines.index import Index, Release, ReleaseFile
 from pipelines.release import Spec
 
@@ -103,7 +103,7 @@ def junit_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def _plan(release: Release, pythons: list[str], test_sdist: bool) -> list[tuple[ReleaseFile, str]]:
+def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]:
     """Which file is tested on which Python: every fitting wheel on every Python, and the
     sdist once on the first, so that each file to promote has a result of its own."""
     plan = []
@@ -113,7 +113,7 @@ def _plan(release: Release, pythons: list[str], test_sdist: bool) -> list[tuple[
             if wheel_fits(w.basename, py):
                 plan.append((w, py))
     sdists = [f for f in release.files if f.kind == "sdist"]
-    if sdists and (test_sdist or not wheels):
+    if sdists:
         plan.append((sdists[0], pythons[0]))
     return plan
 
@@ -135,7 +135,7 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
     out_dir = junit_dir or settings.path(settings.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = TestReport(spec, commit)
-    plan = _plan(release, pythons, settings.test_sdist)
+    plan = _plan(release, pythons)
     if not plan:
         raise NotFound(f"{spec} on {source} has no file installable on Python {', '.join(pythons)}",
                        "build a wheel for these Pythons, or change python-versions")
@@ -171,22 +171,11 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
 def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: Path, py: str, clone: Path,
              tmp: Path, out_dir: Path, modules: list[str]) -> RunResult:
     tag = f"py{py}-{f.kind}"
-    env = envs.create(tmp / f"env-{tag}", py)
-    console.step(f"test: installing {f.basename} into a fresh Python {py} environment")
-    extras = f"[{','.join(settings.test_extras)}]" if settings.test_extras else ""
-    reqs = [f"{spec.name}{extras} @ {path.as_uri()}"]
-    argv = shlex.split(settings.test_command)
-    if argv and argv[0] == "pytest":
-        reqs.append("pytest")
-    envs.install(env, reqs, index_url=settings.dependency_index_url)
-
     junit = out_dir / f"junit-{tag}.xml"
     junit.unlink(missing_ok=True)
     probe_out = tmp / f"probe-{tag}.json"
     metrics_file = tmp / f"metrics-{tag}.json"
-    child = runner.child_env({
-        "VIRTUAL_ENV": str(env.path),
-        "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+    probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
         "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={junit} -o junit_family=xunit2",
@@ -194,11 +183,26 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         "CI_KIT_PROBE_MODULES": ",".join(modules),
         "CI_KIT_PROBE_DIST": spec.name,
         "CI_KIT_METRICS_FILE": str(metrics_file),
-    }, drop=("PYTHONHOME",))
-    console.step(f"test: {settings.test_command}  (Python {py}, in the clone, against the installed {f.kind})")
+    }
+    if settings.tox_env:
+        env, argv, child, label = _tox(settings, f, path, py, tmp, tag, probe_env)
+    else:
+        env = envs.create(tmp / f"env-{tag}", py)
+        console.step(f"test: installing {f.basename} into a fresh Python {py} environment")
+        extras = f"[{','.join(settings.test_extras)}]" if settings.test_extras else ""
+        reqs = [f"{spec.name}{extras} @ {path.as_uri()}"]
+        argv = shlex.split(settings.test_command)
+        if argv and argv[0] == "pytest":
+            reqs.append("pytest")
+        envs.install(env, reqs, index_url=settings.dependency_index_url)
+        child = runner.child_env({"VIRTUAL_ENV": str(env.path),
+                                  "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+                                  **probe_env}, drop=("PYTHONHOME",))
+        if argv and argv[0] in ("pytest", "py.test"):
+            argv[0] = str(env.bin / argv[0])
+        label = settings.test_command
+    console.step(f"test: {label}  (Python {py}, in the clone, against the installed {f.kind})")
     started = time.monotonic()
-    if argv and argv[0] in ("pytest", "py.test"):
-        argv[0] = str(env.bin / argv[0])
     try:
         proc = runner.run(argv, cwd=clone, env=child)
         rc, output = proc.returncode, proc.stdout
@@ -227,7 +231,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
             metrics = {"error": "metrics file was not JSON"}
     record = results.test_record(
         filename=f.basename, sha256=f.sha256, commit=commit, python=py, python_full=env.full_version(),
-        executable=str(env.python), command=[settings.test_command], retcode=rc, output=console.mask(output),
+        executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
         counts=counts, junit=junit.read_text(errors="replace"), metrics=metrics, proof=proof, duration=duration)
     record_path = out_dir / f"result-{tag}.json"
     record_path.write_text(json.dumps(record, indent=2))
@@ -257,3 +261,23 @@ def _write_junit(path: Path, spec: Spec, py: str, rc: int, output: str) -> None:
     if rc != 0:
         ET.SubElement(case, "failure", message=f"exit {rc}").text = console.mask(output[-4000:])
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag: str,
+         probe_env: dict[str, str]) -> tuple[envs.Env, list[str], dict[str, str], str]:
+    """tox's own way to test a given file: `tox run -e ENV --installpkg FILE`. tox makes
+    the environment (with tox-uv, uv does); the probe's variables are passed through."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("tox") is None:
+        raise UsageError("tox-env is set but tox is not installed", "pip install 'ci-kit[tox]' (tox with tox-uv)")
+    name = settings.tox_env.replace("{py}", py.replace(".", ""))
+    workdir = tmp / f"tox-{tag}"
+    passed = ",".join(sorted(probe_env))
+    argv = [sys.executable, "-m", "tox", "run", "-e", name, "--installpkg", str(path), "--workdir", str(workdir),
+            "--discover", envs.find_python(py), "-x", f"testenv:{name}.pass_env+={passed}",
+            "-x", f"testenv:{name}.base_python=python{py}"]
+    child = runner.child_env(probe_env, drop=("PYTHONHOME", "VIRTUAL_ENV"))
+    env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
+    return env, argv, child, f"tox run -e {name}"

@@ -105,7 +105,7 @@ def test_unknown_config_key(fresh_user, product_repo):
 @pytest.mark.parametrize("toml, words", [
     ('python-versions = "3.11"', "`python-versions` must be a list of strings"),
     ('python-versions = ["3"]', "`python-versions` must be a non-empty list of MAJOR.MINOR"),
-    ('test-sdist = "yes"', "`test-sdist` must be true or false"),
+    ('image = "yes"', "`image` must be true or false"),
     ('stable-index = "stable"', "`stable-index` must be devpi's USER/INDEX form"),
 ])
 def test_ill_typed_config_key(fresh_user, product_repo, toml, words):

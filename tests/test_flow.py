@@ -100,3 +100,20 @@ def _py() -> str:
     import sys
 
     return "%d.%d" % sys.version_info[:2]
+
+
+def test_tox_env_runs_tox_with_the_exact_file(fresh_user, product_repo):
+    """With tox-env, tox runs the product's own tox.ini against `--installpkg FILE`."""
+    (product_repo / "tox.ini").write_text("[testenv]\nextras = test\ncommands = pytest {posargs}\n")
+    git("add", "tox.ini", cwd=product_repo)
+    git("commit", "-qm", "tox", cwd=product_repo)
+    env = {**fresh_user.env, "CI_KIT_TOX_ENV": "py{py}"}
+    r = run_cikit("run", "--json", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    runs = json.loads(r.stdout)["tests"]["runs"]
+    assert [run["kind"] for run in runs] == ["wheel", "sdist"]
+    record = json.loads(Path(runs[0]["record_path"]).read_text())
+    py = _py().replace(".", "")
+    assert record["testenvs"][f"py{py}"]["test"][0]["command"] == [f"tox run -e py{py}"]
+    assert f"/tox-py{_py()}-wheel/py{py}/lib/" in record["ci_kit"]["proof"]["churn_model"]
+    assert record["ci_kit"]["tests"] == 4
