@@ -114,7 +114,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     report = test(s, _spec(args.requirement), commit=args.commit,
-                  junit_dir=Path(args.junit_dir) if args.junit_dir else None)
+                  junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     if args.json:
         console.out_json(report.to_json())
     else:
@@ -143,7 +143,7 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from pipelines.jobs import test_and_promote
 
     job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
-                           junit_dir=Path(args.junit_dir) if args.junit_dir else None)
+                           junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     outputs = job.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})
     if args.json:

@@ -1,0 +1,491 @@
+"""The Jenkins shared library (jenkins/): compiled by Jenkins' Groovy, linted by CodeNarc's
+Jenkinsfile rules, and run end to end by a small pipeline harness (tests/jenkins/).
+
+Tools: Debian's `groovy` (2.4.21, run on the JDK 17 under /usr/lib/jvm) and npm-groovy-lint 15
+in .tools/node (scripts/setup-jenkins-tools installs both). Without them these tests skip,
+except under CI_KIT_REQUIRE_ALL=1, where they fail.
+
+Three layers:
+  * static: every Groovy file compiles; lint; help pages and docs list every parameter; no
+    `sh` string can interpolate Groovy values;
+  * the harness with a stand-in ci-kit (tests/jenkins/fake-ci-kit): the wiring of each step
+    and template (parameters, parallel, junit, lock, credentials, results), in seconds;
+  * the harness with the real ci-kit against a real devpi-server: both job templates end to
+    end, passing and failing tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, clean_env, git, make_repo, require
+
+JENKINS = ROOT / "jenkins"
+HARNESS = ROOT / "tests" / "jenkins"
+FAKE_CI_KIT = HARNESS / "fake-ci-kit"
+SECRET = "s3cret-Jenkins-7Hq!x"  # the fast tests' credential; the e2e tests use fresh_user's
+STEPS = ["ciKitBuildAndPush", "ciKitTestAndPromote", "ciKitImage", "ciKitPipeline"]
+GROOVY_FILES = sorted([*JENKINS.rglob("*.groovy"), *JENKINS.glob("Jenkinsfile*")])
+
+
+# --------------------------------------------------------------------------- tools
+
+def _jdk17() -> str | None:
+    home = os.environ.get("JAVA_HOME", "")
+    for cand in [home, *sorted(glob.glob("/usr/lib/jvm/java-17-openjdk-*")), "/usr/lib/jvm/openjdk-17"]:
+        if cand and os.path.exists(os.path.join(cand, "bin", "java")):
+            out = subprocess.run([os.path.join(cand, "bin", "java"), "-version"], capture_output=True, text=True)
+            if re.search(r'version "17\.', out.stderr):
+                return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def java_env() -> dict[str, str]:
+    jdk = _jdk17()
+    require(jdk, "no JDK 17 under /usr/lib/jvm (scripts/setup-jenkins-tools)")
+    return {**clean_env(), "JAVA_HOME": jdk}
+
+
+@pytest.fixture(scope="session")
+def groovy(java_env) -> str:
+    exe = shutil.which("groovy")
+    require(exe, "groovy is not installed (scripts/setup-jenkins-tools: apt-get install groovy)")
+    out = subprocess.run([exe, "--version"], env=java_env, capture_output=True, text=True, timeout=120)
+    require("Groovy Version: 2.4." in out.stdout, f"groovy is not Jenkins' 2.4 line: {out.stdout or out.stderr}")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def groovy_lint() -> str:
+    exe = os.environ.get("NPM_GROOVY_LINT") or str(ROOT / ".tools/node/node_modules/.bin/npm-groovy-lint")
+    if not os.path.exists(exe):
+        exe = shutil.which("npm-groovy-lint") or ""
+    require(exe and os.path.exists(exe), "npm-groovy-lint is not installed (scripts/setup-jenkins-tools)")
+    version = json.loads(Path(exe).resolve().parents[1].joinpath("package.json").read_text())["version"]
+    require(version.startswith("15."), f"npm-groovy-lint {version} is not version 15")
+    return exe
+
+
+# --------------------------------------------------------------------------- harness driver
+
+class Build:
+    """One harness run: the report of tests/jenkins/run.groovy plus helpers to read it."""
+
+    def __init__(self, report: dict, workspace: Path, artifacts: Path):
+        self.report, self.workspace, self.artifacts = report, workspace, artifacts
+        self.result = report["result"]
+        self.calls = report["calls"]
+
+    def steps(self, name: str) -> list[dict]:
+        return [c for c in self.calls if c["step"] == name]
+
+    def sh(self, verb: str) -> list[dict]:
+        """The `sh` calls that run `ci-kit VERB`."""
+        return [c for c in self.steps("sh") if re.search(rf'" {re.escape(verb)}( |$)', c["script"])]
+
+    def explain(self) -> str:
+        return f"result {self.result}, error {self.report['error']}\n--- log ---\n{self.report['log']}"
+
+
+def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jenkinsfile: Path | None = None,
+              script: str | None = None, agent_env: dict[str, str], credentials: dict, scm: dict | None,
+              params: dict | None = None, timeout: float = 900) -> Build:
+    workspace, artifacts = tmp / f"{name}-ws", tmp / f"{name}-artifacts"
+    config = {
+        "library": str(JENKINS), "stubs": str(HARNESS / "stubs"), "workspace": str(workspace),
+        "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": name,
+        "env": agent_env, "credentials": credentials, "scm": scm, "params": params or {},
+    }
+    if jenkinsfile is not None:
+        config["jenkinsfile"] = str(jenkinsfile)
+    else:
+        config["script"] = script
+    cfg = tmp / f"{name}-config.json"
+    cfg.write_text(json.dumps(config))
+    proc = subprocess.run([groovy_exe, "-cp", str(HARNESS), str(HARNESS / "run.groovy"), str(cfg)], env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"harness crashed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return Build(json.loads(Path(config["report"]).read_text()), workspace, artifacts)
+
+
+def assert_no_secret_leak(build: Build, secret: str) -> None:
+    """(3): the credential's value is never in the text of a `sh` step, nor (unmasked) in any output."""
+    shs = build.steps("sh")
+    assert shs, "no sh step ran"
+    for call in shs:
+        assert secret not in call["script"], call
+        assert secret not in json.dumps(call["args"]), call
+    assert not build.report["secretInShText"]
+    assert not build.report["secretInOutput"], "a process printed the secret"
+    assert secret not in build.report["log"]
+
+
+def ci_kit_calls_are_credentialed(build: Build) -> None:
+    """Every ci-kit call runs inside withCredentials, reads the secret from the environment only."""
+    for call in build.steps("sh"):
+        assert "withCredentials:ci-kit-devpi" in call["context"], call
+        assert call["script"].startswith('"$CIKIT_BIN" '), call
+
+
+# --------------------------------------------------------------------------- static checks
+
+def test_every_groovy_file_compiles_with_jenkins_groovy(groovy, java_env, tmp_path):
+    assert len(GROOVY_FILES) >= 7, GROOVY_FILES
+    cmd = [groovy, "-cp", str(HARNESS), str(HARNESS / "compile.groovy"), str(JENKINS), str(HARNESS / "stubs")]
+    proc = subprocess.run([*cmd, *map(str, GROOVY_FILES)], env=java_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(GROOVY_FILES)} compiled, 0 failed" in proc.stdout
+    assert "Groovy 2.4." in proc.stdout
+
+    broken = tmp_path / "broken.groovy"  # the check can fail
+    broken.write_text("def call(Map args = [:]) {\n    sh('x'\n}\n")
+    proc = subprocess.run([*cmd, str(broken)], env=java_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "FAILED" in proc.stdout, proc.stdout
+
+
+def test_groovy_lint_reports_no_errors(groovy_lint, java_env, tmp_path):
+    report = tmp_path / "lint.json"
+    proc = subprocess.run(
+        [groovy_lint, "--noserver", "--config", "recommended-jenkinsfile", "--failon", "error",
+         "--output", str(report), *map(str, GROOVY_FILES)],
+        env={**java_env, "PATH": f"{java_env['JAVA_HOME']}/bin:{java_env['PATH']}"},
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert report.exists(), proc.stdout + proc.stderr
+    result = json.loads(report.read_text())
+    linted = set(result["files"])
+    assert {str(f) for f in GROOVY_FILES} <= linted | {os.path.relpath(f, ROOT) for f in linted}, linted
+    errors = [(path, e) for path, f in result["files"].items() for e in f.get("errors", []) if e["severity"] == "error"]
+    assert not errors, errors
+    assert result["summary"]["totalFoundErrorNumber"] == 0, result["summary"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_sh_strings_are_single_quoted_and_reference_no_secret():
+    """No Groovy interpolation can reach a shell command: the commands are built from single-quoted
+    literals only, and the password variable is named once, in the credential binding."""
+    sources = {p: p.read_text() for p in GROOVY_FILES}
+    for path, text in sources.items():
+        for m in re.finditer(r"\bsh\s*\(", text):
+            call = text[m.end():text.index(")\n", m.end())]
+            script = re.search(r"script:\s*(.*)", call, flags=re.S)
+            expr = script.group(1) if script else call
+            assert '"' not in re.sub(r"'[^']*'", "", expr), f"{path}: sh with a double-quoted part: {call}"
+        for m in re.finditer(r"(?:String \w+ = |\w+ \+= )(.*)", text):
+            if "CIKIT_BIN" in m.group(1) or "--" in m.group(1):
+                assert m.group(1).strip().startswith("'"), f"{path}: command built from a GString: {m.group(0)}"
+        assert not re.search(r'\bsh\s*\(?\s*"', text), f"{path}: sh with a GString"
+    binding = [p for p, t in sources.items() if "CI_KIT_PASSWORD" in t]
+    assert binding == [JENKINS / "src/cikit/CiKit.groovy"], binding
+    text = sources[JENKINS / "src/cikit/CiKit.groovy"]
+    assert text.count("'CI_KIT_PASSWORD'") == 1
+    assert "withCredentials([steps.usernamePassword(" in text
+    assert "usernameVariable: 'CI_KIT_USER'" in text and "passwordVariable: 'CI_KIT_PASSWORD'" in text
+
+
+@pytest.fixture(scope="session")
+def parameters(groovy, java_env, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("params")
+    cfg = tmp / "cfg.json"
+    cfg.write_text(json.dumps({"mode": "parameters", "library": str(JENKINS), "stubs": str(HARNESS / "stubs"),
+                               "workspace": str(tmp / "ws"), "report": str(tmp / "params.json")}))
+    proc = subprocess.run([groovy, "-cp", str(HARNESS), str(HARNESS / "run.groovy"), str(cfg)], env=java_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads((tmp / "params.json").read_text())
+
+
+def test_every_step_has_help_and_docs_for_every_parameter(parameters):
+    params = parameters["parameters"]
+    assert sorted(params) == sorted(STEPS)
+    docs = (ROOT / "docs" / "jenkins.md").read_text()
+    for step in STEPS:
+        assert (JENKINS / "vars" / f"{step}.groovy").exists()
+        help_page = (JENKINS / "vars" / f"{step}.txt").read_text()
+        section = docs.split(f"### `{step}`", 1)[1].split("\n### ", 1)[0]
+        for name, default in params[step].items():
+            assert f"<code>{name}</code>" in help_page, f"{step}.txt does not document {name}"
+            row = re.search(rf"^\| `{name}` \|(.*)$", section, flags=re.M)
+            assert row, f"docs/jenkins.md: no row for {step}'s {name}"
+            shown = "null" if default is None else json.dumps(default).replace('"', "'")
+            if isinstance(default, bool):
+                shown = str(default).lower()
+            assert f"`{shown}`" in row.group(1), f"docs/jenkins.md: {step}.{name}: default {shown} not in {row.group(0)}"
+    for plugin in ["Pipeline", "Credentials Binding", "Lockable Resources", "JUnit"]:
+        assert plugin in docs
+
+
+# --------------------------------------------------------------------------- harness + stand-in ci-kit
+
+@pytest.fixture
+def fake(groovy, java_env, tmp_path):
+    """A product repository, an agent whose `ci-kit` is the stand-in, the credential store."""
+    repo = make_repo(tmp_path / "repo")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ci-kit").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_CI_KIT}" "$@"\n')
+    (bindir / "ci-kit").chmod(0o755)
+    log = tmp_path / "fake-ci-kit.jsonl"
+    agent_env = {**clean_env(), "PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_CI_KIT_LOG": str(log),
+                 "FAKE_CI_KIT_EXPECT_PASSWORD": SECRET}
+
+    def run(name, **kw):
+        kw.setdefault("agent_env", agent_env)
+        kw.setdefault("credentials", {"ci-kit-devpi": {"username": "alice", "password": SECRET}})
+        kw.setdefault("scm", {"url": str(repo), "branch": "*/main"})
+        return run_build(groovy, java_env, tmp_path, name, **kw)
+
+    def invocations():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    run.repo, run.agent_env, run.invocations = repo, agent_env, invocations
+    return run
+
+
+def test_job1_template_builds_records_and_triggers_job2(fake):
+    assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.build-and-push").read_text()
+    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push")
+    assert b.result == "SUCCESS", b.explain()
+    commit = git("rev-parse", "HEAD", cwd=fake.repo)
+    [checkout] = b.steps("checkout")
+    assert checkout["commit"] == commit
+    [push] = b.sh("build-and-push")
+    assert push["script"] == '"$CIKIT_BIN" build-and-push --output "$CIKIT_OUTPUT"'
+    assert push["context"] == ["stage:Build and push", "withCredentials:ci-kit-devpi"]
+    [trigger] = b.steps("build")
+    assert trigger["job"] == "test-and-promote" and trigger["wait"] is False
+    assert trigger["parameters"] == {"REQUIREMENT": "churn-model==0.1.dev1", "COMMIT": commit, "INDEX_URL": "",
+                                     "UNSTABLE_INDEX": "alice/unstable"}
+    assert b.report["description"] == f"churn-model==0.1.dev1 @ {commit}"
+    assert "ci-kit-build-and-push.txt" in b.report["artifacts"]
+    assert "requirement=churn-model==0.1.dev1" in (b.artifacts / "ci-kit-build-and-push.txt").read_text()
+    [inv] = fake.invocations()
+    assert inv["password_ok"] and inv["user"] == "alice" and SECRET not in json.dumps(inv["argv"])
+    assert_no_secret_leak(b, SECRET)
+
+
+def job2_params(fake) -> dict:
+    return {"REQUIREMENT": "churn-model==0.1.dev1", "COMMIT": git("rev-parse", "HEAD", cwd=fake.repo),
+            "INDEX_URL": "http://127.0.0.1:9", "UNSTABLE_INDEX": "alice/unstable"}
+
+
+def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
+    assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.test-and-promote").read_text()
+    b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
+    assert b.result == "SUCCESS", b.explain()
+    [checkout] = b.steps("checkout")
+    assert checkout["commit"] == job2_params(fake)["COMMIT"] and checkout["branch"] == job2_params(fake)["COMMIT"]
+    [par] = b.steps("parallel")
+    assert par["args"] == [["Python 3.11", "Python 3.12"]]
+    tests = b.sh("test")
+    assert sorted(c["context"][-1] for c in tests) == ["parallel:Python 3.11", "parallel:Python 3.12"]
+    assert all(c["status"] == 0 for c in tests)
+    [junit] = b.steps("junit")
+    assert junit["files"] == ["ci-kit-results/junit-py3.11-wheel.xml", "ci-kit-results/junit-py3.12-wheel.xml"]
+    assert junit["totalCount"] == 4 and junit["failCount"] == 0
+    [promote] = b.sh("promote")
+    assert promote["context"][-1] == "lock:ci-kit-promote-churn-model", promote
+    assert "withCredentials:ci-kit-devpi" in promote["context"]
+    # order: tests, junit, lock, promote, lock released
+    order = [c["n"] for c in (*tests, junit, *b.steps("lock"), promote, *b.steps("lock-released"))]
+    assert order == sorted(order)
+    assert b.report["description"] == "churn-model==0.1.dev1 -> alice/testing"
+    assert [p["args"] for p in b.steps("post")] == [["success"]]
+    invs = fake.invocations()
+    assert [i["argv"][0] for i in invs].count("test") == 2
+    test_inv = [i for i in invs if i["argv"][0] == "test"]
+    assert sorted(i["argv"][i["argv"].index("--python") + 1] for i in test_inv) == ["3.11", "3.12"]
+    assert all(i["password_ok"] and "CI_KIT_INDEX_URL" in i["ci_kit_env"] for i in invs)
+    assert all(i["argv"][i["argv"].index("--commit") + 1] == job2_params(fake)["COMMIT"] for i in test_inv)
+    assert_no_secret_leak(b, SECRET)
+    ci_kit_calls_are_credentialed(b)
+
+
+def test_job2_template_with_a_failing_python_fails_and_never_promotes(fake):
+    fake.agent_env["FAKE_CI_KIT_FAIL_PYTHON"] = "3.12"
+    b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
+    assert b.result == "FAILURE", b.explain()
+    [junit] = b.steps("junit")
+    assert junit["failCount"] == 1 and junit["totalCount"] == 4
+    assert {c["outcome"] for c in junit["cases"]} == {"passed", "failed"}
+    assert not b.sh("promote") and not b.steps("lock")
+    assert "ci-kit test failed (Python 3.12: exit 9)" in b.report["error"]["message"]
+    assert [p["args"] for p in b.steps("post")] == [["failure"]]
+    assert "promote" not in [i["argv"][0] for i in fake.invocations()]
+    assert_no_secret_leak(b, SECRET)
+
+
+def test_missing_credential_fails_before_ci_kit_runs(fake):
+    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push", credentials={})
+    assert b.result == "FAILURE"
+    assert "Could not find credentials entry with ID 'ci-kit-devpi'" in b.report["error"]["message"]
+    assert not b.steps("sh") and not fake.invocations()
+
+
+def test_unknown_step_parameter_is_an_error_naming_it(fake):
+    b = fake("typo", script="@Library('ci-kit') _\nciKitBuildAndPush(credentialId: 'x')\n")
+    assert b.result == "FAILURE"
+    assert "unknown parameter(s) [credentialId]" in b.report["error"]["message"]
+    assert "credentialsId" in b.report["error"]["message"]
+    assert not b.steps("sh")
+
+
+def test_ci_kit_pipeline_runs_both_jobs_and_the_image_in_one_build(fake):
+    script = ("@Library('ci-kit') _\n"
+              "ciKitPipeline(pythonVersions: ['3.11'], testCommand: 'pytest -q', image: true,"
+              " imagePush: '127.0.0.1:5000/churn-model', stableIndex: 'alice/stable')\n")
+    b = fake("pipeline", script=script)
+    assert b.result == "SUCCESS", b.explain()
+    assert [(s["args"][0], s["status"]) for s in b.steps("stage")] == [
+        ("Build and push", "run"), ("Test and promote", "run"), ("Image", "run")]
+    assert len(b.steps("checkout")) == 1 and not b.steps("build")
+    [image] = b.sh("image")
+    assert image["script"] == '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
+    invs = {i["argv"][0]: i for i in fake.invocations()}
+    assert invs["image"]["argv"][:4] == ["image", "churn-model==0.1.dev1", "--push", "127.0.0.1:5000/churn-model"]
+    assert "CI_KIT_TEST_COMMAND" in invs["test"]["ci_kit_env"] and "CI_KIT_STABLE_INDEX" in invs["test"]["ci_kit_env"]
+    assert_no_secret_leak(b, SECRET)
+    ci_kit_calls_are_credentialed(b)
+
+
+def test_ci_kit_pipeline_job_selects_stages(fake):
+    b = fake("pipeline-job1", script="@Library('ci-kit') _\nciKitPipeline(job: 'build-and-push', triggerJob: 'j2')\n")
+    assert b.result == "SUCCESS", b.explain()
+    assert [(s["args"][0], s["status"]) for s in b.steps("stage")] == [
+        ("Build and push", "run"), ("Test and promote", "skipped"), ("Image", "skipped")]
+    assert b.steps("build")[0]["job"] == "j2"
+    b = fake("pipeline-bad", script="@Library('ci-kit') _\nciKitPipeline(job: 'deploy')\n")
+    assert b.result == "FAILURE" and "job: 'deploy' is not one of" in b.report["error"]["message"]
+
+
+def test_harness_catches_an_interpolated_secret(fake):
+    """The check of (3) is not vacuous: a Groovy-interpolated secret in `sh` is caught."""
+    script = ("withCredentials([usernamePassword(credentialsId: 'ci-kit-devpi', usernameVariable: 'U',"
+              " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n}\n")
+    b = fake("leak", script=script)
+    assert b.result == "SUCCESS", b.explain()
+    assert b.report["secretInShText"] and b.steps("sh")[0]["secretInText"]
+    assert SECRET not in b.report["log"]  # masked, as Jenkins does
+
+
+def test_harness_lock_excludes_and_parallel_runs_sh_concurrently(fake):
+    """What the lock assertions rely on: lock() really excludes, parallel() really overlaps."""
+    script = """
+parallel(
+    a: { lock('r') { sh 'echo a-in; sleep 1; echo a-out' } },
+    b: { lock('r') { sh 'echo b-in; sleep 1; echo b-out' } },
+    c: { sh 'sleep 1; echo c-done' },
+)
+"""
+    b = fake("locks", script=script)
+    assert b.result == "SUCCESS", b.explain()
+    lines = [line.split("] ", 1)[1] for line in b.report["log"].splitlines()
+             if re.match(r"\[[abc]\] [abc]-(in|out|done)$", line)]
+    ins = [line for line in lines if line.endswith(("-in", "-out"))]
+    assert ins in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"]), lines
+    assert lines.index("c-done") < len(lines) - 1, "the unlocked branch did not overlap the locked ones"
+
+
+# --------------------------------------------------------------------------- end to end: real ci-kit, real devpi
+
+@pytest.fixture
+def agent(groovy, java_env, fresh_user, cikit, tmp_path):
+    """A Jenkins agent's view: the real ci-kit on PATH, the index URL and index names in the
+    environment, and the user's password only in the credential store (never in the env)."""
+    require(all(shutil.which(f"python{v}") or glob.glob(os.path.expanduser(f"~/.pyenv/versions/{v}.*/bin/python{v}"))
+                for v in ("3.11", "3.12")), "the job 2 template tests on Python 3.11 and 3.12")
+    agent_env = {**clean_env(), **fresh_user.env, "PATH": f"{Path(cikit).parent}:{os.environ['PATH']}"}
+    for var in ("CI_KIT_USER", "CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE"):
+        agent_env.pop(var, None)
+    credentials = {"ci-kit-devpi": {"username": fresh_user.user, "password": fresh_user.password}}
+
+    def run(name, repo, **kw):
+        return run_build(groovy, java_env, tmp_path, name, agent_env=agent_env, credentials=credentials,
+                         scm={"url": str(repo), "branch": "*/main"}, **kw)
+
+    return run
+
+
+def run_both_jobs(agent, repo):
+    b1 = agent("build-and-push", repo, jenkinsfile=JENKINS / "Jenkinsfile.build-and-push")
+    assert b1.result == "SUCCESS", b1.explain()
+    [trigger] = b1.steps("build")
+    b2 = agent("test-and-promote", repo, jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote",
+               params=trigger["parameters"])
+    return b1, trigger["parameters"], b2
+
+
+@pytest.mark.slow
+def test_e2e_passing_tests_are_promoted(agent, fresh_user, product_repo):
+    b1, params, b2 = run_both_jobs(agent, product_repo)
+    commit = git("rev-parse", "HEAD", cwd=product_repo)
+    assert params["COMMIT"] == commit and params["REQUIREMENT"].startswith("churn-model==")
+    assert params["UNSTABLE_INDEX"] == f"{fresh_user.user}/unstable"
+    assert b2.result == "SUCCESS", b2.explain()
+
+    [junit] = b2.steps("junit")
+    assert junit["files"] == [f"ci-kit-results/junit-py{py}-{kind}.xml" for py in ("3.11", "3.12")
+                              for kind in ("sdist", "wheel")]
+    assert junit["totalCount"] > 0 and junit["failCount"] == 0
+    for f in junit["files"]:
+        assert (b2.workspace / f).read_text().lstrip().startswith("<?xml")
+
+    [promote] = b2.sh("promote")
+    assert promote["status"] == 0
+    assert promote["context"][-1] == f"lock:ci-kit-promote-{params['REQUIREMENT'].split('==')[0]}"
+    returned = b2.report["description"]
+    assert returned == f"{params['REQUIREMENT']} -> {fresh_user.user}/testing", returned
+
+    assert "changed=true" in (b2.artifacts / "ci-kit-promote.txt").read_text()
+
+    idx = fresh_user.index()
+    version = params["REQUIREMENT"].split("==")[1]
+    testing = idx.release(f"{fresh_user.user}/testing", "churn-model", version)
+    unstable = idx.release(f"{fresh_user.user}/unstable", "churn-model", version)
+    assert {f.sha256 for f in testing.files} == {f.sha256 for f in unstable.files}
+
+    # "Rebuild" of job 2 with the same parameters: a success that changes nothing
+    again = agent("test-and-promote-again", product_repo, jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote",
+                  params=params)
+    assert again.result == "SUCCESS", again.explain()
+    assert "changed=false" in (again.artifacts / "ci-kit-promote.txt").read_text()
+    for b in (b1, b2, again):
+        assert_no_secret_leak(b, fresh_user.password)
+        ci_kit_calls_are_credentialed(b)
+
+
+@pytest.mark.slow
+def test_e2e_failing_tests_are_not_promoted(agent, fresh_user, tmp_path):
+    repo = make_repo(tmp_path / "failing")
+    tests = sorted((repo / "tests").glob("test_*.py"))
+    assert tests, "the example has no tests"
+    with tests[0].open("a") as f:
+        f.write("\n\ndef test_ci_kit_jenkins_deliberate_failure():\n    assert 1 == 2\n")
+    git("commit", "-qam", "a failing test", cwd=repo)
+
+    b1, params, b2 = run_both_jobs(agent, repo)
+    assert b2.result == "FAILURE", b2.explain()
+    [junit] = b2.steps("junit")
+    assert junit["failCount"] > 0
+    assert any(c["outcome"] == "failed" for c in junit["cases"])
+    # the real pytest outcome is in the XML Jenkins read (as a test case or in a failure's text)
+    assert any("test_ci_kit_jenkins_deliberate_failure" in (b2.workspace / f).read_text() for f in junit["files"])
+    assert all(c["status"] != 0 for c in b2.sh("test"))
+    assert not b2.sh("promote") and not b2.steps("lock")
+    assert "is not promoted" in b2.report["error"]["message"]
+
+    idx = fresh_user.index()
+    version = params["REQUIREMENT"].split("==")[1]
+    assert idx.release(f"{fresh_user.user}/testing", "churn-model", version) is None
+    assert idx.release(f"{fresh_user.user}/stable", "churn-model", version) is None
+    for b in (b1, b2):
+        assert_no_secret_leak(b, fresh_user.password)
