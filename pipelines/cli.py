@@ -206,16 +206,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    try:
-        from pipelines import image
-    except ImportError:
-        raise CiKitError("the image step is not available in this build", "see issue 'ci-kit image'") from None
+    from pipelines import image
+
     return image.cli(args, _settings(args))
 
 
 # -- parser --------------------------------------------------------------------------------
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ci-kit {__version__}")
@@ -254,18 +252,22 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["start", "stop", "status"])
     sp = verb("config", cmd_config, "Show the resolved configuration and where each value came from.", output=False)
     sp.add_argument("--table", action="store_true", help="print README's configuration table")
-    sp = verb("image", cmd_image, "Build a pinned Docker image of a promoted release.")
-    sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION")
+    sp = verb("image", cmd_image, "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
+    sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
+    if "image" in (sys.argv[1:] if argv is None else argv):  # its flags cost an import: only when used
+        from pipelines.image import add_arguments
+
+        add_arguments(sp)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser()
+    p = parser(argv)
     args, extra = p.parse_known_args(argv)
     if args.verb is None:
         p.print_help()
         return 2
-    if extra and args.verb != "image":
+    if extra:
         p.error("unrecognized arguments: " + " ".join(extra))
     args.extra = extra
     console.set_quiet(bool(getattr(args, "quiet", False)))

@@ -86,7 +86,7 @@ def git(*args: str, cwd: Path) -> str:
 
 def make_repo(dest: Path, source: Path = EXAMPLE) -> Path:
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
-    (dest / ".gitignore").write_text("dist/\nci-kit-results/\n__pycache__/\n*.egg-info/\nbuild/\n")
+    (dest / ".gitignore").write_text("dist/\nci-kit-results/\nci-kit-image/\n__pycache__/\n*.egg-info/\nbuild/\n")
     git("init", "-q", "-b", "main", cwd=dest)
     git("add", "-A", cwd=dest)
     git("commit", "-q", "-m", "churn model", cwd=dest)
