@@ -64,8 +64,10 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     assert r.returncode == 0, r.output
     assert json.loads(r.stdout)["changed"] is False
     # re-testing adds a record and changes no file
-    r = run_cikit("test", o["requirement"], "--commit", commit, cwd=product_repo, env=env)
+    r = run_cikit("test", o["requirement"], "--commit", commit, "--junit-dir", "rel-junit", cwd=product_repo, env=env)
     assert r.returncode == 0, r.output
+    # a relative --junit-dir is the caller's, not the clone's: pytest's own per-test XML lands there
+    assert (product_repo / "rel-junit" / f"junit-py{_py()}-wheel.xml").read_text().count("<testcase") == 4
     again = idx.release(f"{user}/unstable", "churn-model", o["version"])
     assert [f.sha256 for f in again.files] == [f.sha256 for f in unstable.files]
     assert len(again.results_for(next(f for f in again.files if f.kind == "wheel"))) == 2
