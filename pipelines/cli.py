@@ -45,6 +45,7 @@ def _out_flags(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress stays on stderr)")
     if output:
         p.add_argument("--output", metavar="FILE", help="append KEY=VALUE results to FILE (e.g. \"$GITHUB_OUTPUT\")")
+        p.add_argument("--summary", metavar="FILE", help="append a Markdown summary to FILE (e.g. \"$GITHUB_STEP_SUMMARY\")")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -95,6 +96,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def _emit_push(args: argparse.Namespace, result: Any) -> int:
     outputs = result.outputs()
     console.write_outputs(args.output, outputs)
+    console.write_summary(args.summary, _push_summary(outputs, result.uploaded))
     if args.json:
         console.out_json(outputs)
     else:
@@ -109,12 +111,42 @@ def cmd_build_and_push(args: argparse.Namespace) -> int:
     return _emit_push(args, build_and_push(_settings(args)))
 
 
+def _push_summary(o: dict[str, Any], uploaded: list[str]) -> str:
+    rows = "\n".join(f"| `{f['filename']}` | `{f['sha256']}` |" for f in o["files"])
+    return (f"### ci-kit: `{o['requirement']}` on `{o['index']}`\n\n"
+            f"Commit `{o['commit']}`; {len(uploaded)} file(s) uploaded, {len(o['files']) - len(uploaded)} already there.\n\n"
+            f"| file | sha256 |\n|---|---|\n{rows}")
+
+
+def _test_summary(report: Any, error: str = "") -> str:
+    rows = "\n".join(f"| `{r.filename}` | {r.python} | {'✅ passed' if r.passed else '❌ failed'} | {r.counts['tests']} | "
+                     f"{r.counts['failures'] + r.counts['errors']} | {r.counts['skipped']} | `{Path(r.junit_path).name}` |"
+                     for r in report.runs)
+    head = f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`\n\n"
+    table = "| file | Python | result | tests | failed | skipped | JUnit |\n|---|---|---|---|---|---|---|\n" + rows
+    return head + table + (f"\n\n**{error}**" if error else "")
+
+
+def _promote_summary(p: Any) -> str:
+    verb = "would be promoted to" if p.dry_run else ("promoted to" if p.changed else "was already on")
+    lines = [f"### ci-kit promote: `{p.spec}` {verb} `{p.target}`" + (" (FORCED)" if p.forced else ""), ""]
+    lines += [f"- {g}" for g in p.gate]
+    return "\n".join(lines)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
+    from pipelines.errors import TestsFailed
     from pipelines.test import test
 
     s = _settings(args)
-    report = test(s, _spec(args.requirement), commit=args.commit,
-                  junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+    try:
+        report = test(s, _spec(args.requirement), commit=args.commit,
+                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+    except TestsFailed as exc:
+        if exc.report is not None:
+            console.write_summary(args.summary, _test_summary(exc.report, exc.message))
+        raise
+    console.write_summary(args.summary, _test_summary(report))
     if args.json:
         console.out_json(report.to_json())
     else:
@@ -128,6 +160,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from pipelines.promote import promote
 
     p = promote(_settings(args), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
+    console.write_summary(args.summary, _promote_summary(p))
     outputs = p.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
     if args.json:
@@ -142,8 +175,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from pipelines.jobs import test_and_promote
 
-    job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
-                           junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+    from pipelines.errors import TestsFailed
+
+    try:
+        job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
+                               junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+    except TestsFailed as exc:
+        if exc.report is not None:
+            console.write_summary(args.summary, _test_summary(exc.report, exc.message))
+        raise
+    console.write_summary(args.summary, _test_summary(job.report) + "\n\n" + _promote_summary(job.promotion))
     outputs = job.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})
     if args.json:

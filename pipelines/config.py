@@ -231,6 +231,8 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
     for var, value in environ.items():
         if not var.startswith("CI_KIT_") or var in OTHER_ENV:
             continue
+        if value == "":
+            continue  # empty means "not set": CI front ends cannot leave out an empty input
         key = env_keys.get(var)
         if key is None:
             raise UsageError(f"environment: unknown variable {var}",

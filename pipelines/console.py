@@ -74,3 +74,11 @@ def write_outputs(path: str | None, values: dict[str, Any]) -> None:
         lines.append(f"{key}={mask(text)}\n")
     with open(os.path.expanduser(path), "a", encoding="utf-8") as fh:
         fh.writelines(lines)
+
+
+def write_summary(path: str | None, markdown: str) -> None:
+    """Append a Markdown section (e.g. to "$GITHUB_STEP_SUMMARY"); masked like all output."""
+    if not path:
+        return
+    with open(os.path.expanduser(path), "a", encoding="utf-8") as fh:
+        fh.write(mask(markdown.rstrip("\n")) + "\n\n")

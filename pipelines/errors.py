@@ -59,6 +59,10 @@ class TestsFailed(CiKitError):
     __test__ = False  # not a pytest class
     exit_code = 9
 
+    def __init__(self, message: str, hint: str = "", report: object = None) -> None:
+        super().__init__(message, hint)
+        self.report = report  # the TestReport, for summaries of a failed run
+
 
 class GateRefused(CiKitError):
     """Promotion refused: a file lacks a passing result for its exact sha256."""

@@ -795,6 +795,10 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     console.write_outputs(getattr(args, "output", None),
                           {k: outputs[k] for k in ("requirement", "image", "image_id", "digest", "reference", "repository",
                                                    "tags", "lock", "lock_sha256", "sbom", "base", "index")})
+    console.write_summary(getattr(args, "summary", None),
+                          f"### ci-kit image: `{res.requirement}`\n\n| | |\n|---|---|\n| image | `{res.reference}` |\n"
+                          f"| digest | `{res.digest or '(not pushed)'}` |\n| base | `{res.base}` |\n"
+                          f"| from index | `{res.index}` |\n| lock sha256 | `{res.lock_sha256}` |")
     if getattr(args, "json", False):
         console.out_json(outputs)
     else:

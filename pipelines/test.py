@@ -164,7 +164,7 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
         first = failed[0]
         raise TestsFailed(f"{spec}: {first.message or 'tests failed'} ({first.filename}, Python {first.python})"
                           + (f" and {len(failed) - 1} more run(s)" if len(failed) > 1 else ""),
-                          f"JUnit XML in {out_dir}; the failing output is above. Nothing was promoted.")
+                          f"JUnit XML in {out_dir}; the failing output is above. Nothing was promoted.", report=report)
     return report
 
 

@@ -161,3 +161,15 @@ def test_help_lists_verbs_and_exit_codes():
     for verb in ("build", "push", "test", "promote", "status", "server", "build-and-push", "test-and-promote", "run"):
         assert f"\n    {verb}" in r.stdout
     assert "10  promotion refused by the gate" in r.stdout
+
+
+def test_empty_environment_value_means_not_set(product_repo):
+    """CI front ends pass empty inputs as empty variables: the product's own config wins."""
+    env = {**clean_env(), "CI_KIT_USER": "", "CI_KIT_TEST_EXTRAS": "", "CI_KIT_INDEX_URL": ""}
+    r = run_cikit("config", "--json", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    import json
+
+    data = json.loads(r.stdout)
+    assert data["unstable-index"]["value"] == "ci/unstable"
+    assert data["test-extras"] == {"value": ["test"], "source": "pyproject.toml"}

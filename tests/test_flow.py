@@ -30,9 +30,13 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
 
     # job 2 on "another agent": only the requirement and the commit travel
     out2 = tmp_path / "job2.out"
+    summary = tmp_path / "summary.md"
     r = run_cikit("test-and-promote", o["requirement"], "--commit", commit, "--output", str(out2),
-                  "--junit-dir", str(tmp_path / "junit"), cwd=product_repo, env=env)
+                  "--junit-dir", str(tmp_path / "junit"), "--summary", str(summary), cwd=product_repo, env=env)
     assert r.returncode == 0, r.output
+    md = summary.read_text()
+    assert f"### ci-kit test: `{o['requirement']}`" in md and f"| {_py()} | ✅ passed | 4 | 0 | 0 |" in md
+    assert f"promoted to `{user}/testing`" in md
     o2 = read_outputs(out2)
     assert o2["promoted_to"] == f"{user}/testing"  # an untagged commit is a dev+local version
     junit = sorted(p.name for p in (tmp_path / "junit").glob("*.xml"))

@@ -59,8 +59,10 @@ def test_failed_tests_refuse_and_promote_nothing(fresh_user, product_repo):
     test_file.write_text(test_file.read_text() + "\n\ndef test_regression():\n    assert churn_model.load_model()[0] > 100\n")
     git("commit", "-qam", "a failing test", cwd=product_repo)
     assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
-    r = run_cikit("test-and-promote", "churn-model==1.1.0", cwd=product_repo, env=env)
+    summary = product_repo.parent / "summary.md"
+    r = run_cikit("test-and-promote", "churn-model==1.1.0", "--summary", str(summary), cwd=product_repo, env=env)
     assert r.returncode == 9, r.output
+    assert "❌ failed" in summary.read_text() and "promote" not in summary.read_text()
     assert "tests failed" in error_line(r) and "Nothing was promoted" in r.stderr
     idx = fresh_user.index()
     _stable_is_empty(fresh_user, idx)
