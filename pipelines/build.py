@@ -8,7 +8,6 @@ a collision.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import shutil
 import sys
@@ -81,16 +80,17 @@ def reproducible_sdist(path: Path, epoch: int) -> None:
     """
     if not path.name.endswith(".tar.gz"):
         return
-    buf = io.BytesIO()
-    with tarfile.open(path, "r:gz") as src, tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    tmp = path.with_name(path.name + ".tmp")
+    with tarfile.open(path, "r:gz") as src, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=epoch) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
         for member in src.getmembers():
             member.mtime = epoch
             member.uid = member.gid = 0
             member.uname = member.gname = ""
             member.pax_headers = {k: v for k, v in member.pax_headers.items() if k not in ("mtime", "atime", "ctime")}
             dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=epoch) as gz:
-        gz.write(buf.getvalue())
+    tmp.replace(path)
 
 
 def _installer_flags() -> list[str]:
@@ -125,6 +125,11 @@ def build(settings: Settings) -> Manifest:
         for p in built:
             reproducible_sdist(p, epoch)
         name, version = name_and_version([p.name for p in built])
+        try:
+            repo.require_clean(project)
+        except ProjectError as exc:
+            raise ProjectError(f"the build changed tracked files: {exc.message.split('(', 1)[-1].rstrip(')')}",
+                               "stop tracking build output (e.g. *.egg-info/) and add it to .gitignore") from None
         check = runner.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, built)], cwd=project)
         if check.returncode != 0:
             console.detail(check.stdout)

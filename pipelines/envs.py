@@ -6,6 +6,7 @@ cache makes the second Python version nearly free.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
@@ -17,6 +18,7 @@ from pipelines import runner
 from pipelines.errors import CiKitError, UsageError
 
 
+@functools.lru_cache(maxsize=None)
 def uv_bin() -> str:
     try:
         from uv import find_uv_bin  # the PyPI package ships the binary
@@ -29,6 +31,7 @@ def uv_bin() -> str:
         return found
 
 
+@functools.lru_cache(maxsize=None)
 def find_python(version: str) -> str:
     """An interpreter for MAJOR.MINOR: this one, one on PATH, or one of pyenv's."""
     if version == "%d.%d" % sys.version_info[:2]:

@@ -195,10 +195,19 @@ class Index:
 
     def upload(self, index: str, path: Path, metadata: dict[str, Any]) -> None:
         """Upload one file with its metadata (the form devpi-client and twine send)."""
-        form = {":action": "file_upload", "protocol_version": "1", **metadata}
+        # Streamed with requests-toolbelt's encoder (as twine does): requests' own `files=`
+        # builds the whole body in memory, which costs the file's size in RSS, twice.
+        from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+        fields: list[tuple[str, Any]] = [(":action", "file_upload"), ("protocol_version", "1")]
+        for key, value in metadata.items():
+            for item in (value if isinstance(value, list) else [value]):
+                fields.append((key, str(item)))
         with open(path, "rb") as fh:
-            self.request("POST", f"{index}/", data=form, files={"content": (path.name, fh)},
-                         headers={"Accept": "application/json"})
+            fields.append(("content", (path.name, fh, "application/octet-stream")))
+            body = MultipartEncoder(fields=fields)
+            self.request("POST", f"{index}/", data=body,
+                         headers={"Accept": "application/json", "Content-Type": body.content_type})
 
     def attach_result(self, f: ReleaseFile, record: dict[str, Any]) -> str:
         """Attach a toxresult-shaped record to a release file; returns its path on the index."""

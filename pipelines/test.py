@@ -16,6 +16,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,8 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
 
     with tempfile.TemporaryDirectory(prefix="ci-kit-test-") as tmp_s:
         tmp = Path(tmp_s)
-        console.step(f"test: fresh clone of {commit[:12]}")
-        clone = repo.fresh_clone(project, commit, tmp / "clone")
+        console.step(f"test: a fresh clone of {commit[:12]} per run")
+        clones = {i: repo.fresh_clone(project, commit, tmp / f"clone-{i}") for i in range(len(plan))}
         downloads = tmp / "files"
         downloads.mkdir()
         local: dict[str, Path] = {}
@@ -152,8 +153,14 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
                 local[f.basename] = index.download(f, downloads)
                 console.step(f"test: {f.basename} from {source}, sha256 {f.sha256[:16]}… verified")
         modules = next((top_level_modules(local[f.basename]) for f, _ in plan if f.kind == "wheel"), [])
-        for f, py in plan:
-            run = _run_one(settings, spec, commit, f, local[f.basename], py, clone, tmp, out_dir, modules)
+        # Runs are independent (own clone, environment and output files): run them side by side,
+        # one per core; results are attached in plan order afterwards.
+        envs.uv_bin()  # resolve once here: uv's finder reads sysconfig, which is not thread-safe on first use
+        workers = max(1, min(len(plan), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            runs = list(pool.map(lambda i: _run_one(settings, spec, commit, plan[i][0], local[plan[i][0].basename], plan[i][1],
+                                                    clones[i], tmp, out_dir, modules), range(len(plan))))
+        for (f, py), run in zip(plan, runs):
             report.runs.append(run)
             record = json.loads(Path(run.record_path).read_text())
             index.attach_result(f, record)

@@ -173,3 +173,14 @@ def test_empty_environment_value_means_not_set(product_repo):
     data = json.loads(r.stdout)
     assert data["unstable-index"]["value"] == "ci/unstable"
     assert data["test-extras"] == {"value": ["test"], "source": "pyproject.toml"}
+
+
+def test_build_that_changes_tracked_files_is_refused(fresh_user, product_repo):
+    """Tracked build output (egg-info) would make the version dirty: say so, push nothing."""
+    assert run_cikit("build", cwd=product_repo, env=fresh_user.env).returncode == 0
+    git("add", "-f", "src/churn_model.egg-info", cwd=product_repo)
+    git("commit", "-qm", "oops, build output", cwd=product_repo)
+    r = run_cikit("build-and-push", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 3, r.output
+    assert "the build changed tracked files: src/churn_model.egg-info/" in error_line(r)
+    assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
