@@ -7,14 +7,18 @@ a collision.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import shutil
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from pipelines import console, repo, runner
 from pipelines.config import Settings
@@ -103,6 +107,13 @@ def _installer_flags() -> list[str]:
 
 
 def build(settings: Settings) -> Manifest:
+    """sdist and wheel, each built from its own fresh clone of HEAD, at the same time.
+
+    Fresh clones: what is built is exactly what the commit holds, and the work tree gets
+    no build/ or egg-info. Two builds side by side instead of build's sdist-then-wheel:
+    about 1.2 s less per job 1 (benchmarks/RESULTS.md); the sdist is still proven to
+    build a working wheel, because job 2 installs and tests it.
+    """
     project = settings.project_dir
     repo.require_project(project)
     repo.require_clean(project)
@@ -110,29 +121,37 @@ def build(settings: Settings) -> Manifest:
     epoch = repo.commit_time_epoch(project, commit)
     dist = settings.path(settings.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
-    with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
+        tmp = Path(tmp_s)
+        out = tmp / "out"
+        checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
         env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
-        proc = runner.run([sys.executable, "-m", "build", *_installer_flags(), "--outdir", tmp, str(project)],
-                          cwd=project, env=env)
-        if proc.returncode != 0:
-            console.detail(_backend_excerpt(proc.stdout))
-            raise BuildError(f"the build backend failed: {_last_error(proc.stdout)}",
-                             "the backend's output is above; `python -m build` in the project shows the same")
-        built = sorted(Path(tmp).iterdir())
-        built = [p for p in built if p.name.endswith((".whl", ".tar.gz"))]
+        sources = {kind: repo.fresh_clone(project, commit, tmp / kind) for kind in ("sdist", "wheel")}
+        jobs = {kind: pool.submit(runner.run, [sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
+                                               "--outdir", str(out), str(src)], cwd=src, env=env)
+                for kind, src in sources.items()}
+        for kind, job in jobs.items():
+            proc = job.result()
+            if proc.returncode != 0:
+                console.detail(_backend_excerpt(proc.stdout))
+                raise BuildError(f"the build backend failed: {_last_error(proc.stdout)}",
+                                 "the backend's output is above; `python -m build` in the project shows the same")
+        for kind, src in sources.items():
+            try:
+                repo.require_clean(src)
+            except ProjectError as exc:
+                raise ProjectError(f"the build changed tracked files: {exc.message.split('(', 1)[-1].rstrip(')')}",
+                                   "stop tracking build output (e.g. *.egg-info/) and add it to .gitignore") from None
+        built = sorted(p for p in out.iterdir() if p.name.endswith((".whl", ".tar.gz"))) if out.is_dir() else []
         if not built:
             raise BuildError("the build produced no sdist or wheel", "check the build backend's configuration")
         for p in built:
             reproducible_sdist(p, epoch)
         name, version = name_and_version([p.name for p in built])
-        try:
-            repo.require_clean(project)
-        except ProjectError as exc:
-            raise ProjectError(f"the build changed tracked files: {exc.message.split('(', 1)[-1].rstrip(')')}",
-                               "stop tracking build output (e.g. *.egg-info/) and add it to .gitignore") from None
-        check = runner.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, built)], cwd=project)
-        if check.returncode != 0:
-            console.detail(check.stdout)
+        console.step(f"build: twine check --strict {' '.join(p.name for p in built)}")
+        failed, report = checker.result()(built)
+        if failed:
+            console.detail(report)
             raise BuildError(f"twine check --strict failed for {name} {version}",
                              "fix the package metadata (README, content type, classifiers) as twine says above")
         dist.mkdir(parents=True, exist_ok=True)
@@ -146,6 +165,19 @@ def build(settings: Settings) -> Manifest:
     for f in files:
         console.step(f"build: {f.filename}  sha256 {f.sha256[:16]}…  {f.size} bytes")
     return manifest
+
+
+def _import_twine_check() -> Callable[[list[Path]], tuple[bool, str]]:
+    """twine's own `check --strict`, run in this process (a second interpreter costs ~0.7 s)."""
+    from twine.commands.check import check
+
+    def run(files: list[Path]) -> tuple[bool, str]:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            failed = check([str(f) for f in files], strict=True)
+        return failed, buf.getvalue()
+
+    return run
 
 
 def _last_error(output: str) -> str:

@@ -177,7 +177,9 @@ def test_empty_environment_value_means_not_set(product_repo):
 
 def test_build_that_changes_tracked_files_is_refused(fresh_user, product_repo):
     """Tracked build output (egg-info) would make the version dirty: say so, push nothing."""
-    assert run_cikit("build", cwd=product_repo, env=fresh_user.env).returncode == 0
+    info = product_repo / "src" / "churn_model.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: churn-model\nVersion: 0.0.0\n")
     git("add", "-f", "src/churn_model.egg-info", cwd=product_repo)
     git("commit", "-qm", "oops, build output", cwd=product_repo)
     r = run_cikit("build-and-push", cwd=product_repo, env=fresh_user.env)
