@@ -35,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -716,7 +717,11 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         deps = [l for l in locked if l.name != spec.name]
         console.step(f"image: locked {len(deps)} dependencies → {lock_path} (sha256 {lock_sha[:16]}…)")
         sbom_path = out_dir / "sbom.cdx.json"
-        sbom(lock_path, sbom_path)
+        # cyclonedx-py takes ~2.5 s: let it run beside the fetch and the build, and wait for
+        # it before anything is smoke-tested or pushed (a failed SBOM still stops the image).
+        background = ThreadPoolExecutor(max_workers=1)
+        sbom_job = background.submit(sbom, lock_path, sbom_path)
+        background.shutdown(wait=False)
         audit_result = audit(lock_path, out_dir / "audit.json", spec.name) if opts.audit else None
 
         ctx = work / "context"
@@ -760,6 +765,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         local = f"{local_name(spec.name)}:{tags[0]}"
         console.step(f"image: docker build → {local}")
         image_id, layers = build(ctx, local, opts.no_cache)
+        sbom_job.result()
 
     smoke(image_id, spec, opts.smoke)
     res = ImageResult(requirement=str(spec), image=local, image_id=image_id, index=rel.index, promoted=promoted,
