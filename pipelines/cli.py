@@ -4,10 +4,11 @@ modules and are imported when their verb runs, so `ci-kit --help` stays fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from pipelines import __version__, console
 from pipelines.errors import EXIT_CODES, CiKitError
@@ -134,18 +135,26 @@ def _promote_summary(p: Any) -> str:
     return "\n".join(lines)
 
 
-def cmd_test(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
+    """Failed test runs still get their table in the job summary, then the error goes on."""
     from pipelines.errors import TestsFailed
-    from pipelines.test import test
 
-    s = _settings(args)
     try:
-        report = test(s, _spec(args.requirement), commit=args.commit,
-                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+        yield
     except TestsFailed as exc:
         if exc.report is not None:
             console.write_summary(args.summary, _test_summary(exc.report, exc.message))
         raise
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from pipelines.test import test
+
+    s = _settings(args)
+    with _summary_on_failure(args):
+        report = test(s, _spec(args.requirement), commit=args.commit,
+                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     console.write_summary(args.summary, _test_summary(report))
     if args.json:
         console.out_json(report.to_json())
@@ -175,15 +184,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from pipelines.jobs import test_and_promote
 
-    from pipelines.errors import TestsFailed
-
-    try:
+    with _summary_on_failure(args):
         job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
-    except TestsFailed as exc:
-        if exc.report is not None:
-            console.write_summary(args.summary, _test_summary(exc.report, exc.message))
-        raise
     console.write_summary(args.summary, _test_summary(job.report) + "\n\n" + _promote_summary(job.promotion))
     outputs = job.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})

@@ -82,7 +82,7 @@ KEYS: tuple[Key, ...] = (
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
     Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
     Key("server-port", "int", 3141, "Port of the embedded devpi-server on 127.0.0.1.", _positive),
-    Key("image", "bool", False, "Build the pinned image as part of `ci-kit run` and job 2."),
+    Key("image", "bool", False, "Build the pinned image as part of `ci-kit run` (the CI front ends have an image step of their own)."),
     Key("image-base", "str", "", "Base image for `ci-kit image`, pinned by digest (`REPO@sha256:...`)."),
     Key("image-entrypoint", "str", "", "Console script of the product, or `-m module`, that the image runs."),
     Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),

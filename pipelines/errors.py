@@ -78,7 +78,7 @@ class ImageError(CiKitError):
 
 EXIT_CODES: dict[int, str] = {
     0: "success (also: re-running a stage that already succeeded)",
-    1: "unexpected internal error (a bug: please report it with --debug output)",
+    1: "unexpected error: a server or tool answered in a way ci-kit does not expect, or a bug (--debug shows a traceback)",
     2: "usage or configuration error (flag, [tool.ci-kit] key, environment, requirement)",
     3: "project or repository error (not a git repository, no pyproject.toml, dirty tree, unknown commit)",
     4: "build failed (the build backend's own error is shown)",

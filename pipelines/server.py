@@ -44,7 +44,7 @@ def _bin(name: str) -> str:
     here = Path(sys.executable).parent / name
     found = str(here) if here.exists() else shutil.which(name)
     if not found:
-        raise UsageError(f"{name} is not installed", "pip install 'ci-kit[server]' (it brings devpi-server)")
+        raise UsageError(f"{name} is not installed", "install ci-kit with its server extra, e.g. scripts/bootstrap VENV server (brings devpi-server)")
     return found
 
 
