@@ -10,9 +10,10 @@ build resolves or downloads anything, and pip checks every file against the lock
 Layer order, so that a new version with unchanged dependencies rebuilds only the last
 small layer: what depends on the base alone (user, venv) first, then the dependency
 lock and wheels (identical bytes give identical layers, and the legacy builder and
-BuildKit both compare contents, not times), then the product, then metadata (ENV,
-USER, ENTRYPOINT, LABEL) that makes no file-system layer. Nothing version-specific
-(no ARG, no LABEL) comes before the dependency layer.
+BuildKit both compare contents, not times), then the settings that do not change from
+version to version (ENV, USER, ENTRYPOINT: the legacy builder makes a container for each
+instruction it cannot take from its cache), then the product, then its LABELs. Nothing
+version-specific (no ARG, no LABEL) comes before the product's layer.
 
 No `# syntax=` line: under BuildKit it would pull a frontend image from Docker Hub, which
 an offline machine cannot; the Dockerfile uses nothing beyond the built-in syntax.
@@ -39,7 +40,7 @@ _COMPILE = "python -m compileall -q -j0 --invalidation-mode unchecked-hash"
 # the test compares it with the index's sha256.
 _RECORD_PY = (
     "import hashlib,json,pathlib,sys;"
-    "w=sorted(pathlib.Path('/tmp/ci-kit/app-wheel').glob('*.whl'));"
+    "w=sorted(pathlib.Path('/tmp/ci-kit/app').glob('*.whl'));"
     "assert len(w)==1,w;"
     "p=pathlib.Path(sys.argv[1]);p.parent.mkdir(parents=True,exist_ok=True);"
     "p.write_text(json.dumps({'wheel':w[0].name,'sha256':hashlib.sha256(w[0].read_bytes()).hexdigest(),"
@@ -72,21 +73,19 @@ RUN python3 -m venv /opt/ci-kit-pip \\
 COPY deps.lock /tmp/ci-kit/deps.lock
 COPY wheels/deps/ /tmp/ci-kit/wheels/
 {deps_install}
-# --- app: the product's wheel alone, hash-checked, without dependencies ---
+# --- app: the product's wheel alone (and its one-line lock), hash-checked, without dependencies ---
 FROM deps AS app
-COPY app.lock /tmp/ci-kit/app.lock
-COPY wheels/app/ /tmp/ci-kit/app-wheel/
-RUN {_PIP} {_INSTALL} --find-links /tmp/ci-kit/app-wheel --target {APP} -r /tmp/ci-kit/app.lock \\
+COPY app/ /tmp/ci-kit/app/
+RUN {_PIP} {_INSTALL} --find-links /tmp/ci-kit/app --target {APP} -r /tmp/ci-kit/app/app.lock \\
  && {VENV}/bin/{_COMPILE} {APP} \\
  && {VENV}/bin/python -c {_q(_RECORD_PY)} {RECORD} {_q(requirement)}
 
-# --- runtime: the base, a non-root user, the venv, then the product (the last small layer) ---
+# --- runtime: the base, a non-root user, the venv, the settings; then the product (the last small layer) ---
 FROM {base}
 RUN echo 'app:x:{UID}:{UID}:ci-kit app:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \\
  && echo 'app:x:{UID}:' >> /etc/group \\
  && rm -rf /usr/share/python-wheels /root/.cache /var/cache/apt/archives/*.deb
 COPY --from=deps {VENV} {VENV}
-COPY --from=app {APP} {APP}
 ENV PATH={PATH} \\
     PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1 \\
@@ -94,5 +93,6 @@ ENV PATH={PATH} \\
 USER {UID}:{UID}
 ENTRYPOINT {json.dumps(list(entrypoint))}
 CMD []
+COPY --from=app {APP} {APP}
 LABEL {label_lines}
 """

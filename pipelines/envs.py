@@ -71,14 +71,29 @@ class Env:
         return runner.run([str(self.python), "-c", "import platform; print(platform.python_version())"], show=False).stdout.strip()
 
 
-def _uv_env() -> dict[str, str]:
+def uv_env() -> dict[str, str]:
     # Never download an interpreter behind the user's back: this machine may be offline.
     return runner.child_env({"UV_PYTHON_DOWNLOADS": "never"})
 
 
+def dependency_index_args(url: str) -> list[str]:
+    """Where uv takes the product's dependencies and test tools from, one rule for
+    `ci-kit test` and `ci-kit image`: dependency-index-url when set, else uv's own
+    configuration (UV_INDEX_URL / UV_DEFAULT_INDEX, uv.toml), which is PyPI by default."""
+    return ["--index-url", url] if url else []
+
+
+def dependency_index_name(url: str) -> str:
+    """The same rule, in words, for error messages."""
+    if url:
+        return url
+    configured = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")
+    return configured or "uv's default index (PyPI)"
+
+
 def create(path: Path, version: str) -> Env:
     python = find_python(version)
-    proc = runner.run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=_uv_env())
+    proc = runner.run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
     if proc.returncode != 0:
         raise CiKitError(f"cannot create a Python {version} environment: {proc.stdout.strip()[-300:]}", "check uv and the interpreter")
     return Env(path, path / "bin" / "python", version)
@@ -86,10 +101,8 @@ def create(path: Path, version: str) -> Env:
 
 def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
     """Install into env; returns uv's output. Raises with uv's own words on failure."""
-    args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements]
-    if index_url:
-        args += ["--index-url", index_url]
-    proc = runner.run(args, env=_uv_env())
+    args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements, *dependency_index_args(index_url)]
+    proc = runner.run(args, env=uv_env())
     if proc.returncode != 0:
         last = [l for l in proc.stdout.splitlines() if l.strip()][-6:]
         raise CiKitError(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),

@@ -23,6 +23,7 @@ is an ImageError (exit 11) with one line and a hint.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 ARTIFACTS_DIR = "ci-kit-image"
 _DIGEST_REF = re.compile(r"^(?P<name>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _TAG_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DEFAULT_DEPENDENCY_INDEX = "https://pypi.org/simple"
 
 
 # -- options --------------------------------------------------------------------------------
@@ -137,6 +137,7 @@ class ImageResult:
     digest: str = ""
     pushed: list[str] = field(default_factory=list)
     audit: dict[str, Any] | None = None
+    dependencies_reused: bool = False  # the locked dependency wheels came from ci-kit's cache
 
     @property
     def reference(self) -> str:
@@ -148,7 +149,7 @@ class ImageResult:
                 "lock": self.lock, "lock_sha256": self.lock_sha256, "sbom": self.sbom, "dockerfile": self.dockerfile,
                 "wheel": self.wheel, "wheel_sha256": self.wheel_sha256, "labels": self.labels, "layers": self.layers,
                 "repository": self.repository, "tags": self.tags, "digest": self.digest, "pushed": self.pushed,
-                "reference": self.reference, "audit": self.audit}
+                "reference": self.reference, "audit": self.audit, "dependencies_reused": self.dependencies_reused}
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -261,8 +262,25 @@ def resolve_base(given: str, allow_unpinned: bool) -> Base:
     return Base(given, name, resolved, False)
 
 
+def cache_dir(*parts: str) -> Path:
+    """ci-kit's cache on this machine (XDG_CACHE_HOME or ~/.cache): only content-addressed
+    entries, each checked again on use, so a stale or damaged entry is never trusted."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ci-kit"
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def base_facts(base: Base) -> dict[str, str]:
-    """Python version, platform and libc of the base, read by running it once."""
+    """Python version, platform and libc of the base, read by running it once per digest:
+    an image digest names fixed bytes, so what it says about itself never changes."""
+    cached = cache_dir("bases") / (base.digest.replace(":", "-") + ".json")
+    try:
+        facts = json.loads(cached.read_text())
+        if facts.get("digest") == base.digest and facts.get("venv"):
+            return facts
+    except (OSError, ValueError):
+        pass
     code = ("import json,os,platform,sys,sysconfig;"
             "print(json.dumps({'python':'%d.%d'%sys.version_info[:2],'full':platform.python_version(),"
             "'machine':platform.machine(),'libc':' '.join(platform.libc_ver()),"
@@ -276,7 +294,15 @@ def base_facts(base: Base) -> dict[str, str]:
     if not facts.get("venv"):
         raise ImageError(f"base image {base.ref} has python3 but not its venv module (ensurepip)",
                          "use a base with python3-venv (scripts/make-base-image makes one)")
+    facts["digest"] = base.digest
+    _write_atomically(cached, json.dumps(facts, sort_keys=True))
     return facts
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 # -- the release ----------------------------------------------------------------------------
@@ -431,31 +457,28 @@ def parse_lock(text: str) -> list[Locked]:
     return sorted(out, key=lambda l: l.name)
 
 
-def _uv_bin() -> str:
-    from pipelines.envs import uv_bin
-
-    return uv_bin()
-
-
 def simple_url(settings: Settings, index_name: str) -> str:
     return f"{settings.index_url}/{index_name}/+simple/"
 
 
 def lock(settings: Settings, spec: Spec, rel: Release, wheel: ReleaseFile, facts: dict[str, str], work: Path) -> list[Locked]:
     """Resolve the release and its dependencies with hashes, product from its index first."""
+    from pipelines import envs
+
     src = simple_url(settings, rel.index)
-    dep = settings.dependency_index_url or _DEFAULT_DEPENDENCY_INDEX
+    dep = envs.dependency_index_name(settings.dependency_index_url)
     infile, outfile = work / "requirements.in", work / "uv-compile.txt"
     infile.write_text(f"{spec.name}=={spec.version}\n")
     platform = f"{facts['machine']}-unknown-linux-gnu" if facts.get("machine") in ("x86_64", "aarch64") else "linux"
-    # uv prefers --extra-index-url over --index-url, and with its default first-index
-    # strategy takes a package only from the first index that has it: the release (and any
-    # dependency the devpi index serves, e.g. through a root/pypi base) come from there.
-    argv = [_uv_bin(), "pip", "compile", "--quiet", "--generate-hashes", "--no-header", "--no-annotate", "--emit-index-annotation",
+    # uv prefers --extra-index-url over the dependency index, and with its default
+    # first-index strategy takes a package only from the first index that has it: the
+    # release (and any dependency the devpi index serves, e.g. through a root/pypi base)
+    # come from there. The dependency index follows the same rule as `ci-kit test`.
+    argv = [envs.uv_bin(), "pip", "compile", "--quiet", "--generate-hashes", "--no-header", "--no-annotate", "--emit-index-annotation",
             "--only-binary", ":all:", "--python-version", facts["python"], "--python-platform", platform,
-            "--index-url", dep, "--extra-index-url", src, "--refresh-package", spec.name,
+            *envs.dependency_index_args(settings.dependency_index_url), "--extra-index-url", src, "--refresh-package", spec.name,
             "--output-file", str(outfile), str(infile)]
-    proc = runner.run(argv, env=runner.child_env({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}), timeout=900)
+    proc = runner.run(argv, env=envs.uv_env(), timeout=900)
     if proc.returncode != 0:
         console.detail(proc.stdout)
         raise ImageError(f"cannot resolve the dependencies of {spec} from {rel.index}: {_uv_reason(proc.stdout)}",
@@ -505,19 +528,32 @@ def _ca_bundle() -> str:
     return ""
 
 
-def fetch_dependencies(settings: Settings, rel: Release, deps: list[Locked], base: Base, ctx: Path) -> None:
+def fetch_dependencies(settings: Settings, deps: list[Locked], base: Base, ctx: Path) -> bool:
     """pip download (in a throwaway container of the base itself, so pip picks the wheels
-    that fit the image's Python) of exactly the locked files, checked against their hashes."""
+    that fit the image's Python) of exactly the locked files, checked against their hashes.
+
+    A new version with the same dependencies has the same dependency lock: the wheels pip
+    chose for it on this base are kept, keyed by the base's digest and the lock's text, and
+    used again after every file's sha256 is checked against the lock (pip checks them once
+    more inside the build). That saves a container and an index round trip per locked file.
+    Returns True when the wheels came from that cache."""
     dest = ctx / "wheels" / "deps"
     dest.mkdir(parents=True, exist_ok=True)
     if not deps:
-        return
-    (ctx / "deps.lock").write_text("".join(l.line() + "\n" for l in deps))
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ci-kit" / "pip-download"
-    cache.mkdir(parents=True, exist_ok=True)
+        return False
+    text = "".join(l.line() + "\n" for l in deps)
+    (ctx / "deps.lock").write_text(text)
+    kept = cache_dir("image-wheels") / hashlib.sha256(f"{base.digest}\n{text}".encode()).hexdigest()
+    if _reuse_wheels(kept, deps, dest):
+        console.step(f"image: {len(deps)} locked dependency wheels reused from {kept} (sha256 checked against the lock)")
+        return True
+    cache = cache_dir("pip-download")
     # only the indexes the lock says the files come from (a pip that asks an index it
     # cannot reach retries for a long time before it gives up)
-    urls = list(dict.fromkeys(l.index or settings.dependency_index_url or _DEFAULT_DEPENDENCY_INDEX for l in deps))
+    missing = [l.name for l in deps if not l.index]
+    if missing:  # uv names the index of every file it locks (--emit-index-annotation)
+        raise ImageError(f"the lock does not say which index {', '.join(missing)} came from", "this is a bug in ci-kit; please report it")
+    urls = list(dict.fromkeys(l.index for l in deps))
     where = ["--index-url", urls[0], *(a for u in urls[1:] for a in ("--extra-index-url", u))]
     mounts = ["-v", f"{ctx}:/ctx", "-v", f"{cache}:/cache"]
     cert: list[str] = []
@@ -542,6 +578,65 @@ def fetch_dependencies(settings: Settings, rel: Release, deps: list[Locked], bas
         console.detail(proc.stdout)
         raise ImageError(f"fetching the locked dependencies failed: {_last_line(proc.stdout)}",
                          f"every locked file must be on {' or '.join(urls)} as a wheel for the base's Python")
+    if _check_wheels(dest, deps) is None:
+        raise ImageError("pip download left files that do not match the lock", "this is a bug in ci-kit; please report it")
+    _keep_wheels(dest, kept)
+    return False
+
+
+def _check_wheels(folder: Path, deps: list[Locked]) -> list[Path] | None:
+    """The folder's wheels when there is exactly one per locked dependency, each with a
+    sha256 the lock lists for that dependency; None otherwise."""
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    from pipelines.index import sha256_of
+
+    by_hash = {h: l for l in deps for h in l.hashes}
+    files = sorted(folder.glob("*.whl"))
+    seen: set[str] = set()
+    for f in files:
+        try:
+            name = str(canonicalize_name(parse_wheel_filename(f.name)[0]))
+        except ValueError:
+            return None
+        owner = by_hash.get(sha256_of(f))
+        if owner is None or owner.name != name or name in seen:
+            return None
+        seen.add(name)
+    return files if seen == {l.name for l in deps} else None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _reuse_wheels(kept: Path, deps: list[Locked], dest: Path) -> bool:
+    if not (kept / "complete").is_file():
+        return False
+    files = _check_wheels(kept, deps)
+    if files is None:
+        console.step(f"image: the kept wheels in {kept} do not match the lock; fetching them again")
+        shutil.rmtree(kept, ignore_errors=True)
+        return False
+    for f in files:
+        _link_or_copy(f, dest / f.name)
+    return True
+
+
+def _keep_wheels(fetched: Path, kept: Path) -> None:
+    tmp = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in fetched.glob("*.whl"):
+        _link_or_copy(f, tmp / f.name)
+    (tmp / "complete").write_text("")
+    try:
+        os.rename(tmp, kept)
+    except OSError:  # another ci-kit kept the same set first (or a damaged set is still there)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- the artifacts beside the lock ----------------------------------------------------------
@@ -557,12 +652,40 @@ def _tool(module: str, script: str) -> list[str]:
     return [found]
 
 
-def sbom(lock_path: Path, out: Path) -> None:
-    proc = runner.run([*_tool("cyclonedx_py", "cyclonedx-py"), "requirements", "--of", "JSON", "--output-reproducible",
-                       "--mc-type", "application", "-o", str(out), str(lock_path)], timeout=600)
-    if proc.returncode != 0 or not out.is_file():
-        console.detail(proc.stdout)
-        raise ImageError(f"the SBOM (cyclonedx-py) failed: {_last_line(proc.stdout)}", "see cyclonedx-py's output above")
+def sbom(locked: list[Locked], spec: Spec, image: str, out: Path) -> None:
+    """A CycloneDX SBOM of the image's Python environment: one component per locked file,
+    with its purl and the sha256 the lock pins. Made in-process with cyclonedx-python-lib
+    (the library under cyclonedx-bom): the `cyclonedx-py requirements` command reads the
+    same lock but spends about 2 s starting up, which a rebuild for a new version cannot
+    afford. Reproducible: no serial number, no timestamp."""
+    import warnings
+
+    try:
+        from cyclonedx.model import HashAlgorithm, HashType, Property
+        from cyclonedx.model.bom import Bom
+        from cyclonedx.model.component import Component, ComponentType
+        from cyclonedx.output import make_outputter
+        from cyclonedx.schema import OutputFormat, SchemaVersion
+        from packageurl import PackageURL
+    except ImportError:
+        raise ImageError("cyclonedx-python-lib is not installed (the SBOM needs it)", "pip install 'ci-kit[image]'") from None
+    bom = Bom()
+    root = Component(type=ComponentType.CONTAINER, name=image, version=spec.version, bom_ref=f"image:{image}")
+    bom.metadata.component = root
+    bom.metadata.properties.add(Property(name="cdx:reproducible", value="true"))
+    parts = []
+    for l in locked:
+        parts.append(Component(type=ComponentType.LIBRARY, name=l.name, version=l.version, bom_ref=f"{l.name}=={l.version}",
+                               purl=PackageURL("pypi", name=l.name, version=l.version),
+                               hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in l.hashes]))
+        bom.components.add(parts[-1])
+    bom.register_dependency(root, parts)
+    bom.serial_number = None  # type: ignore[assignment]
+    bom.metadata.timestamp = None  # type: ignore[assignment]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = make_outputter(bom, OutputFormat.JSON, SchemaVersion.V1_6).output_as_string(indent=2)
+    _write_atomically(out, text + "\n")
 
 
 VULN_SERVICE = "https://pypi.org/pypi"  # pip-audit's default service: PyPI's JSON API
@@ -638,24 +761,30 @@ def build(ctx: Path, tag: str, no_cache: bool) -> tuple[str, list[str]]:
     return image_id, layers
 
 
+_IMPORT_OK = "ci-kit: import check passed"
+
+
 def smoke(image_id: str, spec: Spec, command: str) -> None:
+    """The built-in import check, then the configured command, in one container (a second
+    `docker run` would cost a container start for nothing): the check prints a marker
+    line before the command runs, so a failure is put down to the right one."""
     check = ("import importlib.metadata as m,json,sys;"
              f"v=m.version({spec.name!r});"
              f"r=json.load(open({dockerfile.RECORD!r}));"
              f"sys.exit(0 if v=={spec.version!r} and r['requirement']=={str(spec)!r} else 'installed '+v)")
-    proc = _docker("run", "--rm", "--network", "host", "--entrypoint", f"{dockerfile.VENV}/bin/python", image_id, "-c", check,
-                   timeout=600)
-    if proc.returncode != 0:
-        console.detail(proc.stdout)
-        raise ImageError(f"smoke test failed: {spec} is not importable as installed in the image: {_last_line(proc.stdout)}",
-                         "nothing was pushed; see the output above")
+    script = f'{dockerfile.VENV}/bin/python -c "$1" || exit 1; echo "{_IMPORT_OK}"; [ -z "$2" ] || exec /bin/sh -c "$2"'
     if command:
         console.step(f"image: smoke test: {command}")
-        proc = _docker("run", "--rm", "--network", "host", "--entrypoint", "/bin/sh", image_id, "-c", command, timeout=1800)
-        if proc.returncode != 0:
-            console.detail(proc.stdout)
-            raise ImageError(f"smoke test failed (exit {proc.returncode}): {command}: {_last_line(proc.stdout)}",
-                             "nothing was pushed; the command's output is above")
+    proc = _docker("run", "--rm", "--network", "host", "--entrypoint", "/bin/sh", image_id, "-c", script, "smoke", check, command,
+                   timeout=1800)
+    if proc.returncode == 0:
+        return
+    console.detail(proc.stdout)
+    if _IMPORT_OK not in proc.stdout:
+        raise ImageError(f"smoke test failed: {spec} is not importable as installed in the image: {_last_line(proc.stdout)}",
+                         "nothing was pushed; see the output above")
+    raise ImageError(f"smoke test failed (exit {proc.returncode}): {command}: {_last_line(proc.stdout)}",
+                     "nothing was pushed; the command's output is above")
 
 
 def push(image_id: str, repository: str, tags: list[str]) -> tuple[str, list[str]]:
@@ -694,10 +823,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         if not _TAG_OK.match(t):
             raise UsageError(f"{t!r} is not a valid Docker tag", "letters, digits, '_', '.', '-'; at most 128")
     if index is None:
-        index = Index(settings.index_url, settings.user)
-        password = settings.password
-        if password:
-            index.login(password)
+        index = Index.from_settings(settings, login="when-asked")  # it only reads
     rel, promoted = find_release(settings, index, spec, opts.from_unstable)
     base = resolve_base(opts.base, opts.allow_unpinned_base)
     facts = base_facts(base)
@@ -717,23 +843,23 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         deps = [l for l in locked if l.name != spec.name]
         console.step(f"image: locked {len(deps)} dependencies → {lock_path} (sha256 {lock_sha[:16]}…)")
         sbom_path = out_dir / "sbom.cdx.json"
-        # cyclonedx-py takes ~2.5 s: let it run beside the fetch and the build, and wait for
-        # it before anything is smoke-tested or pushed (a failed SBOM still stops the image).
+        # The SBOM is written beside the fetch and the build and awaited before anything is
+        # smoke-tested or pushed (a failed SBOM still stops the image).
         background = ThreadPoolExecutor(max_workers=1)
-        sbom_job = background.submit(sbom, lock_path, sbom_path)
+        sbom_job = background.submit(sbom, locked, spec, local_name(spec.name), sbom_path)
         background.shutdown(wait=False)
         audit_result = audit(lock_path, out_dir / "audit.json", spec.name) if opts.audit else None
 
         ctx = work / "context"
-        (ctx / "wheels" / "app").mkdir(parents=True)
-        fetch_dependencies(settings, rel, deps, base, ctx)
+        (ctx / "app").mkdir(parents=True)
+        deps_cached = fetch_dependencies(settings, deps, base, ctx)
         if not deps:
             (ctx / "deps.lock").write_text("")
-        app_wheel = index.download(wheel, ctx / "wheels" / "app")
+        app_wheel = index.download(wheel, ctx / "app")
         if sha256_of(app_wheel) != wheel.sha256:  # index.download checks too; this is the image's guarantee
             raise ImageError(f"{wheel.basename}: downloaded bytes differ from the index's sha256", "retry; check the index")
         me = next(l for l in locked if l.name == spec.name)
-        (ctx / "app.lock").write_text(me.line() + "\n")
+        (ctx / "app" / "app.lock").write_text(me.line() + "\n")
 
         commit = opts.commit or commit_of(index, rel, wheel)
         labels = {
@@ -771,7 +897,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
     res = ImageResult(requirement=str(spec), image=local, image_id=image_id, index=rel.index, promoted=promoted,
                       base=base.ref, lock=str(lock_path), lock_sha256=lock_sha, sbom=str(sbom_path),
                       dockerfile=str(out_dir / "Dockerfile"), wheel=wheel.basename, wheel_sha256=wheel.sha256,
-                      labels=labels, layers=layers, audit=audit_result)
+                      labels=labels, layers=layers, audit=audit_result, dependencies_reused=deps_cached)
     if opts.push:
         digest, pushed = push(image_id, opts.push, tags)
         res.repository, res.tags, res.digest, res.pushed = opts.push, tags, digest, pushed

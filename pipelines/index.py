@@ -14,7 +14,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from pipelines import console
@@ -93,10 +93,18 @@ class Index:
         self.session.headers["Accept"] = "application/json"
         self.session.trust_env = False
         self._results: dict[str, dict[str, Any]] = {}  # never route 127.0.0.1 through a proxy from the environment
+        self._password_later: Callable[[], str | None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, login: bool = True) -> Index:
+    def from_settings(cls, settings: Settings, login: bool | str = True) -> Index:
+        """login: True (a password is required, exchanged for a token now), False
+        (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
+        results to anyone, so the password is read and exchanged, which costs the server a
+        password hash, only if the server answers 401/403; then the request is retried)."""
         index = cls(settings.index_url, settings.user)
+        if login == "when-asked":
+            index._password_later = lambda: settings.password
+            return index
         if login:
             password = settings.password
             if not password:
@@ -121,6 +129,11 @@ class Index:
                                    "check the server's health and retry") from None
         if resp.status_code in ok:
             return resp
+        if resp.status_code in (401, 403) and self._password_later is not None:
+            password, self._password_later = self._password_later(), None
+            if password:
+                self.login(password)
+                return self.request(method, path, ok=ok, **kw)
         message = _message(resp)
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",

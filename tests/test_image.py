@@ -274,7 +274,11 @@ def test_new_version_reuses_the_dependency_layer_and_a_changed_dependency_does_n
     v1 = release(product_repo, env, "2.0.0", dependencies=["ci-kit-image-test-dep==1.0"])
     v2 = release(product_repo, env, "2.0.1")  # a code change, same dependencies
     v3 = release(product_repo, env, "2.1.0", dependencies=["ci-kit-image-test-dep==2.0"])
-    built = {rel.version: image_json(product_repo, env, rel.requirement) for rel in (v1, v2, v3)}
+    cache = tmp_path / "cache"  # ci-kit's own cache, empty at the start of this test
+    image_env = {**env, "XDG_CACHE_HOME": str(cache)}
+    built = {rel.version: image_json(product_repo, image_env, rel.requirement) for rel in (v1, v2, v3)}
+    # the same dependency lock on the same base: the wheels fetched for 2.0.0 serve 2.0.1
+    assert [built[v]["dependencies_reused"] for v in ("2.0.0", "2.0.1", "2.1.0")] == [False, True, False]
     l1, l2, l3 = (layers_of(built[v]["image_id"], docker) for v in ("2.0.0", "2.0.1", "2.1.0"))
     assert len(l1) == len(l2) == len(l3) >= 4
     # base, user, dependency venv: reused; only the last (the product) is new
@@ -290,6 +294,20 @@ def test_new_version_reuses_the_dependency_layer_and_a_changed_dependency_does_n
         assert f"ci-kit-image-test-dep=={dep} \\\n    --hash=sha256:" in lock
     sbom = json.loads(Path(built["2.1.0"]["sbom"]).read_text())
     assert {"ci-kit-image-test-dep", "churn-model"} <= {c.get("name") for c in sbom.get("components", [])}
+
+    # a kept wheel whose bytes no longer match the lock is never used: fetched again
+    kept = [w for w in (cache / "ci-kit" / "image-wheels").glob("*/ci_kit_image_test_dep-1.0-*.whl")]
+    assert len(kept) == 1
+    kept[0].unlink()
+    make_wheel(kept[0].parent, "ci-kit-image-test-dep", "1.0+tampered").rename(kept[0])
+    r = image(product_repo, image_env, v2.requirement, "--json")
+    assert r.returncode == 0, r.output
+    assert "do not match the lock; fetching them again" in r.stderr
+    again = json.loads(r.stdout)
+    assert again["dependencies_reused"] is False
+    got = _docker("run", "--rm", "--network", "host", "--entrypoint", "python", again["image_id"], "-c",
+                  "import ci_kit_image_test_dep as d; print(d.VERSION)", env=docker.env).strip()
+    assert got == "1.0"
 
 
 def test_refuses_an_unpromoted_release_unless_asked(docker, env, fresh_user, product_repo):
