@@ -88,11 +88,13 @@ KEYS: tuple[Key, ...] = (
     Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),
     Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
     Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
+    Key("registry-user", "str", "", "User for pushing the image to a registry that needs a login; its password comes from `CI_KIT_REGISTRY_PASSWORD` or `CI_KIT_REGISTRY_PASSWORD_FILE` only. Empty: docker's own login."),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 
 # CI_KIT_* variables that are not configuration keys.
 OTHER_ENV = {"CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL",
+             "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
              # set by ci-kit for the product's test run
              "CI_KIT_PROBE_OUT", "CI_KIT_PROBE_MODULES", "CI_KIT_PROBE_DIST", "CI_KIT_METRICS_FILE"}
 
@@ -121,6 +123,7 @@ class Settings:
     image_smoke: str
     image_repository: str
     image_tags: list[str]
+    registry_user: str
     password_file: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -137,6 +140,21 @@ class Settings:
             except OSError as exc:
                 raise UsageError(f"cannot read the password file {path}: {exc.strerror}",
                                  "pass a readable file with --password-file or set CI_KIT_PASSWORD") from None
+        return None
+
+    @property
+    def registry_password(self) -> str | None:
+        """The registry's password, read on demand like `password`; never stored."""
+        env = os.environ.get("CI_KIT_REGISTRY_PASSWORD")
+        if env:
+            return env
+        path = os.environ.get("CI_KIT_REGISTRY_PASSWORD_FILE", "")
+        if path:
+            try:
+                return Path(path).expanduser().read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read the registry password file {path}: {exc.strerror}",
+                                 "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD") from None
         return None
 
     def path(self, value: str) -> Path:

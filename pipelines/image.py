@@ -648,7 +648,7 @@ def _tool(module: str, script: str) -> list[str]:
         return [sys.executable, "-m", module]
     found = shutil.which(script) or (str(Path(sys.executable).parent / script) if (Path(sys.executable).parent / script).exists() else "")
     if not found:
-        raise ImageError(f"{script} is not installed", f"pip install {'cyclonedx-bom' if script == 'cyclonedx-py' else script}")
+        raise ImageError(f"{script} is not installed", "pip install 'ci-kit[image]'")
     return [found]
 
 
@@ -787,7 +787,69 @@ def smoke(image_id: str, spec: Spec, command: str) -> None:
                      "nothing was pushed; the command's output is above")
 
 
-def push(image_id: str, repository: str, tags: list[str]) -> tuple[str, list[str]]:
+@dataclass(frozen=True)
+class RegistryLogin:
+    """registry-user and its password (CI_KIT_REGISTRY_PASSWORD[_FILE]): handed to the
+    engine per request through the Docker SDK, so unlike `docker login` nothing is written
+    to a docker config file, and the password is never on a command line."""
+    registry: str
+    username: str
+    password: str
+
+    def auth_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password, "serveraddress": self.registry}
+
+
+def registry_login(settings: Settings, repository: str) -> RegistryLogin | None:
+    password = settings.registry_password
+    if not settings.registry_user and not password:
+        return None  # docker's own login (docker login, credential helpers) applies
+    if not (settings.registry_user and password):
+        raise UsageError("a registry login needs both registry-user and a password",
+                         "set CI_KIT_REGISTRY_USER and CI_KIT_REGISTRY_PASSWORD (or CI_KIT_REGISTRY_PASSWORD_FILE), or neither")
+    console.add_secret(password)
+    return RegistryLogin(registry_of(repository), settings.registry_user, password)
+
+
+def _docker_api() -> Any:
+    try:
+        import docker  # the Docker SDK for Python: only for logins, which the CLI would write to a file
+    except ImportError:
+        raise ImageError("the Docker SDK for Python is not installed (a registry login needs it)",
+                         "pip install 'ci-kit[image]'") from None
+    try:
+        return docker.from_env().api
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"cannot talk to the Docker engine: {exc}", "start it (scripts/start-docker here) or set DOCKER_HOST") from None
+
+
+def check_login(login: RegistryLogin) -> None:
+    """Ask the registry (through the engine) before anything is built, so a wrong password
+    costs no build."""
+    import docker
+
+    api = _docker_api()
+    try:
+        api.login(username=login.username, password=login.password, registry=login.registry, reauth=True)
+    except docker.errors.APIError as exc:
+        raise ImageError(f"the registry {login.registry} refused the login of {login.username!r}: "
+                         f"{console.mask(str(exc.explanation or exc))[:300]}; nothing was built or pushed",
+                         "check registry-user and CI_KIT_REGISTRY_PASSWORD (or CI_KIT_REGISTRY_PASSWORD_FILE)") from None
+
+
+def _push_with_login(ref: str, login: RegistryLogin) -> str:
+    repository, tag = ref.rsplit(":", 1)
+    console.step(f"$ docker push {ref}  (through the engine's API, as {login.username})")
+    digest = ""
+    for event in _docker_api().push(repository, tag=tag, auth_config=login.auth_config(), stream=True, decode=True):
+        if event.get("error"):
+            raise ImageError(f"docker push {ref} failed: {console.mask(str(event['error']))[:300]}",
+                             "check the registry and registry-user / CI_KIT_REGISTRY_PASSWORD")
+        digest = (event.get("aux") or {}).get("Digest") or digest
+    return digest
+
+
+def push(image_id: str, repository: str, tags: list[str], login: RegistryLogin | None = None) -> tuple[str, list[str]]:
     digests: dict[str, str] = {}
     for tag in tags:
         ref = f"{repository}:{tag}"
@@ -795,15 +857,20 @@ def push(image_id: str, repository: str, tags: list[str]) -> tuple[str, list[str
             raise ImageError(f"cannot tag the image as {ref}", "check the repository name")
     for tag in tags:
         ref = f"{repository}:{tag}"
-        proc = _docker("push", ref, timeout=3600)
-        if proc.returncode != 0:
-            console.detail(proc.stdout)
-            raise ImageError(f"docker push {ref} failed: {_last_line(proc.stdout)}",
-                             "check the registry and your login (docker login REGISTRY)")
-        m = re.search(r"digest: (sha256:[0-9a-f]{64})", proc.stdout)
-        if not m:
-            raise ImageError(f"docker push {ref} printed no digest", "check the registry")
-        digests[tag] = m.group(1)
+        if login is not None:
+            digest = _push_with_login(ref, login)
+        else:
+            proc = _docker("push", ref, timeout=3600)
+            if proc.returncode != 0:
+                console.detail(proc.stdout)
+                raise ImageError(f"docker push {ref} failed: {_last_line(proc.stdout)}",
+                                 "check the registry and your login (docker login REGISTRY, or registry-user "
+                                 "with CI_KIT_REGISTRY_PASSWORD)")
+            m = re.search(r"digest: (sha256:[0-9a-f]{64})", proc.stdout)
+            digest = m.group(1) if m else ""
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise ImageError(f"docker push {ref} gave no digest", "check the registry")
+        digests[tag] = digest
     if len(set(digests.values())) != 1:
         raise ImageError(f"the tags were pushed with different digests: {digests}", "check the registry")
     return next(iter(digests.values())), [f"{repository}:{t}" for t in tags]
@@ -816,8 +883,12 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
 
     t0 = time.monotonic()
     require_engine()
+    login = None
     if opts.push:
         require_registry(opts.push)
+        login = registry_login(settings, opts.push)
+        if login is not None:
+            check_login(login)
     tags = [docker_tag(spec.version)] + [t for t in dict.fromkeys(opts.tags) if t != docker_tag(spec.version)]
     for t in tags:
         if not _TAG_OK.match(t):
@@ -899,7 +970,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
                       dockerfile=str(out_dir / "Dockerfile"), wheel=wheel.basename, wheel_sha256=wheel.sha256,
                       labels=labels, layers=layers, audit=audit_result, dependencies_reused=deps_cached)
     if opts.push:
-        digest, pushed = push(image_id, opts.push, tags)
+        digest, pushed = push(image_id, opts.push, tags, login)
         res.repository, res.tags, res.digest, res.pushed = opts.push, tags, digest, pushed
         console.step(f"image: pushed {', '.join(pushed)} → {opts.push}@{digest}")
     (out_dir / "image.json").write_text(json.dumps(res.outputs(), indent=2, sort_keys=True) + "\n")

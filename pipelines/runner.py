@@ -30,7 +30,7 @@ def _check_argv(argv: Sequence[str]) -> None:
 
 def child_env(extra: Mapping[str, str] | None = None, drop: Sequence[str] = ()) -> dict[str, str]:
     """The environment for a child: ours, minus our password unless asked, plus extra."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CI_KIT_PASSWORD",) and k not in drop}
+    env = {k: v for k, v in os.environ.items() if k not in ("CI_KIT_PASSWORD", "CI_KIT_REGISTRY_PASSWORD") and k not in drop}
     env.update(extra or {})
     return env
 

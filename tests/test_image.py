@@ -392,3 +392,90 @@ def test_audit_says_when_the_vulnerability_service_cannot_be_reached(docker, env
     line = error_line(r)
     assert "vulnerability service" in line and "cannot be reached" in line and "nothing was built or pushed" in line
     assert registry_tags(docker.registry, repo.split("/", 1)[1]) is None
+
+
+@pytest.fixture
+def locked_registry(tmp_path):
+    """A docker-registry of this test's own on 127.0.0.1 that only takes a login (htpasswd)."""
+    import time
+
+    bcrypt = pytest.importorskip("bcrypt", reason="bcrypt makes the registry's htpasswd file (ci-kit[test] installs it)")
+    require(shutil.which("docker-registry"), "Debian's docker-registry is not installed (scripts/start-docker installs it)")
+    password = "reg-" + os.urandom(8).hex()
+    root = tmp_path / "locked-registry"
+    root.mkdir()
+    (root / "htpasswd").write_text(f"pusher:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    port = free_port()
+    (root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"auth:\n  htpasswd:\n    realm: ci-kit-tests\n    path: {root / 'htpasswd'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
+                            stderr=open(root / "registry.log", "wb"))
+    try:
+        for _ in range(100):
+            try:
+                if registry_get(f"127.0.0.1:{port}", "/v2/")[0] == 401:
+                    break
+            except urllib.error.URLError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("the locked registry did not start: " + (root / "registry.log").read_text()[-500:])
+        yield f"127.0.0.1:{port}", password
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _tags_with_login(registry: str, repo: str, password: str) -> list[str] | None:
+    req = urllib.request.Request(f"http://{registry}/v2/{repo}/tags/list", headers={
+        "Authorization": "Basic " + base64.b64encode(f"pusher:{password}".encode()).decode()})
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
+            return sorted(json.loads(resp.read()).get("tags") or [])
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404, exc
+        return None
+
+
+def test_pushes_to_a_registry_that_needs_a_login_without_writing_the_password(docker, env, fresh_user, product_repo,
+                                                                              locked_registry, tmp_path):
+    registry, password = locked_registry
+    rel = release(product_repo, env, "8.0.0")
+    repo = f"{registry}/team/churn-model"
+    # docker's own config lives in this test's directory: we can see that nothing is written to it
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    base_env = {**env, "DOCKER_CONFIG": str(docker_config)}
+
+    # without a login the push is refused, after the build: exit 11, one line
+    r = image(product_repo, base_env, rel.requirement, "--push", repo)
+    assert r.returncode == 11, r.output
+    assert "docker push" in error_line(r) and "failed" in error_line(r)
+    # a wrong password is refused before anything is built
+    r = image(product_repo, {**base_env, "CI_KIT_REGISTRY_USER": "pusher", "CI_KIT_REGISTRY_PASSWORD": "wrong-" + password},
+              rel.requirement, "--push", repo)
+    assert r.returncode == 11, r.output
+    assert "refused the login of 'pusher'" in error_line(r) and "nothing was built" in error_line(r)
+    assert "docker build" not in r.stderr
+    # half a login is a usage error
+    r = image(product_repo, {**base_env, "CI_KIT_REGISTRY_USER": "pusher"}, rel.requirement, "--push", repo)
+    assert r.returncode == 2 and "registry-user and a password" in error_line(r), r.output
+    assert _tags_with_login(registry, "team/churn-model", password) is None
+
+    # the password from a file; pushed with both tags, one digest
+    secret = tmp_path / "registry-password"
+    secret.write_text(password + "\n")
+    r = image(product_repo, {**base_env, "CI_KIT_REGISTRY_USER": "pusher", "CI_KIT_REGISTRY_PASSWORD_FILE": str(secret)},
+              rel.requirement, "--push", repo, "--tag", "stable", "--json")
+    assert r.returncode == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["digest"].startswith("sha256:") and out["reference"] == f"{repo}@{out['digest']}"
+    assert _tags_with_login(registry, "team/churn-model", password) == ["8.0.0", "stable"]
+    # the password is nowhere: not in what ci-kit printed, not in a docker config, not in the artifacts
+    assert password not in r.stdout + r.stderr
+    written = [p for p in docker_config.rglob("*") if p.is_file()]
+    assert all(password not in p.read_text(errors="replace") for p in written)
+    assert all(base64.b64encode(f"pusher:{password}".encode()).decode() not in p.read_text(errors="replace") for p in written)
+    for p in Path(out["lock"]).parent.iterdir():
+        assert password not in p.read_text(errors="replace"), p
