@@ -222,7 +222,8 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         message, rc = "no tests found", rc or PYTEST_NO_TESTS
     elif rc != 0:
         message = "tests failed" if counts["failures"] or counts["errors"] else f"test command exited {rc}"
-    proof = _proof(env, probe_out, modules, spec, clone)
+    probe = _read_probe(probe_out)
+    proof = _proof(env, probe, modules, clone)
     if rc == 0 and proof.get("problem"):
         message, rc = proof["problem"], 1
     if rc != 0:
@@ -237,7 +238,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         except ValueError:
             metrics = {"error": "metrics file was not JSON"}
     record = results.test_record(
-        filename=f.basename, sha256=f.sha256, commit=commit, python=py, python_full=env.full_version(),
+        filename=f.basename, sha256=f.sha256, commit=commit, python=py, python_full=(probe.get("python") if _ran_in(env, probe) else "") or env.full_version(),
         executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
         counts=counts, junit=junit.read_text(errors="replace"), metrics=metrics, proof=proof, duration=duration)
     record_path = out_dir / f"result-{tag}.json"
@@ -245,12 +246,26 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(junit), str(record_path), message)
 
 
-def _proof(env: envs.Env, probe_out: Path, modules: list[str], spec: Spec, clone: Path) -> dict[str, str]:
+def _read_probe(probe_out: Path) -> dict[str, Any]:
+    """What the pytest plugin recorded inside the test run; {} when pytest did not run it."""
+    try:
+        return json.loads(probe_out.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _ran_in(env: envs.Env, probe: dict[str, Any]) -> bool:
+    return str(probe.get("executable", "")).startswith(str(env.path) + os.sep)
+
+
+def _proof(env: envs.Env, data: dict[str, Any], modules: list[str], clone: Path) -> dict[str, str]:
     """Where the product's modules were imported from during the test run."""
-    if not probe_out.is_file():
+    if not data:
         return {"method": "none", "note": "the test command did not run pytest; import location not recorded"}
-    data = json.loads(probe_out.read_text())
-    site = env.site_packages()
+    # When the plugin ran in this environment's interpreter, it has said where that installs;
+    # otherwise (another interpreter, an older record) the environment's Python is asked,
+    # so the modules are always checked against this environment.
+    site = (data.get("site_packages") if _ran_in(env, data) else None) or env.site_packages()
     proof: dict[str, str] = {"method": "pytest plugin", "installed_version": data.get("version", "")}
     for mod, file in data.get("modules", {}).items():
         proof[mod] = file

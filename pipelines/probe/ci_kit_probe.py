@@ -29,6 +29,11 @@ def pytest_sessionfinish(session, exitstatus):
         installed = version(os.environ.get("CI_KIT_PROBE_DIST", ""))
     except Exception:
         installed = ""
+    import sysconfig
+
+    # where this interpreter installs packages: ci-kit checks the modules against these
+    # instead of starting the environment's Python once more to ask
+    site = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
     with open(out, "w") as fh:
         json.dump({"modules": modules, "version": installed, "python": sys.version.split()[0],
-                   "executable": sys.executable, "sys_path": sys.path}, fh)
+                   "executable": sys.executable, "sys_path": sys.path, "site_packages": site}, fh)
