@@ -129,33 +129,16 @@ class Settings:
 
     @property
     def password(self) -> str | None:
-        """The secret, read on demand from CI_KIT_PASSWORD or the password file; never stored."""
-        env = os.environ.get("CI_KIT_PASSWORD")
-        if env:
-            return env
-        path = self.password_file or os.environ.get("CI_KIT_PASSWORD_FILE", "")
-        if path:
-            try:
-                return Path(path).expanduser().read_text().strip()
-            except OSError as exc:
-                raise UsageError(f"cannot read the password file {path}: {exc.strerror}",
-                                 "pass a readable file with --password-file or set CI_KIT_PASSWORD") from None
-        return None
+        """The devpi password, read on demand from CI_KIT_PASSWORD or the password file; never stored."""
+        return _secret("CI_KIT_PASSWORD", self.password_file or os.environ.get("CI_KIT_PASSWORD_FILE", ""),
+                       "the password file", "pass a readable file with --password-file or set CI_KIT_PASSWORD")
 
     @property
     def registry_password(self) -> str | None:
-        """The registry's password, read on demand like `password`; never stored."""
-        env = os.environ.get("CI_KIT_REGISTRY_PASSWORD")
-        if env:
-            return env
-        path = os.environ.get("CI_KIT_REGISTRY_PASSWORD_FILE", "")
-        if path:
-            try:
-                return Path(path).expanduser().read_text().strip()
-            except OSError as exc:
-                raise UsageError(f"cannot read the registry password file {path}: {exc.strerror}",
-                                 "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD") from None
-        return None
+        """The image registry's password, read on demand like `password`; never stored."""
+        return _secret("CI_KIT_REGISTRY_PASSWORD", os.environ.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
+                       "the registry password file",
+                       "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD")
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -164,6 +147,19 @@ class Settings:
     def describe(self) -> dict[str, Any]:
         """Every key with its value and where it came from (for `ci-kit config`)."""
         return {k.name: {"value": getattr(self, k.attr), "source": self.sources.get(k.name, "default")} for k in KEYS}
+
+
+def _secret(variable: str, path: str, what: str, hint: str) -> str | None:
+    """A secret from its environment variable, else from the file at path; None if neither."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if path:
+        try:
+            return Path(path).expanduser().read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
+    return None
 
 
 def _coerce(key: Key, value: Any, source: str) -> Any:
