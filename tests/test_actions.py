@@ -1,8 +1,9 @@
 """GitHub Actions front end (issue #4).
 
-Static part (fast): the security rules every workflow and composite action must keep,
-zizmor (offline) and actionlint with no findings, and docs/github-actions.md listing
-every input, output and secret.
+Static part (fast): the security rules every workflow and composite action must keep
+(among them: each password, the index's and the registry's, reaches ci-kit only as its
+CI_KIT_*PASSWORD variable in a step's env), zizmor (offline) and actionlint with no
+findings, and docs/github-actions.md listing every input, output and secret.
 
 End-to-end part (slow): act runs tests/actions/caller.yml -- the small workflow a
 product repository adds -- in a copy of the example product, in host mode, with
@@ -165,10 +166,16 @@ def test_reusable_workflow_shape() -> None:
                     if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
              for name, job in js.items()}
     assert verbs == {"build-and-push": ["build-and-push"], "test": ["test"], "promote": ["promote"], "image": ["image"]}
-    # the only secret is declared, required, and reaches steps as CI_KIT_PASSWORD only
-    assert set(call["secrets"]) == {"index-password"}
+    # two secrets, both declared: the index's (required) reaches steps as CI_KIT_PASSWORD only,
+    # the registry's (optional) only the image job's ci-kit step, as CI_KIT_REGISTRY_PASSWORD
+    assert set(call["secrets"]) == {"index-password", "registry-password"}
+    assert call["secrets"]["index-password"]["required"] is True
+    assert call["secrets"]["registry-password"]["required"] is False
     text = REUSABLE.read_text()
     assert text.count("secrets.index-password") == text.count("CI_KIT_PASSWORD: ${{ secrets.index-password }}") == 4
+    [image_step] = [s for s in js["image"]["steps"] if "ci-kit image" in s.get("run", "")]
+    assert image_step["env"]["CI_KIT_REGISTRY_PASSWORD"] == "${{ secrets.registry-password }}"
+    assert image_step["env"]["CI_KIT_REGISTRY_USER"] == "${{ inputs.registry-user }}"
     # every workflow output is passed through from a job output that exists
     for name, out in call["outputs"].items():
         m = re.fullmatch(r"\$\{\{ jobs\.([\w-]+)\.outputs\.([\w-]+) \}\}", out["value"])
@@ -177,6 +184,68 @@ def test_reusable_workflow_shape() -> None:
     # the steps of the test job upload JUnit XML even when tests fail
     upload = [s for s in js["test"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert len(upload) == 1 and "always()" in upload[0]["if"]
+
+
+# Where each password may be referenced: the expression, and the one env variable that carries it.
+PASSWORDS: dict[Path, dict[str, str]] = {
+    REUSABLE: {"secrets.index-password": "CI_KIT_PASSWORD", "secrets.registry-password": "CI_KIT_REGISTRY_PASSWORD"},
+    **{path: {"inputs.password": "CI_KIT_PASSWORD"} for path in ACTIONS if "password" in load(path).get("inputs", {})},
+}
+PASSWORDS[ROOT / "github-actions" / "image" / "action.yml"]["inputs.registry-password"] = "CI_KIT_REGISTRY_PASSWORD"
+# Anything that could hand every secret or input over at once, or name one by index.
+WHOLESALE = re.compile(r"toJSON\(\s*(secrets|inputs)\s*\)|\b(secrets|inputs)\s*\[|\$\{\{\s*(secrets|inputs)\s*\}\}", re.I)
+
+
+def _strings(node: Any, where: tuple[str, ...] = ()) -> Any:
+    """Every string in a loaded YAML document with its key path (list items as their index)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*where, str(key)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, (*where, str(i)))
+    elif isinstance(node, str):
+        yield where, node
+
+
+@pytest.mark.parametrize("path", sorted(PASSWORDS), ids=rel)
+def test_passwords_reach_ci_kit_only_as_its_env_variable(path: Path) -> None:
+    """Each password (the index's and the registry's) appears only as the whole value of its
+    CI_KIT_*PASSWORD variable in the `env:` of a step that runs ci-kit: never in `run:` text,
+    never in the `with:` of another action, nor in a job's or the workflow's `env:`; and no
+    `run:` names the variable itself (ci-kit reads it from its environment)."""
+    data = load(path)
+    expected = PASSWORDS[path]
+    # every secret of the workflow, every *password input of an action, is one of them
+    declared = ({f"secrets.{s}" for s in data["on"]["workflow_call"]["secrets"]} if "on" in data else
+                {f"inputs.{i}" for i in data.get("inputs", {}) if i.endswith("password")})
+    assert declared == set(expected), f"{rel(path)}: update PASSWORDS: {declared}"
+    for where, value in _strings(data):
+        assert not WHOLESALE.search(value), f"{rel(path)}: {'.'.join(where)} hands over secrets wholesale: {value!r}"
+    found: dict[str, int] = {}
+    for where, value in _strings(data):
+        for expr, var in expected.items():
+            if not re.search(rf"\b{re.escape(expr)}\b(?!-)", value):
+                continue
+            found[expr] = found.get(expr, 0) + 1
+            assert value == "${{ %s }}" % expr, f"{rel(path)}: {'.'.join(where)} is more than the password: {value!r}"
+            # jobs.J.steps.N.env.VAR (workflow) or runs.steps.N.env.VAR (composite action)
+            assert len(where) >= 4 and where[-2] == "env" and where[-4] == "steps", \
+                f"{rel(path)}: {expr} outside a step's env: at {'.'.join(where)}"
+            assert where[-1] == var, f"{rel(path)}: {expr} passed as {where[-1]}, not {var}"
+    assert set(found) == set(expected), f"{rel(path)}: a password is declared but never passed: {expected}"
+    # the text has no other mention (a comment, a description or a flow mapping that YAML reads differently)
+    text = path.read_text()
+    for expr in expected:
+        assert len(re.findall(rf"\b{re.escape(expr)}\b(?!-)", text)) == found[expr], (path, expr)
+    for step in steps(path):
+        run = step.get("run", "")
+        for var in set(expected.values()):
+            assert var not in run, f"{rel(path)}: run: names {var}: {run!r}"
+            assert var not in json.dumps(step.get("with", {})), f"{rel(path)}: with: names {var}"
+        if any(v in expected.values() for v in (step.get("env") or {})):
+            assert "ci-kit " in run, f"{rel(path)}: a password in the env of a step that does not run ci-kit: {step}"
+            assert "uses" not in step, f"{rel(path)}: a password in the env of another action: {step}"
 
 
 def _documented_names(section: str) -> set[str]:

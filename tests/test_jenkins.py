@@ -33,6 +33,7 @@ JENKINS = ROOT / "jenkins"
 HARNESS = ROOT / "tests" / "jenkins"
 FAKE_CI_KIT = HARNESS / "fake-ci-kit"
 SECRET = "s3cret-Jenkins-7Hq!x"  # the fast tests' credential; the e2e tests use fresh_user's
+REGISTRY_SECRET = "r3gistry-T0ken-p9Z#w"  # the fast tests' registry credential (ciKitImage's registryCredentialsId)
 STEPS = ["ciKitBuildAndPush", "ciKitTestAndPromote", "ciKitImage", "ciKitPipeline"]
 GROOVY_FILES = sorted([*JENKINS.rglob("*.groovy"), *JENKINS.glob("Jenkinsfile*")])
 
@@ -184,12 +185,17 @@ def test_sh_strings_are_single_quoted_and_reference_no_secret():
             if "CIKIT_BIN" in m.group(1) or "--" in m.group(1):
                 assert m.group(1).strip().startswith("'"), f"{path}: command built from a GString: {m.group(0)}"
         assert not re.search(r'\bsh\s*\(?\s*"', text), f"{path}: sh with a GString"
-    binding = [p for p, t in sources.items() if "CI_KIT_PASSWORD" in t]
-    assert binding == [JENKINS / "src/cikit/CiKit.groovy"], binding
+    for variable in ("CI_KIT_PASSWORD", "CI_KIT_REGISTRY_PASSWORD"):  # the index's, the registry's
+        binding = [p for p, t in sources.items() if variable in t]
+        assert binding == [JENKINS / "src/cikit/CiKit.groovy"], (variable, binding)
     text = sources[JENKINS / "src/cikit/CiKit.groovy"]
-    assert text.count("'CI_KIT_PASSWORD'") == 1
-    assert "withCredentials([steps.usernamePassword(" in text
-    assert "usernameVariable: 'CI_KIT_USER'" in text and "passwordVariable: 'CI_KIT_PASSWORD'" in text
+    assert text.count("'CI_KIT_PASSWORD'") == 1 and text.count("'CI_KIT_REGISTRY_PASSWORD'") == 1
+    assert text.count("withCredentials([steps.usernamePassword(") == 1  # one binding helper for both
+    flat = " ".join(text.split())
+    assert "usernameVariable: userVariable, passwordVariable: passwordVariable" in flat
+    assert "withUsernamePassword(steps, cfg.credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)" in flat
+    assert ("withUsernamePassword(steps, cfg.registryCredentialsId, 'CI_KIT_REGISTRY_USER', 'CI_KIT_REGISTRY_PASSWORD', body)"
+            in flat)
 
 
 @pytest.fixture(scope="session")
@@ -357,6 +363,53 @@ def test_ci_kit_pipeline_runs_both_jobs_and_the_image_in_one_build(fake):
     ci_kit_calls_are_credentialed(b)
 
 
+def test_ci_kit_image_binds_the_registry_credential_only_when_asked(fake):
+    """registryCredentialsId: the "Username with password" credential reaches ci-kit as
+    CI_KIT_REGISTRY_USER / CI_KIT_REGISTRY_PASSWORD in its environment only (no `sh` text, no
+    argument holds it); without it neither variable is set, even with the credential in the store."""
+    fake.agent_env["FAKE_CI_KIT_EXPECT_REGISTRY_PASSWORD"] = REGISTRY_SECRET
+    credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
+                   "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
+    call = ("@Library('ci-kit') _\n"
+            "ciKitImage(requirement: 'churn-model==0.1.dev1', push: '127.0.0.1:5000/churn-model'%s)\n")
+    image_sh = '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
+
+    b = fake("image-login", script=call % ", registryCredentialsId: 'ci-kit-registry'", credentials=credentials)
+    assert b.result == "SUCCESS", b.explain()
+    [image] = b.sh("image")
+    assert image["script"] == image_sh
+    assert image["context"] == ["withCredentials:ci-kit-devpi", "withCredentials:ci-kit-registry"]
+    [binding] = [w for w in b.steps("withCredentials") if "ci-kit-registry" in json.dumps(w["args"])]
+    assert binding["args"][0] == [{"__step": "usernamePassword", "credentialsId": "ci-kit-registry",
+                                   "usernameVariable": "CI_KIT_REGISTRY_USER",
+                                   "passwordVariable": "CI_KIT_REGISTRY_PASSWORD"}]
+    [inv] = fake.invocations()
+    assert inv["argv"][0] == "image"
+    assert {"CI_KIT_REGISTRY_USER", "CI_KIT_REGISTRY_PASSWORD"} <= set(inv["ci_kit_env"])
+    assert inv["registry_user"] == "robot-push" and inv["registry_password_ok"], inv
+    assert inv["password_ok"] and inv["user"] == "alice"
+    assert REGISTRY_SECRET not in json.dumps(inv["argv"])
+    assert b.report["returned"] == {"image": "127.0.0.1:5000/churn-model@sha256:" + "1" * 64}
+    for secret in (REGISTRY_SECRET, SECRET):
+        assert_no_secret_leak(b, secret)
+    ci_kit_calls_are_credentialed(b)
+
+    b = fake("image-agent-login", script=call % "", credentials=credentials)
+    assert b.result == "SUCCESS", b.explain()
+    [image] = b.sh("image")
+    assert image["script"] == image_sh and image["context"] == ["withCredentials:ci-kit-devpi"]
+    [_, inv] = fake.invocations()
+    assert not {"CI_KIT_REGISTRY_USER", "CI_KIT_REGISTRY_PASSWORD"} & set(inv["ci_kit_env"]), inv
+    assert inv["registry_user"] is None and not inv["registry_password_ok"]
+    for secret in (REGISTRY_SECRET, SECRET):
+        assert_no_secret_leak(b, secret)
+
+    b = fake("image-no-such-credential", script=call % ", registryCredentialsId: 'nope'", credentials=credentials)
+    assert b.result == "FAILURE"
+    assert "Could not find credentials entry with ID 'nope'" in b.report["error"]["message"]
+    assert not b.steps("sh") and len(fake.invocations()) == 2
+
+
 def test_ci_kit_pipeline_job_selects_stages(fake):
     b = fake("pipeline-job1", script="@Library('ci-kit') _\nciKitPipeline(job: 'build-and-push', triggerJob: 'j2')\n")
     assert b.result == "SUCCESS", b.explain()
@@ -367,14 +420,19 @@ def test_ci_kit_pipeline_job_selects_stages(fake):
     assert b.result == "FAILURE" and "job: 'deploy' is not one of" in b.report["error"]["message"]
 
 
-def test_harness_catches_an_interpolated_secret(fake):
-    """The check of (3) is not vacuous: a Groovy-interpolated secret in `sh` is caught."""
-    script = ("withCredentials([usernamePassword(credentialsId: 'ci-kit-devpi', usernameVariable: 'U',"
+@pytest.mark.parametrize("credential, secret", [("ci-kit-devpi", SECRET), ("ci-kit-registry", REGISTRY_SECRET)],
+                         ids=["index", "registry"])
+def test_harness_catches_an_interpolated_secret(fake, credential, secret):
+    """The check of (3) is not vacuous: a Groovy-interpolated secret in `sh` is caught, the
+    index's as well as the registry's."""
+    script = (f"withCredentials([usernamePassword(credentialsId: '{credential}', usernameVariable: 'U',"
               " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n}\n")
-    b = fake("leak", script=script)
+    credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
+                   "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
+    b = fake("leak", script=script, credentials=credentials)
     assert b.result == "SUCCESS", b.explain()
     assert b.report["secretInShText"] and b.steps("sh")[0]["secretInText"]
-    assert SECRET not in b.report["log"]  # masked, as Jenkins does
+    assert secret not in b.report["log"]  # masked, as Jenkins does
 
 
 def test_harness_lock_excludes_and_parallel_runs_sh_concurrently(fake):

@@ -3,6 +3,8 @@ import cikit.CiKit
 /**
  * `ci-kit image`: lock the product's dependencies from the stable index, build
  * an image on a base pinned by digest, smoke-test it and, with push, push it.
+ * The registry login is the agent's own (docker login), or the credential
+ * registryCredentialsId, bound by CiKit.withRegistry around the one `sh`.
  *
  * Returns what ci-kit wrote with --output (a map of its KEY=VALUE lines).
  *
@@ -35,7 +37,9 @@ Map call(Map args = [:]) {
     dir(cfg.projectDir) {
         writeFile(file: outputFile, text: '')
         CiKit.withIndex(this, cfg, stepEnv) {
-            sh(label: 'ci-kit image', script: command)
+            CiKit.withRegistry(this, cfg) {
+                sh(label: 'ci-kit image', script: command)
+            }
         }
         String written = readFile(file: outputFile)
         image = CiKit.parseOutput(written)

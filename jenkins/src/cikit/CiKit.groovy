@@ -7,7 +7,8 @@ package cikit
  * does that, in Python. This class only knows
  *   - each step's named parameters and their defaults (PARAMETERS),
  *   - how they map to ci-kit's CI_KIT_* environment (environment()),
- *   - how to bind the index credentials (withIndex()),
+ *   - how to bind the index credentials (withIndex()) and, for `ci-kit image`,
+ *     the registry's (withRegistry()),
  *   - how to read the KEY=VALUE lines that `ci-kit ... --output FILE` writes
  *     (parseOutput()).
  * Plain loops, no closures over collections: the code runs under Jenkins' CPS
@@ -51,9 +52,10 @@ class CiKit implements Serializable {
             archive    : true,      // archive the JUnit XML and promote's --output file (ci-kit-promote.txt)
         ] + TEST,
         ciKitImage         : COMMON + [
-            requirement: null,      // NAME==VERSION; null: build parameter REQUIREMENT, else ci-kit's choice
-            push       : null,      // REGISTRY/REPO to push to; null: build only
-            archive    : true,      // archive ci-kit image's --output file as ci-kit-image.txt
+            requirement          : null,  // NAME==VERSION; null: build parameter REQUIREMENT, else ci-kit's choice
+            push                 : null,  // REGISTRY/REPO to push to; null: build only
+            registryCredentialsId: null,  // the registry's Username with password credential; null: agent's login
+            archive              : true,  // archive ci-kit image's --output file as ci-kit-image.txt
         ],
         ciKitPipeline      : COMMON + [
             job           : 'both', // 'both', 'build-and-push' or 'test-and-promote'
@@ -63,6 +65,7 @@ class CiKit implements Serializable {
             waitForTrigger: false,
             image         : false,  // also run ciKitImage after promotion
             imagePush     : null,   // REGISTRY/REPO for ciKitImage's push
+            registryCredentialsId: null,  // ciKitImage's registry login; null: the agent's own
             archive       : true,
         ] + TEST,
     ]
@@ -141,15 +144,33 @@ class CiKit implements Serializable {
         List<String> vars = environment(cfg)
         vars.addAll(extraEnv)
         return steps.withEnv(vars) {
-            if (!cfg.credentialsId) {
-                return body()
-            }
-            return steps.withCredentials([steps.usernamePassword(
-                credentialsId: cfg.credentialsId,
-                usernameVariable: 'CI_KIT_USER',
-                passwordVariable: 'CI_KIT_PASSWORD')]) {
-                return body()
-            }
+            return withUsernamePassword(steps, cfg.credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)
+        }
+    }
+
+    /**
+     * Runs body with the registry credential cfg.registryCredentialsId bound to
+     * CI_KIT_REGISTRY_USER / CI_KIT_REGISTRY_PASSWORD, which `ci-kit image --push`
+     * hands to the Docker engine (nothing is written to a docker config file).
+     * Without it, body runs as is: the agent's own docker login applies. As in
+     * withIndex(), the secret reaches ci-kit only through its environment.
+     */
+    static Object withRegistry(Object steps, Map cfg, Closure body) {
+        return withUsernamePassword(steps, cfg.registryCredentialsId, 'CI_KIT_REGISTRY_USER',
+            'CI_KIT_REGISTRY_PASSWORD', body)
+    }
+
+    /** body with a Username with password credential bound to two variables; as is without an id. */
+    private static Object withUsernamePassword(Object steps, Object credentialsId, String userVariable,
+                                               String passwordVariable, Closure body) {
+        if (!credentialsId) {
+            return body()
+        }
+        return steps.withCredentials([steps.usernamePassword(
+            credentialsId: credentialsId,
+            usernameVariable: userVariable,
+            passwordVariable: passwordVariable)]) {
+            return body()
         }
     }
 
