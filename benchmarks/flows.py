@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import CIKIT, PASSWORD, BIN, Server, base_env, run, step_breakdown
+from benchmarks.harness import CIKIT, PASSWORD, BIN, Server, base_env, git, run, step_breakdown
 
 # The tox.ini `devpi test` needs; written into the benchmark's temporary copy only.
 # The benchmark's devpi indexes have no PyPI mirror (nothing here may reach the internet
@@ -112,4 +112,30 @@ class Floor:
         for p in files:
             self.index.upload(index, p, read_metadata(p))
         upload = time.perf_counter() - t0
-        return {"seconds": tests + upload, "tests": tests, "upload": upload, "files": [p.name for p in files]}
+        return {"seconds": tests + upload, "tests": tests, "upload": upload, "files": [p.name for p in files],
+                **self.builds(dist)}
+
+    def builds(self, dist: Path) -> dict[str, float]:
+        """Not part of the floor as row 2 defines it, but measured in the same rounds, so the
+        report can say what is left above floor + building: the sdist and the wheel built
+        side by side from two clones (`python -m build --installer uv`, what job 1 runs), and
+        a wheel built from the sdist (`uv build`, what installing the sdist costs in job 2)."""
+        import subprocess
+        import tempfile
+        import time
+
+        with tempfile.TemporaryDirectory(prefix="floor-build-") as tmp:
+            t = Path(tmp)
+            for kind in ("sdist", "wheel"):
+                git("clone", "-q", "--shared", str(self.repo), str(t / kind), cwd=t)
+            t0 = time.perf_counter()
+            procs = [subprocess.Popen([str(BIN / "python"), "-m", "build", f"--{kind}", "--installer", "uv",
+                                       "--outdir", str(t / "out"), str(t / kind)], env=base_env(),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for kind in ("sdist", "wheel")]
+            if any(p.wait() != 0 for p in procs):
+                raise RuntimeError("floor: python -m build failed")
+            build = time.perf_counter() - t0
+            sdist = next(dist.glob("*.tar.gz"))
+            sdist_wheel = run([str(BIN / "uv"), "build", "--quiet", "--wheel", "--out-dir", str(t / "from-sdist"), str(sdist)],
+                              env=base_env()).seconds
+        return {"build": build, "sdist_wheel": sdist_wheel}

@@ -3,6 +3,7 @@ round against the one devpi-server of the run (see harness.alternate)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -100,6 +101,10 @@ def row_flow(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
         "overhead": paired_diff(A, samples["floor"]),
         "floor_tests": stats([s["tests"] for s in samples["floor"]]),
         "floor_upload": stats([s["upload"] for s in samples["floor"]]),
+        "floor_build": stats([s["build"] for s in samples["floor"] if "build" in s]),
+        "floor_sdist_wheel": stats([s["sdist_wheel"] for s in samples["floor"] if "sdist_wheel" in s]),
+        "overhead_above_builds": stats([a["seconds"] - f["seconds"] - f["build"] - f["sdist_wheel"]
+                                        for a, f in zip(A, samples["floor"]) if "build" in f]),
         "b_steps": {name: {k: statistics.median([s["steps"][k] for s in samples[name]]) for k in samples[name][0]["steps"]}
                     for name in ("B devpi+tox", "B devpi+tox-uv")},
     }
@@ -512,11 +517,77 @@ class Registry:
         self.proc.wait(timeout=30)
 
 
+# Row 6's products: the example as it is (no dependencies at all), and the example with
+# the dependency stack a served model usually has, from PyPI (a package registry, which
+# these machines may reach). Pinned, so every round locks the same dependency set.
+REBUILD_VARIANTS = {
+    "example (no dependencies)": [],
+    "example + numpy, pandas, scikit-learn": ["numpy==2.2.6", "pandas==2.2.3", "scikit-learn==1.6.1"],
+}
+
+
+def _with_dependencies(deps: list[str]):
+    def customise(repo: Path) -> None:
+        pyproject = repo / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace("dependencies = []", "dependencies = " + json.dumps(deps), 1))
+    return customise
+
+
+def _rebuild(server: Server, work: Path, plan: Plan, base: str, reg: Registry, name: str, deps: list[str]) -> dict[str, Any]:
+    """Row 6: each round releases a new version with the same dependencies (a new commit,
+    the whole flow, not timed), then A: `ci-kit image` with the engine's layer cache
+    holding the previous version's image, then B: the cold build of the same release
+    (`--no-cache`). A always runs first: B's fresh layers would otherwise serve A."""
+    slug = "rebuild-" + ("deps" if deps else "plain")
+    repo = make_repo(work / "image" / slug, _with_dependencies(deps) if deps else None)
+    env = {**server.env()}
+    target = f"{reg.host}/bench/{slug}"
+    smoke = "churn-predict " + " ".join(SMOKE)
+    samples: dict[str, list[dict[str, Any]]] = {"A new version, warm": [], "B same release, --no-cache": []}
+    last_req = ""
+    for r in range(plan.warmup + plan.rounds):
+        new_commit(repo, f"{slug} round {r}")
+        last_req = flows.flow_a(server, repo, work, label=slug)["requirement"]
+        argv = [CIKIT, "image", last_req, "--push", target, "--image-base", base, "--smoke", smoke]
+        a = run(argv, cwd=repo, env=env)
+        b = run([*argv, "--no-cache"], cwd=repo, env=env)
+        counted = r >= plan.warmup
+        for key, ran in (("A new version, warm", a), ("B same release, --no-cache", b)):
+            log(f"image rebuild, {name}: round {r + 1}{'' if counted else ' (warm-up)'} {key}: {ran.seconds:.2f} s")
+            if counted:
+                samples[key].append({"seconds": ran.seconds, "round": r, "steps": step_breakdown(ran.stderr, ran.seconds)})
+    a_name, b_name = list(samples)
+    out: dict[str, Any] = {"dependencies": deps, "samples": samples, "stats": summarise(samples),
+                           "ratio": paired_ratio(samples[a_name], samples[b_name])}
+    # row 7 for this product too: the naive single-stage image of the last release
+    if deps:
+        ctx = work / f"{slug}-naive"
+        ctx.mkdir()
+        simple = f"{server.url}/ci/testing/+simple/"
+        # PyPI may sit behind a TLS proxy with a CA of this machine's (ci-kit image mounts
+        # the same bundle into its fetch): the naive build gets it as a file beside pip.
+        shutil.copyfile(os.path.realpath("/etc/ssl/certs/ca-certificates.crt"), ctx / "ca.crt")
+        text = B_DOCKERFILE.format(base=base, requirement=last_req, simple=simple)
+        text = text.replace("RUN python3", "COPY ca.crt /tmp/ca.crt\nRUN python3", 1)
+        text = text.replace(f"--index-url {simple}", f"--cert /tmp/ca.crt --index-url {simple} --extra-index-url https://pypi.org/simple")
+        (ctx / "Dockerfile").write_text(text)
+        out["dockerfile_naive"] = text.replace(server.url, "URL")
+        naive = f"{target}-naive:latest"
+        run(["docker", "build", "--network", "host", "-t", naive, str(ctx)], env=base_env())
+        ours = f"{target}:{last_req.split('==', 1)[1].replace('+', '-')}"
+        out["sizes"] = {}
+        for ref in (ours, naive):
+            ran = run(["docker", "image", "inspect", "--format", "{{.Size}}", ref], env=base_env(), check=False)
+            out["sizes"][ref.rsplit("/", 1)[-1]] = int(ran.stdout.strip() or 0)
+    return out
+
+
 def row_image(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
     why = image_available()
     if why:
         return {"skipped": why}
     base = BASE_REF_FILE.read_text().strip()
+    images_before = set(run(["docker", "images", "-q", "--all"], env=base_env(), check=False).stdout.split())
     reg = Registry(work)
     created: list[str] = []
     try:
@@ -566,14 +637,19 @@ def row_image(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
             out[key] = {"samples": samples, "stats": summarise(samples), "ratio": paired_ratio(samples[a_name], samples[b_name])}
         out["sizes"] = sizes
         out["dockerfile_b"] = (ctx / "Dockerfile").read_text().replace(server.url, "URL")
+        out["rebuild"] = {name: _rebuild(server, work, plan, base, reg, name, deps) for name, deps in REBUILD_VARIANTS.items()}
         return out
     finally:
         # every image of the two repositories (earlier rounds' images lost their tag but not
         # the repository), and the local tag ci-kit image gives the release's image
         listing = run(["docker", "images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"], env=base_env(), check=False).stdout
         ids = {line.split()[2] for line in listing.splitlines()
-               if len(line.split()) == 3 and line.split()[0] in (f"{reg.host}/bench/churn-a", f"{reg.host}/bench/churn-b")}
-        if created:
-            created.append(f"ci-kit/churn-model:{created[0].rsplit(':', 1)[1]}")
+               if len(line.split()) == 3 and line.split()[0].startswith(f"{reg.host}/bench/")}
+        ids |= {line.split()[2] for line in listing.splitlines()
+                if len(line.split()) == 3 and line.split()[0] == "ci-kit/churn-model"} - images_before
         run(["docker", "rmi", "-f", *created, *sorted(ids)], env=base_env(), check=False)
+        # the stages of every build of this row (untagged), and nothing that was there before
+        dangling = set(run(["docker", "images", "-q", "--filter", "dangling=true"], env=base_env(), check=False).stdout.split())
+        if dangling - images_before:
+            run(["docker", "rmi", "-f", *sorted(dangling - images_before)], env=base_env(), check=False)
         reg.stop()
