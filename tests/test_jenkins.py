@@ -547,3 +547,13 @@ def test_e2e_failing_tests_are_not_promoted(agent, fresh_user, tmp_path):
     assert idx.release(f"{fresh_user.user}/stable", "churn-model", version) is None
     for b in (b1, b2):
         assert_no_secret_leak(b, fresh_user.password)
+
+
+def test_promotion_lock_is_named_after_the_normalised_project(groovy, java_env):
+    """Two spellings of one project (one typed by hand) must serialise on one lock."""
+    script = ("['Churn_Model==1.0', 'churn-model==1.0+g1', ' churn..model ==2', 'CHURN-MODEL==3'].each { "
+              "println(cikit.CiKit.projectName(it)) }")
+    proc = subprocess.run([groovy, "-cp", str(JENKINS / "src"), "-e", script], env=java_env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["churn-model"] * 4

@@ -189,9 +189,13 @@ class CiKit implements Serializable {
         return values
     }
 
-    /** The project name of a NAME==VERSION requirement written by ci-kit (for the promotion lock). */
+    /**
+     * The normalised project name of a NAME==VERSION requirement (PEP 503: lower case,
+     * runs of '-', '_', '.' as one '-'), for the promotion lock: `Churn_Model==1.0`
+     * typed by hand and `churn-model==1.0` from job 1 must take the same lock.
+     */
     static String projectName(String requirement) {
-        return requirement.split('==', 2)[0].trim()
+        return requirement.split('==', 2)[0].trim().toLowerCase().replaceAll('[-_.]+', '-')
     }
 
 }
