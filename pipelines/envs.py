@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import runner
-from pipelines.errors import CiKitError, UsageError
+from pipelines.errors import EnvFailed, UsageError
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,7 +95,7 @@ def create(path: Path, version: str) -> Env:
     python = find_python(version)
     proc = runner.run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
     if proc.returncode != 0:
-        raise CiKitError(f"cannot create a Python {version} environment: {proc.stdout.strip()[-300:]}", "check uv and the interpreter")
+        raise EnvFailed(f"cannot create a Python {version} environment: {proc.stdout.strip()[-300:]}", "check uv and the interpreter")
     return Env(path, path / "bin" / "python", version)
 
 
@@ -105,6 +105,6 @@ def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
     proc = runner.run(args, env=uv_env())
     if proc.returncode != 0:
         last = [l for l in proc.stdout.splitlines() if l.strip()][-6:]
-        raise CiKitError(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),
+        raise EnvFailed(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),
                          "check the product's dependencies and dependency-index-url")
     return proc.stdout

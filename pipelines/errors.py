@@ -76,9 +76,23 @@ class ImageError(CiKitError):
     exit_code = 11
 
 
+class EnvFailed(CiKitError):
+    """A test environment could not be made: uv could not create it, or could not install
+    the release, its dependencies or the test tools into it (say, a dependency that the
+    dependency index does not have)."""
+
+    exit_code = 12
+
+
+class ServerFailed(CiKitError):
+    """The embedded devpi-server (`ci-kit server start`) could not be initialised or started."""
+
+    exit_code = 13
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success (also: re-running a stage that already succeeded)",
-    1: "unexpected error: a server or tool answered in a way ci-kit does not expect, or a bug (--debug shows a traceback)",
+    1: "unexpected error: a server answered in a way ci-kit does not expect, or a bug (--debug shows a traceback)",
     2: "usage or configuration error (flag, [tool.ci-kit] key, environment, requirement)",
     3: "project or repository error (not a git repository, no pyproject.toml, dirty tree, unknown commit)",
     4: "build failed (the build backend's own error is shown)",
@@ -89,4 +103,6 @@ EXIT_CODES: dict[int, str] = {
     9: "tests failed, or no tests were found",
     10: "promotion refused by the gate (no passing result for a file's sha256)",
     11: "image step failed (engine, registry, base image, smoke test)",
+    12: "a test environment could not be made (uv could not create it or install the release, its dependencies or the test tools)",
+    13: "the embedded devpi-server could not be initialised or started (`ci-kit server start`)",
 }

@@ -20,7 +20,7 @@ from typing import Any
 
 from pipelines import console, runner
 from pipelines.config import Settings
-from pipelines.errors import AuthError, CiKitError, IndexUnreachable, UsageError
+from pipelines.errors import AuthError, CiKitError, IndexUnreachable, ServerFailed, UsageError
 from pipelines.index import Index
 
 PIDFILE = "ci-kit-server.pid"
@@ -72,7 +72,11 @@ def _url(settings: Settings) -> str:
 def start(settings: Settings, wait: float = 90.0) -> ServerState:
     server_dir = Path(settings.server_dir).expanduser().resolve()
     url = _url(settings)
-    server_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ServerFailed(f"cannot make the server directory {server_dir}: {exc.strerror}",
+                           "set server-dir (CI_KIT_SERVER_DIR) to a directory you can write") from None
     pid = _pid(server_dir)
     if pid is None and _answers(url):
         raise UsageError(f"another server already listens on {url}", "pick another port with --server-port or CI_KIT_SERVER_PORT")
@@ -82,7 +86,7 @@ def start(settings: Settings, wait: float = 90.0) -> ServerState:
             proc = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
             if proc.returncode != 0:
                 console.detail(proc.stdout)
-                raise CiKitError(f"devpi-init failed in {server_dir}", "see its output above")
+                raise ServerFailed(f"devpi-init failed in {server_dir}", "see its output above")
         secret = server_dir / "secret"
         if not secret.exists():
             secret.write_bytes(_secrets.token_urlsafe(48).encode())
@@ -94,10 +98,10 @@ def start(settings: Settings, wait: float = 90.0) -> ServerState:
         deadline = time.monotonic() + wait
         while not _answers(url):
             if proc.poll() is not None:
-                raise CiKitError(f"devpi-server exited ({proc.returncode}) during start-up",
-                                 f"see {server_dir / 'server.log'}")
+                raise ServerFailed(f"devpi-server exited ({proc.returncode}) during start-up",
+                                   f"see {server_dir / 'server.log'}")
             if time.monotonic() > deadline:
-                raise CiKitError(f"devpi-server did not answer on {url} within {wait:.0f}s", f"see {server_dir / 'server.log'}")
+                raise ServerFailed(f"devpi-server did not answer on {url} within {wait:.0f}s", f"see {server_dir / 'server.log'}")
             time.sleep(0.2)
         console.step(f"server: devpi-server answers on {url}")
         _secure_root(url, server_dir)

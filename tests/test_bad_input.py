@@ -186,3 +186,31 @@ def test_build_that_changes_tracked_files_is_refused(fresh_user, product_repo):
     assert r.returncode == 3, r.output
     assert "the build changed tracked files: src/churn_model.egg-info/" in error_line(r)
     assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
+
+
+def test_dependencies_that_cannot_be_installed_are_an_environment_error(fresh_user, product_repo):
+    """The release installs, but its test tools are on no index ci-kit may use: exit 12, one
+    line in uv's words, no result attached, nothing promoted."""
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "1.0.0",
+           # an index that has nothing (on 127.0.0.1): pytest, asked for by the test extra, is not there
+           "CI_KIT_DEPENDENCY_INDEX_URL": f"{fresh_user.env['CI_KIT_INDEX_URL']}/{fresh_user.user}/stable/+simple/"}
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("test-and-promote", "churn-model==1.0.0", cwd=product_repo, env=env)
+    assert r.returncode == 12, r.output
+    line = error_line(r)
+    assert "installing into the Python" in line and "environment failed" in line and "pytest" in line
+    rel = fresh_user.index().release(f"{fresh_user.user}/unstable", "churn-model", "1.0.0")
+    assert rel is not None and rel.results == []
+    assert fresh_user.index().release(f"{fresh_user.user}/testing", "churn-model", "1.0.0") is None
+
+
+def test_server_that_cannot_start_is_exit_13(tmp_path):
+    """`ci-kit server start` where its directory cannot be made: one line, exit 13, nothing started."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    port = free_port()
+    env = {**clean_env(), "CI_KIT_SERVER_DIR": str(blocker / "devpi"), "CI_KIT_SERVER_PORT": str(port)}
+    r = run_cikit("server", "start", env=env)
+    assert r.returncode == 13, r.output
+    assert "cannot make the server directory" in error_line(r) and "Not a directory" in error_line(r)
+    assert "Traceback" not in r.output
