@@ -882,6 +882,11 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
     from pipelines.index import Index, sha256_of
 
     t0 = time.monotonic()
+    import importlib.util
+
+    if importlib.util.find_spec("cyclonedx") is None:  # the SBOM is written beside the build: say so before it
+        raise ImageError("cyclonedx-python-lib is not installed (the image's SBOM needs it); nothing was built",
+                         "pip install 'ci-kit[image]'")
     require_engine()
     login = None
     if opts.push:
