@@ -546,6 +546,7 @@ def fetch_dependencies(settings: Settings, deps: list[Locked], base: Base, ctx: 
     kept = cache_dir("image-wheels") / hashlib.sha256(f"{base.digest}\n{text}".encode()).hexdigest()
     if _reuse_wheels(kept, deps, dest):
         console.step(f"image: {len(deps)} locked dependency wheels reused from {kept} (sha256 checked against the lock)")
+        os.utime(kept)  # most recently used: the last to be pruned
         return True
     cache = cache_dir("pip-download")
     # only the indexes the lock says the files come from (a pip that asks an index it
@@ -581,6 +582,7 @@ def fetch_dependencies(settings: Settings, deps: list[Locked], base: Base, ctx: 
     if _check_wheels(dest, deps) is None:
         raise ImageError("pip download left files that do not match the lock", "this is a bug in ci-kit; please report it")
     _keep_wheels(dest, kept)
+    _prune(kept.parent, KEPT_WHEEL_SETS)
     return False
 
 
@@ -624,6 +626,17 @@ def _reuse_wheels(kept: Path, deps: list[Locked], dest: Path) -> bool:
     for f in files:
         _link_or_copy(f, dest / f.name)
     return True
+
+
+KEPT_WHEEL_SETS = 8  # dependency sets kept per machine (a data product's can be hundreds of MB)
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used sets."""
+    sets = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.endswith(".tmp")),
+                  key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in sets[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _keep_wheels(fetched: Path, kept: Path) -> None:

@@ -91,8 +91,8 @@ class Index:
         self.timeout = timeout
         self.session: requests.Session = requests.Session()
         self.session.headers["Accept"] = "application/json"
-        self.session.trust_env = False
-        self._results: dict[str, dict[str, Any]] = {}  # never route 127.0.0.1 through a proxy from the environment
+        self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
+        self._results: dict[str, dict[str, Any]] = {}
         self._password_later: Callable[[], str | None] | None = None
 
     @classmethod

@@ -479,3 +479,19 @@ def test_pushes_to_a_registry_that_needs_a_login_without_writing_the_password(do
     assert all(base64.b64encode(f"pusher:{password}".encode()).decode() not in p.read_text(errors="replace") for p in written)
     for p in Path(out["lock"]).parent.iterdir():
         assert password not in p.read_text(errors="replace"), p
+
+
+def test_kept_dependency_sets_are_pruned_to_the_most_recently_used(tmp_path):
+    """The cache of dependency wheels does not grow without end (no engine needed)."""
+    from pipelines import image
+
+    folder = tmp_path / "image-wheels"
+    for i in range(image.KEPT_WHEEL_SETS + 3):
+        d = folder / f"set{i:02d}"
+        d.mkdir(parents=True)
+        (d / "complete").write_text("")
+        os.utime(d, (1_700_000_000 + i, 1_700_000_000 + i))
+    (folder / "set99.123.tmp").mkdir()  # another ci-kit storing a set right now: left alone
+    image._prune(folder, image.KEPT_WHEEL_SETS)
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == [f"set{i:02d}" for i in range(3, image.KEPT_WHEEL_SETS + 3)] + ["set99.123.tmp"]
