@@ -266,8 +266,12 @@ def cache_dir(*parts: str) -> Path:
     """ci-kit's cache on this machine (XDG_CACHE_HOME or ~/.cache): only content-addressed
     entries, each checked again on use, so a stale or damaged entry is never trusted."""
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ci-kit"
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path = root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home (some CI runners): a cache in the temporary directory
+        path = Path(tempfile.gettempdir(), f"ci-kit-cache-{os.getuid()}").joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
