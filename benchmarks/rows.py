@@ -566,10 +566,15 @@ def _rebuild(server: Server, work: Path, plan: Plan, base: str, reg: Registry, n
         simple = f"{server.url}/ci/testing/+simple/"
         # PyPI may sit behind a TLS proxy with a CA of this machine's (ci-kit image mounts
         # the same bundle into its fetch): the naive build gets it as a file beside pip.
-        shutil.copyfile(os.path.realpath("/etc/ssl/certs/ca-certificates.crt"), ctx / "ca.crt")
+        from pipelines.image import ca_bundle
+
         text = B_DOCKERFILE.format(base=base, requirement=last_req, simple=simple)
-        text = text.replace("RUN python3", "COPY ca.crt /tmp/ca.crt\nRUN python3", 1)
-        text = text.replace(f"--index-url {simple}", f"--cert /tmp/ca.crt --index-url {simple} --extra-index-url https://pypi.org/simple")
+        extra = f"--index-url {simple} --extra-index-url https://pypi.org/simple"
+        if ca_bundle():
+            shutil.copyfile(os.path.realpath(ca_bundle()), ctx / "ca.crt")
+            text = text.replace("RUN python3", "COPY ca.crt /tmp/ca.crt\nRUN python3", 1)
+            extra = "--cert /tmp/ca.crt " + extra
+        text = text.replace(f"--index-url {simple}", extra)
         (ctx / "Dockerfile").write_text(text)
         out["dockerfile_naive"] = text.replace(server.url, "URL")
         naive = f"{target}-naive:latest"

@@ -379,38 +379,33 @@ def source_url(rel: Release, project_dir: Path) -> str:
                 return v.strip()
     if md.get("home_page"):
         return str(md["home_page"])
-    proc = runner.run(["git", "remote", "get-url", "origin"], cwd=project_dir, show=False) if project_dir.is_dir() else None
-    return proc.stdout.strip() if proc is not None and proc.returncode == 0 else ""
+    from pipelines import repo
+
+    return repo.origin_url(project_dir) if project_dir.is_dir() else ""
 
 
 def created_time(project_dir: Path, commit: str) -> str:
     """The commit's time (UTC, RFC 3339), so rebuilding the same release gives the same label."""
     from datetime import datetime, timezone
 
-    if commit and project_dir.is_dir():
-        proc = runner.run(["git", "show", "-s", "--format=%ct", commit], cwd=project_dir, show=False)
-        if proc.returncode == 0 and proc.stdout.strip().isdigit():
-            return datetime.fromtimestamp(int(proc.stdout.strip()), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return ""
+    from pipelines import repo
+
+    epoch = repo.commit_epoch(project_dir, commit) if commit and project_dir.is_dir() else None
+    if epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    return "" if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def console_scripts(wheel_path: Path) -> list[str]:
+    """The wheel's console scripts, read by importlib.metadata straight from the zip."""
+    from importlib.metadata import PathDistribution
+
     with zipfile.ZipFile(wheel_path) as zf:
-        names = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
-        if not names:
+        info = next((n.split("/", 1)[0] for n in zf.namelist() if n.split("/", 1)[0].endswith(".dist-info")), "")
+        if not info:
             return []
-        text = zf.read(names[0]).decode()
-    scripts, section = [], ""
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = line.strip("[]").strip()
-        elif section == "console_scripts" and "=" in line:
-            scripts.append(line.split("=", 1)[0].strip())
-    return scripts
+        dist = PathDistribution(zipfile.Path(zf, info + "/"))  # type: ignore[arg-type]
+        return [ep.name for ep in dist.entry_points.select(group="console_scripts")]
 
 
 def entrypoint_argv(configured: str, scripts: list[str], name: str) -> list[str]:
@@ -521,7 +516,8 @@ def write_lock(path: Path, locked: list[Locked], *, spec: Spec, rel: Release, ba
 
 # -- fetching the files, outside the build --------------------------------------------------
 
-def _ca_bundle() -> str:
+def ca_bundle() -> str:
+    """This machine's CA bundle (a TLS proxy in front of PyPI may need it), or an empty string."""
     for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
         v = os.environ.get(var, "")
         if v and os.path.isfile(v):
@@ -562,7 +558,7 @@ def fetch_dependencies(settings: Settings, deps: list[Locked], base: Base, ctx: 
     where = ["--index-url", urls[0], *(a for u in urls[1:] for a in ("--extra-index-url", u))]
     mounts = ["-v", f"{ctx}:/ctx", "-v", f"{cache}:/cache"]
     cert: list[str] = []
-    ca = _ca_bundle()
+    ca = ca_bundle()
     if ca and any(u.startswith("https:") for u in urls):
         mounts += ["-v", f"{os.path.realpath(ca)}:/ci-kit-ca.crt:ro"]
         cert = ["--cert", "/ci-kit-ca.crt"]
@@ -844,6 +840,7 @@ def check_login(login: RegistryLogin) -> None:
     """Ask the registry (through the engine) before anything is built, so a wrong password
     costs no build."""
     import docker
+    import requests
 
     api = _docker_api()
     try:
@@ -852,17 +849,25 @@ def check_login(login: RegistryLogin) -> None:
         raise ImageError(f"the registry {login.registry} refused the login of {login.username!r}: "
                          f"{console.mask(str(exc.explanation or exc))[:300]}; nothing was built or pushed",
                          "check registry-user and CI_KIT_REGISTRY_PASSWORD (or CI_KIT_REGISTRY_PASSWORD_FILE)") from None
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise ImageError(f"cannot log in to {login.registry} through the Docker engine: {console.mask(str(exc))[:300]}; "
+                         "nothing was built or pushed", "check the engine (docker info) and DOCKER_HOST") from None
 
 
 def _push_with_login(ref: str, login: RegistryLogin) -> str:
+    import docker
+    import requests
+
     repository, tag = ref.rsplit(":", 1)
     console.step(f"$ docker push {ref}  (through the engine's API, as {login.username})")
-    digest = ""
-    for event in _docker_api().push(repository, tag=tag, auth_config=login.auth_config(), stream=True, decode=True):
-        if event.get("error"):
-            raise ImageError(f"docker push {ref} failed: {console.mask(str(event['error']))[:300]}",
-                             "check the registry and registry-user / CI_KIT_REGISTRY_PASSWORD")
-        digest = (event.get("aux") or {}).get("Digest") or digest
+    digest, hint = "", "check the registry and registry-user / CI_KIT_REGISTRY_PASSWORD"
+    try:
+        for event in _docker_api().push(repository, tag=tag, auth_config=login.auth_config(), stream=True, decode=True):
+            if event.get("error"):
+                raise ImageError(f"docker push {ref} failed: {console.mask(str(event['error']))[:300]}", hint)
+            digest = (event.get("aux") or {}).get("Digest") or digest
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise ImageError(f"docker push {ref} failed: {console.mask(str(exc))[:300]}", hint) from None
     return digest
 
 

@@ -56,12 +56,6 @@ def resolve_commit(project_dir: Path, ref: str) -> str:
     return sha
 
 
-def commit_time(project_dir: Path, commit: str) -> str:
-    """The committer date in ISO 8601 (UTC), e.g. for reproducible image labels."""
-    code, out = _git("show", "-s", "--format=%cd", "--date=iso-strict-local", commit, cwd=project_dir)
-    return out if code == 0 else ""
-
-
 def check_version_matches(version: str, commit: str) -> None:
     """A setuptools_scm-style local part (+g<sha>) must name the commit under test."""
     m = re.search(r"(?:^|[+.])g([0-9a-f]{7,40})(?:\.|$)", version.partition("+")[2])
@@ -90,6 +84,19 @@ def require_project_top(project_dir: Path) -> Path:
     return Path(top)
 
 
-def commit_time_epoch(project_dir: Path, commit: str) -> int:
+def commit_epoch(project_dir: Path, commit: str) -> int | None:
+    """The commit's time (seconds since 1970), or None when git does not know the commit."""
     code, out = _git("show", "-s", "--format=%ct", commit, cwd=project_dir)
-    return int(out) if code == 0 and out.isdigit() else 315532800  # 1980-01-01, zip's epoch
+    return int(out) if code == 0 and out.isdigit() else None
+
+
+def commit_time_epoch(project_dir: Path, commit: str) -> int:
+    """SOURCE_DATE_EPOCH for a build of commit: its time, else 1980-01-01 (zip's epoch)."""
+    epoch = commit_epoch(project_dir, commit)
+    return 315532800 if epoch is None else epoch
+
+
+def origin_url(project_dir: Path) -> str:
+    """The URL of the repository's `origin` remote, or "" when it has none."""
+    code, out = _git("remote", "get-url", "origin", cwd=project_dir)
+    return out if code == 0 else ""
