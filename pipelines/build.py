@@ -23,7 +23,7 @@ from typing import Callable
 from pipelines import console, repo, runner
 from pipelines.config import Settings
 from pipelines.errors import BuildError, ProjectError
-from pipelines.index import sha256_of
+from pipelines.dists import sha256_of
 
 MANIFEST = "ci-kit-build.json"
 

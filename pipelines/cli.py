@@ -174,7 +174,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
     if args.json:
         console.out_json(outputs)
-    elif args.dry_run:
+    elif args.dry_run and not p.already:
         console.out(f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
     else:
         console.out(f"{p.spec} {'promoted to' if p.changed else 'already on'} {p.target}")

@@ -76,6 +76,8 @@ KEYS: tuple[Key, ...] = (
     Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
     Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell)."),
     Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
+    Key("require-junit", "bool", True, "A run passes only if the JUnit XML ci-kit asked for shows tests ran. `false` accepts a command that cannot write JUnit; its records say so and `status` shows it."),
+    Key("trusted-uploaders", "list", [], "devpi users besides `user` whose build and test records the gate counts (records from anyone else are ignored)."),
     Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311."),
     Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v)),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
@@ -111,6 +113,8 @@ class Settings:
     python_versions: list[str]
     test_command: str
     test_extras: list[str]
+    require_junit: bool
+    trusted_uploaders: list[str]
     tox_env: str
     dependency_index_url: str
     dist_dir: str
@@ -139,6 +143,11 @@ class Settings:
         return _secret("CI_KIT_REGISTRY_PASSWORD", os.environ.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
                        "the registry password file",
                        "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD")
+
+    @property
+    def trusted(self) -> frozenset[str]:
+        """Whose records count: the configured user and the trusted uploaders."""
+        return frozenset([self.user, *self.trusted_uploaders])
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -265,6 +274,10 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
     for which in ("unstable", "testing", "stable"):
         if not values[f"{which}-index"]:
             values[f"{which}-index"] = f"{user}/{which}"
+    for which in ("testing", "stable"):
+        if values[f"{which}-index"] == values["unstable-index"]:
+            raise UsageError(f"{which}-index and unstable-index are both {values['unstable-index']}",
+                             "promotion copies from the unstable index to another one: set testing-index/stable-index to a non-volatile index of its own")
     if values["python-versions"] is None:
         values["python-versions"] = [_current_python()]
     values["index-url"] = values["index-url"].rstrip("/")

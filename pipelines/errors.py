@@ -65,7 +65,8 @@ class TestsFailed(CiKitError):
 
 
 class GateRefused(CiKitError):
-    """Promotion refused: a file lacks a passing result for its exact sha256."""
+    """Promotion refused: a file lacks trusted passing evidence for its exact sha256 on a
+    configured Python, the release is incomplete, or the index lets others write."""
 
     exit_code = 10
 
@@ -90,6 +91,13 @@ class ServerFailed(CiKitError):
     exit_code = 13
 
 
+class Mismatch(CiKitError):
+    """A promotion target holds bytes, or a release, that did not come through the gate.
+    Said on every run that finds it, never waved through as "already promoted"."""
+
+    exit_code = 14
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success (also: re-running a stage that already succeeded)",
     1: "unexpected error: a server answered in a way ci-kit does not expect, or a bug (--debug shows a traceback)",
@@ -105,4 +113,5 @@ EXIT_CODES: dict[int, str] = {
     11: "image step failed (engine, registry, base image, smoke test)",
     12: "a test environment could not be made (uv could not create it or install the release, its dependencies or the test tools)",
     13: "the embedded devpi-server could not be initialised or started (`ci-kit server start`)",
+    14: "a promotion target holds bytes or a release without trusted passing evidence (not from the gate)",
 }

@@ -355,16 +355,12 @@ def pick_wheel(rel: Release, facts: dict[str, str]) -> ReleaseFile:
     return ranked[0]
 
 
-def commit_of(index: Index, rel: Release, wheel: ReleaseFile) -> str:
-    for f in [wheel, *rel.files]:
-        for link in rel.results_for(f):
-            try:
-                o = results.outcome(index.read_result(link))
-            except CiKitError:
-                continue
-            if o is not None and o.detail.get("commit"):
-                return str(o.detail["commit"])
-    return ""
+def commit_of(index: Index, rel: Release, settings: Settings) -> str:
+    """The commit job 1 recorded for the release (its trusted build record), or ""."""
+    from pipelines import evidence
+
+    build, _ = evidence.build_of(index, rel, settings.trusted)
+    return build.commit if build else ""
 
 
 def source_url(rel: Release, project_dir: Path) -> str:
@@ -504,7 +500,7 @@ def _uv_reason(output: str) -> str:
 
 
 def write_lock(path: Path, locked: list[Locked], *, spec: Spec, rel: Release, base: Base, python: str) -> str:
-    from pipelines.index import sha256_of
+    from pipelines.dists import sha256_of
 
     header = (f"# Hash-locked requirements of {spec} for its image, made by ci-kit image.\n"
               f"# Source index: {rel.index}. Target: Python {python} on {base.ref}.\n"
@@ -591,7 +587,7 @@ def _check_wheels(folder: Path, deps: list[Locked]) -> list[Path] | None:
     sha256 the lock lists for that dependency; None otherwise."""
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
-    from pipelines.index import sha256_of
+    from pipelines.dists import sha256_of
 
     by_hash = {h: l for l in deps for h in l.hashes}
     files = sorted(folder.glob("*.whl"))
@@ -901,7 +897,8 @@ def push(image_id: str, repository: str, tags: list[str], login: RegistryLogin |
 # -- the whole step -------------------------------------------------------------------------
 
 def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | None = None) -> ImageResult:
-    from pipelines.index import Index, sha256_of
+    from pipelines.dists import sha256_of
+    from pipelines.index import Index
 
     t0 = time.monotonic()
     import importlib.util
@@ -959,7 +956,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         me = next(l for l in locked if l.name == spec.name)
         (ctx / "app" / "app.lock").write_text(me.line() + "\n")
 
-        commit = opts.commit or commit_of(index, rel, wheel)
+        commit = opts.commit or commit_of(index, rel, settings)
         labels = {
             "org.opencontainers.image.title": spec.name,
             "org.opencontainers.image.description": str(rel.metadata.get("summary") or f"{spec} (ci-kit image)"),

@@ -14,7 +14,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 from pipelines import console
@@ -37,11 +37,29 @@ class ReleaseFile:
     def kind(self) -> str:
         return "wheel" if self.basename.endswith(".whl") else "sdist"
 
+    @property
+    def who(self) -> str | None:
+        return uploader(self.log)
+
 
 @dataclass(frozen=True)
 class ResultLink:
+    """A record attached to a release file. `who` is the uploader the index itself logged
+    (None for anonymous): the only identity of a record that its content cannot forge."""
+
     url: str
     for_url: str
+    who: str | None = None
+    sha256: str = ""  # of the record's bytes, as the index computed it
+
+
+def uploader(log: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str | None:
+    """Who the index says uploaded a file or record: the first upload entry of its log."""
+    for entry in log:
+        if isinstance(entry, dict) and entry.get("what") == "upload":
+            who = entry.get("who")
+            return who if isinstance(who, str) and who else None
+    return None
 
 
 @dataclass
@@ -68,16 +86,9 @@ def _parse_release(index: str, data: dict[str, Any]) -> Release:
             sha = (link.get("hashes") or {}).get("sha256") or link.get("hash_spec", "").partition("=")[2]
             rel.files.append(ReleaseFile(link["href"].rsplit("/", 1)[-1], link["href"], sha, tuple(link.get("log", []))))
         elif link.get("rel") == "toxresult":
-            rel.results.append(ResultLink(link["href"], link.get("for_href", "")))
+            rel.results.append(ResultLink(link["href"], link.get("for_href", ""), uploader(link.get("log") or ()),
+                                          (link.get("hashes") or {}).get("sha256", "")))
     return rel
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Index:
@@ -92,7 +103,7 @@ class Index:
         self.session: requests.Session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
-        self._results: dict[str, dict[str, Any]] = {}
+        self._results: dict[str, bytes] = {}
         self._password_later: Callable[[], str | None] | None = None
 
     @classmethod
@@ -183,16 +194,33 @@ class Index:
     def projects(self, index: str) -> list[str]:
         return list(self.index_config(index).get("projects", []))
 
-    def read_result(self, link: ResultLink) -> dict[str, Any]:
-        """A result record; cached, since attached records never change."""
+    def read_result_bytes(self, link: ResultLink) -> bytes:
+        """A record's stored bytes, checked against the sha256 the index lists for it;
+        cached, since attached records never change."""
         if link.url not in self._results:
             # Accept: */* gets the stored JSON itself; application/json would get devpi's file info.
-            self._results[link.url] = self.request("GET", link.url, headers={"Accept": "*/*"}).json()
+            data = self.request("GET", link.url, headers={"Accept": "*/*"}).content
+            if link.sha256 and hashlib.sha256(data).hexdigest() != link.sha256:
+                raise CiKitError(f"{link.url}: the record's bytes differ from the index's sha256",
+                                 "the index or a proxy changed it in transit; retry, then check the server")
+            self._results[link.url] = data
         return self._results[link.url]
+
+    def read_result(self, link: ResultLink) -> Any:
+        """A record as JSON (any JSON value: what anyone attached is not trusted to be a dict)."""
+        import json
+
+        try:
+            return json.loads(self.read_result_bytes(link))
+        except ValueError:
+            return None
 
     def download(self, f: ReleaseFile, dest: Path) -> Path:
         """Fetch a release file and check its sha256 against what the index lists."""
-        resp = self.request("GET", f.url, stream=True, headers={"Accept": "*/*"})
+        resp = self.request("GET", f.url, stream=True, headers={"Accept": "*/*"}, ok=(200, 404, 410))
+        if resp.status_code != 200:  # devpi's file URLs name the bytes: other bytes live at another URL
+            raise NotFound(f"{f.basename} with sha256 {f.sha256[:16]}… is gone from the index ({resp.status_code}): it was replaced or removed",
+                           "run again: the new state is judged afresh")
         target = dest / f.basename
         h = hashlib.sha256()
         with open(target, "wb") as fh:
@@ -222,13 +250,15 @@ class Index:
             self.request("POST", f"{index}/", data=body,
                          headers={"Accept": "application/json", "Content-Type": body.content_type})
 
-    def attach_result(self, f: ReleaseFile, record: dict[str, Any]) -> str:
-        """Attach a toxresult-shaped record to a release file; returns its path on the index."""
-        return self.request("POST", f.url, json=record).json().get("result", "")
-
-    def push(self, src_index: str, name: str, version: str, target: str) -> None:
-        """devpi's server-side copy of a release (files and attached results) to target."""
-        self.request("PUSH", src_index, json={"name": name, "version": version, "targetindex": target})
+    def attach_result(self, f: ReleaseFile, record: dict[str, Any] | bytes) -> str:
+        """Attach a toxresult-shaped record to a release file; returns its path on the index.
+        Bytes are sent as they are, so a copied record keeps its sha256."""
+        if isinstance(record, bytes):
+            resp = self.request("POST", f.url, data=record, headers={"Accept": "application/json",
+                                                                       "Content-Type": "application/json"})
+        else:
+            resp = self.request("POST", f.url, json=record)
+        return resp.json().get("result", "")
 
     def create_user(self, user: str, password: str) -> bool:
         console.add_secret(password)
@@ -236,15 +266,17 @@ class Index:
         return resp.status_code != 409
 
     def create_index(self, index: str, *, volatile: bool, bases: list[str] | None = None) -> bool:
-        """Create an index if missing; results may only be attached by its owner."""
+        """Create an index if missing; files and results may only be added by its owner.
+        An existing index keeps its settings but gets the same tight ACLs."""
         owner = index.split("/", 1)[0]
-        resp = self.request("PUT", index, ok=(200, 201, 409), json={
-            "volatile": volatile, "bases": bases or [], "acl_upload": [owner], "acl_toxresult_upload": [owner]})
+        acls = {"acl_upload": [owner], "acl_toxresult_upload": [owner]}
+        resp = self.request("PUT", index, ok=(200, 201, 409), json={"volatile": volatile, "bases": bases or [], **acls})
+        if resp.status_code == 409:
+            config = self.index_config(index)
+            if any(config.get(k) != v for k, v in acls.items()):
+                self.request("PATCH", index, json={**{k: v for k, v in config.items() if k not in ("projects", "type")}, **acls})
+                console.step(f"server: {index}: uploads and results limited to {owner}")
         return resp.status_code != 409
-
-    def iter_results(self, release: Release, f: ReleaseFile) -> Iterator[dict[str, Any]]:
-        for link in release.results_for(f):
-            yield self.read_result(link)
 
 
 def _message(resp: Any) -> str:

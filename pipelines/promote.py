@@ -1,21 +1,31 @@
-"""`ci-kit promote NAME==VERSION`: the gate, then devpi's server-side copy.
+"""`ci-kit promote NAME==VERSION`: the gate, then a copy of exactly the gated bytes.
 
-Everything is checked before anything is copied: the target's state (already promoted
-is a no-op; other bytes are a collision) and, per file, a passing result recorded for
-its exact sha256. Promotion itself is devpi's PUSH, so the bytes never leave the server.
+Why not devpi's server-side PUSH: it copies whatever the volatile unstable index holds
+under that name and version at the moment of the copy, so a re-upload between the gate
+and the copy would land untested bytes on a non-volatile index. Instead every file is
+downloaded and checked against the sha256 the gate passed (all of them before any is
+uploaded), then uploaded to the target with the records it passed on. A non-volatile
+devpi index accepts an identical re-upload and refuses other bytes (409), so concurrent
+promotions of one release all succeed with one copy, and a swap is refused.
+
+A release already on the target is verified, not waved through: each of its files
+must carry, on the target, trusted passing evidence for its own bytes or a recorded
+forced promotion. Evidence or a promotion record that an interrupted run did not get
+to write is added by the re-run.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pipelines import console, results
+from pipelines import console, evidence, gate, results
 from pipelines.config import Settings
-from pipelines.errors import CiKitError, Collision, GateRefused, NotFound
-from pipelines.index import Index, Release
+from pipelines.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
+from pipelines.index import Index, Release, ReleaseFile
 from pipelines.release import Spec, target_index
-from pipelines.test import wheel_fits
 
 
 @dataclass
@@ -26,107 +36,158 @@ class Promotion:
     changed: bool
     forced: bool = False
     dry_run: bool = False
+    already: bool = False  # the target held the release and its evidence there was verified
     gate: list[str] = field(default_factory=list)  # what the gate found, one line per file
     files: list[dict[str, str]] = field(default_factory=list)
 
     def outputs(self) -> dict[str, Any]:
         return {"requirement": str(self.spec), "name": self.spec.name, "version": self.spec.version,
                 "promoted_to": self.target, "changed": self.changed, "forced": self.forced,
-                "dry_run": self.dry_run, "files": self.files, "gate": self.gate}
+                "dry_run": self.dry_run, "already": self.already, "files": self.files, "gate": self.gate}
 
 
-def latest_by_python(outcomes: list[results.Outcome]) -> dict[str, results.Outcome]:
-    """Index order is upload order, so the last record per Python is the latest."""
-    latest: dict[str, results.Outcome] = {}
-    for o in outcomes:
-        latest[o.python or "?"] = o
-    return latest
+def check_acls(index: Index, name: str, trusted: frozenset[str]) -> None:
+    """The gate relies on the index's log of who attached what; refuse an index where
+    others may upload files or attach results, since they could then race or bury ours."""
+    config = index.index_config(name)
+    for acl in ("acl_upload", "acl_toxresult_upload"):
+        others = sorted(str(x) for x in config.get(acl, []) if x not in trusted)
+        if others:
+            owner = name.split("/", 1)[0]
+            raise GateRefused(f"{name} lets {', '.join(others)} {'upload' if acl == 'acl_upload' else 'attach results'} ({acl}); "
+                              "the gate cannot rely on an index others may write",
+                              f"`devpi index {name} {acl}={owner}` (ci-kit server start does this for indexes it manages), "
+                              "or add trusted users to trusted-uploaders")
 
 
-def check_gate(index: Index, release: Release, pythons: list[str]) -> tuple[list[str], list[str]]:
-    """(problems, evidence): every file needs a passing latest result for its own sha256;
-    wheels on every configured Python they fit."""
-    problems, evidence = [], []
-    for f in release.files:
-        outcomes = [o for o in (results.outcome(index.read_result(link)) for link in release.results_for(f))
-                    if o is not None and o.kind == "test"]
-        mine = [o for o in outcomes if o.sha256 == f.sha256]
-        if not mine:
-            why = " (results exist only for other bytes)" if outcomes else ""
-            problems.append(f"{f.basename} (sha256 {f.sha256[:16]}…) has no test result{why}")
-            continue
-        latest = latest_by_python(mine)
-        failing = sorted(py for py, o in latest.items() if not o.passed)
-        if failing:
-            problems.append(f"{f.basename} (sha256 {f.sha256[:16]}…) failed its tests on Python {', '.join(failing)}")
-            continue
-        if f.kind == "wheel":
-            missing = [py for py in pythons if wheel_fits(f.basename, py) and py not in latest]
-            if missing:
-                problems.append(f"{f.basename} (sha256 {f.sha256[:16]}…) has no result on Python {', '.join(missing)}")
-                continue
-        evidence.append(f"{f.basename}: passed on Python {', '.join(sorted(latest))} ({', '.join(sorted({o.source for o in latest.values()}))})")
-    return problems, evidence
+def _records(index: Index, rel: Release, trusted: frozenset[str]) -> dict[str, evidence.FileRecords]:
+    recs = {f.basename: evidence.read(index, rel, f, trusted) for f in rel.files}
+    evidence.warn_ignored(f"promote: {rel.index}", [i for r in recs.values() for i in r.ignored])
+    return recs
+
+
+def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], pythons: list[str]) -> tuple[list[str], bool]:
+    """(problems, forced): does the target's own evidence show that each of its files
+    passed (for the commit its copied build record names), or that it was forced there?"""
+    forced = {f.basename for f in there.files if any(p.fields["forced"] for p in recs[f.basename].of("promotion", f.sha256))}
+    commits = {r.commit for f in there.files for r in recs[f.basename].of("build", f.sha256)}
+    if len(commits) != 1:
+        problems = [f"{f.basename} has no build record on {there.index}" for f in there.files
+                    if f.basename not in forced and not recs[f.basename].of("build", f.sha256)]
+        return problems or [f"the build records on {there.index} name {len(commits)} commits"], bool(forced)
+    verdict = gate.judge(there.files, recs, pythons, commits.pop())
+    return [p for name, p in verdict.failed.items() if name not in forced], bool(forced)
 
 
 def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: bool = False,
             index: Index | None = None) -> Promotion:
     index = index or Index.from_settings(settings)
-    source = settings.unstable_index
+    source, trusted = settings.unstable_index, settings.trusted
     target = target_index(settings, spec.version)
-    release = index.release(source, spec.name, spec.version)
-    if release is None or not release.files:
-        raise NotFound(f"{spec} is not on {source}", "push it first (ci-kit build-and-push)")
-    files = [{"filename": f.basename, "sha256": f.sha256} for f in release.files]
-    promo = Promotion(spec, source, target, changed=False, forced=force, dry_run=dry_run, files=files)
-
+    rel = index.release(source, spec.name, spec.version)
     there = index.release(target, spec.name, spec.version)
-    if there is not None and there.files:
-        clashes = [f"{f.basename}: {target} has sha256 {t.sha256}, {source} has {f.sha256}"
-                   for f in release.files if (t := there.file(f.basename)) is not None and t.sha256 != f.sha256]
-        if clashes:
-            raise Collision(f"{spec} is already on {target} with different bytes: " + "; ".join(clashes),
-                            "stable releases are immutable: build a new version")
-        missing = [f.basename for f in release.files if there.file(f.basename) is None]
-        if not missing:
-            console.step(f"promote: {spec} is already on {target} with identical bytes; nothing to do")
-            promo.gate = ["already promoted"]
-            return promo
-        raise Collision(f"{spec} is on {target} without {', '.join(missing)}; a non-volatile index cannot take more files for it",
-                        "build a new version")
+    if (rel is None or not rel.files) and (there is None or not there.files):
+        raise NotFound(f"{spec} is not on {source}", "push it first (ci-kit build-and-push)")
+    promo = Promotion(spec, source, target, changed=False, forced=force, dry_run=dry_run)
+    if rel is None or not rel.files:  # unstable was cleaned: what is on the target must stand on its own
+        assert there is not None
+        return _already(index, settings, promo, there, None, None)
 
-    problems, evidence = check_gate(index, release, settings.python_versions)
-    promo.gate = evidence + problems
-    if problems and not force:
-        raise GateRefused(f"{spec} cannot be promoted: " + "; ".join(problems),
-                          "run `ci-kit test " + str(spec) + "` (or test-and-promote); --force overrides and is recorded")
-    if problems:
-        console.step(f"promote: FORCED past the gate by {results.actor()}: " + "; ".join(problems))
-    for line in evidence:
+    promo.files = [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]
+    clashes = [f"{f.basename}: {target} has sha256 {t.sha256}, {source} has {f.sha256}"
+               for f in rel.files if there is not None and (t := there.file(f.basename)) is not None and t.sha256 != f.sha256]
+    if clashes:
+        raise Mismatch(f"{spec} is on {target} with other bytes than {source} holds: " + "; ".join(clashes),
+                       f"{target} is immutable: if its bytes never passed the gate, remove the release there as an admin; otherwise build a new version")
+    check_acls(index, source, trusted)
+    recs = _records(index, rel, trusted)
+    build, problems = evidence.build_of(index, rel, trusted)
+    verdict = gate.judge(rel.files, recs, settings.python_versions, build.commit) if build else gate.Verdict(other=problems)
+    promo.gate = verdict.evidence + verdict.problems
+    if there is not None and {f.basename for f in rel.files} <= {f.basename for f in there.files}:
+        return _already(index, settings, promo, there, rel, verdict)
+
+    if verdict.problems and not force:
+        raise GateRefused(f"{spec} cannot be promoted: " + "; ".join(verdict.problems),
+                          f"run `ci-kit test {spec}` (or test-and-promote); --force overrides and is recorded")
+    if verdict.problems:
+        console.step(f"promote: FORCED past the gate by {results.actor()}: " + "; ".join(verdict.problems))
+    for line in verdict.evidence:
         console.step(f"promote: gate: {line}")
     if dry_run:
-        console.step(f"promote: dry run: would copy {spec} from {source} to {target} ({len(files)} files)")
+        console.step(f"promote: dry run: would copy {spec} from {source} to {target} ({len(rel.files)} files)")
         return promo
-
-    console.step(f"promote: {spec}: {source} → {target} (server-side copy)")
-    index.push(source, spec.name, spec.version, target)
-    after = index.release(target, spec.name, spec.version)
-    for f in release.files:
-        t = after.file(f.basename) if after else None
-        if t is None or t.sha256 != f.sha256:
-            raise CiKitError(f"after promotion {f.basename} on {target} is {t.sha256 if t else 'missing'}, expected {f.sha256}",
-                             "check the devpi-server log")
-        index.attach_result(t, results.promotion_record(filename=f.basename, sha256=f.sha256, source=source, target=target,
-                                                        forced=bool(problems), commit=_commit_of(index, release, f)))
-    promo.changed = True
-    promo.forced = bool(problems)
+    _copy(index, rel, target, there)
+    _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=bool(verdict.problems))
+    promo.changed, promo.forced = True, bool(verdict.problems)
     console.step(f"promote: {spec} is on {target}")
     return promo
 
 
-def _commit_of(index: Index, release: Release, f: Any) -> str:
-    for link in release.results_for(f):
-        o = results.outcome(index.read_result(link))
-        if o is not None and o.detail.get("commit"):
-            return str(o.detail["commit"])
-    return ""
+def _copy(index: Index, rel: Release, target: str, there: Release | None) -> None:
+    """Upload the gated bytes: every file downloaded and sha256-checked first, so a file
+    swapped on unstable after the gate stops the copy before anything is uploaded."""
+    from pipelines.push import read_metadata
+
+    todo = [f for f in rel.files if there is None or there.file(f.basename) is None]
+    with tempfile.TemporaryDirectory(prefix="ci-kit-promote-") as tmp:
+        try:
+            local = [(f, index.download(f, Path(tmp))) for f in todo]
+        except (NotFound, CiKitError) as exc:
+            if isinstance(exc, (IndexUnreachable, AuthError)):
+                raise
+            raise GateRefused(f"{rel.name}=={rel.version} changed on {rel.index} after the gate: {exc.message}; nothing was copied",
+                              "run promote again: the gate judges what is there now") from None
+        console.step(f"promote: {rel.name}=={rel.version}: {len(local)} file(s) downloaded, sha256 as gated; uploading to {target}")
+        for f, path in local:
+            index.upload(target, path, read_metadata(path))
+
+
+def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
+            *, forced: bool) -> None:
+    """Attach to each file on the target the records it passed on (copied byte for byte,
+    so their sha256 stays) and a promotion record; skip what is already there."""
+    after = index.release(promo.target, rel.name, rel.version)
+    have = _records(index, after, settings.trusted) if after else {}
+    for f in rel.files:
+        t = after.file(f.basename) if after else None
+        if t is None or t.sha256 != f.sha256:
+            raise Mismatch(f"after promotion {f.basename} on {promo.target} is {t.sha256 if t else 'missing'}, expected {f.sha256}",
+                           f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
+        present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
+        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.trusted)
+        for r in copies:
+            if r.link.sha256 not in present:
+                index.attach_result(t, index.read_result_bytes(r.link))
+        if not (f.basename in have and have[f.basename].of("promotion", f.sha256)):
+            index.attach_result(t, results.promotion_record(filename=f.basename, sha256=f.sha256, source=promo.source,
+                                                            target=promo.target, forced=forced, commit=commit))
+
+
+def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozenset[str]) -> list[evidence.Record]:
+    return evidence.read(index, rel, f, trusted).of("build", f.sha256)[-1:]
+
+
+def _already(index: Index, settings: Settings, promo: Promotion, there: Release, rel: Release | None,
+             verdict: gate.Verdict | None) -> Promotion:
+    """The target holds the release: a success only if its evidence says so. What an
+    interrupted promotion did not record is completed from unstable's evidence."""
+    recs = _records(index, there, settings.trusted)
+    problems, forced = _verified_on_target(there, recs, settings.python_versions)
+    missing_promotion = [f for f in there.files if not recs[f.basename].of("promotion", f.sha256)]
+    if (problems or missing_promotion) and rel is not None and verdict is not None and (verdict.passed or promo.forced):
+        if promo.dry_run:
+            promo.gate.append(f"would complete the records on {promo.target}")
+            return promo
+        console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
+        build = evidence.build_of(index, rel, settings.trusted)[0]
+        _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=not verdict.passed)
+        promo.forced = not verdict.passed
+        return promo
+    if problems:
+        raise Mismatch(f"{promo.spec} is on {promo.target} without passing evidence: " + "; ".join(problems),
+                       "it did not come through the gate: if it was an interrupted --force, run promote --force again to record it")
+    console.step(f"promote: {promo.spec} is already on {promo.target}; its evidence there is verified" + (" (FORCED)" if forced else ""))
+    promo.gate = promo.gate or ["already promoted, verified on the target"]
+    promo.forced, promo.already = forced, True
+    return promo

@@ -1,7 +1,11 @@
-"""`ci-kit push`: upload the built files to the unstable index, then read them back.
+"""`ci-kit push`: upload the built files to the unstable index, read them back, and
+record on each the commit they were built from and the whole file set (the build record).
 
-All files are compared with the index before any is uploaded, so a collision changes
-nothing; files already there with identical bytes are skipped (a re-run is a no-op).
+All files are checked against the build manifest and compared with the index before any
+is uploaded, so a corrupted dist file or a collision changes nothing; files already
+there with identical bytes are skipped (a re-run is a no-op that adds a missing build
+record). Job 2 refuses a release without complete build records: a job 1 that died
+between uploads cannot get a partial release tested and promoted.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import console
+from pipelines import console, evidence, results
 from pipelines.build import Manifest
 from pipelines.config import Settings
-from pipelines.errors import CiKitError, Collision
+from pipelines.dists import sha256_of
+from pipelines.errors import BuildError, CiKitError, Collision
 from pipelines.index import Index, Release
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
@@ -79,6 +84,14 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
     if problems:
         raise Collision(f"{manifest.requirement} is already on {target} with different bytes: " + "; ".join(problems),
                         UNIQUE_VERSIONS_HINT)
+    for f in manifest.files:
+        path = dist / f.filename
+        actual = sha256_of(path) if path.is_file() else "missing"
+        if actual != f.sha256:
+            raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
+                             "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
+    if existing is not None:
+        _check_built_from(index, existing, manifest, settings.trusted)
     uploaded, skipped = [], []
     for f in manifest.files:
         if existing is not None and existing.file(f.filename) is not None:
@@ -97,5 +110,24 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
                              "the index did not keep what was sent; check the devpi-server log")
         urls[f.filename] = there.url
+    _record_build(index, after, manifest, settings.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)
+
+
+def _check_built_from(index: Index, existing: Release, manifest: Manifest, trusted: frozenset[str]) -> None:
+    """Identical bytes from another commit (a moved tag, a change only to tests) must not
+    inherit that commit's record: the version has to say which commit it is."""
+    for f in existing.files:
+        for r in evidence.read(index, existing, f, trusted).of("build", f.sha256):
+            if r.commit != manifest.commit:
+                raise Collision(f"{manifest.requirement} on {existing.index} was built from commit {r.commit[:12]}; "
+                                f"this is {manifest.commit[:12]}", UNIQUE_VERSIONS_HINT)
+
+
+def _record_build(index: Index, release: Release | None, manifest: Manifest, trusted: frozenset[str]) -> None:
+    files = [{"filename": f.filename, "sha256": f.sha256} for f in manifest.files]
+    for f in release.files if release else []:
+        if f.basename not in {x["filename"] for x in files} or evidence.read(index, release, f, trusted).of("build", f.sha256):
+            continue
+        index.attach_result(f, results.build_record(filename=f.basename, sha256=f.sha256, commit=manifest.commit, files=files))

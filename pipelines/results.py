@@ -1,8 +1,9 @@
-"""Test and promotion records attached to release files on the index.
+"""The records ci-kit attaches to release files: build (job 1), test (each run) and
+promotion (on the target).
 
 The shape is devpi's toxresult JSON (so devpi-web and `devpi list -t` show it) with
-ci-kit's own fields under "ci_kit". The gate reads only what `outcome()` derives, never
-devpi-web's rendering.
+ci-kit's own fields under "ci_kit". What counts when they are read back is decided in
+evidence.py (who attached them, and a strict schema), never from devpi-web's rendering.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import os
 import platform
 import socket
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pipelines import __version__
+from pipelines.evidence import SCHEMA
 
 
 def now() -> str:
@@ -41,77 +42,44 @@ def ci_link() -> str:
     return os.environ.get("BUILD_URL", "")
 
 
+def _shell(filename: str, sha256: str, testenvs: dict[str, Any]) -> dict[str, Any]:
+    """devpi's toxresult frame, so devpi-web and `devpi list -t` show the record."""
+    return {"reportversion": "1", "toxversion": f"ci-kit {__version__}", "platform": sys.platform,
+            "host": socket.gethostname(), "installpkg": {"basename": filename, "sha256": sha256}, "testenvs": testenvs}
+
+
 def test_record(*, filename: str, sha256: str, commit: str, python: str, python_full: str, executable: str,
-                command: list[str], retcode: int, output: str, counts: dict[str, int], junit: str,
+                command: list[str], retcode: int, output: str, counts: dict[str, int], counted: bool, junit: str,
                 metrics: dict[str, Any], proof: dict[str, str], duration: float) -> dict[str, Any]:
-    passed = retcode == 0 and counts.get("failures", 0) == 0 and counts.get("errors", 0) == 0
+    """A run's record. `counted`: the counts come from the JUnit XML ci-kit asked for; a
+    pass needs tests > 0 unless JUnit was waived (require-junit = false), which is said here."""
+    passed = (retcode == 0 and counts.get("failures", 0) == 0 and counts.get("errors", 0) == 0
+              and (counts.get("tests", 0) > 0 or not counted))
     envname = "py" + python.replace(".", "")
-    return {
-        "reportversion": "1",
-        "toxversion": f"ci-kit {__version__}",
-        "platform": sys.platform,
-        "host": socket.gethostname(),
-        "installpkg": {"basename": filename, "sha256": sha256},
-        "testenvs": {envname: {
-            "test": [{"command": command, "retcode": retcode, "output": output[-20000:]}],
-            "python": {"version": python_full, "executable": executable,
-                       "version_info": [int(x) for x in python_full.split(".")[:3]] + ["final", 0]},
-        }},
-        "ci_kit": {
-            "kind": "test", "version": __version__, "filename": filename, "sha256": sha256, "commit": commit,
-            "python": python, "python_full": python_full, "passed": passed, **counts,
-            "junit": junit[:200_000], "metrics": metrics, "proof": proof, "duration_s": round(duration, 3),
-            "at": now(), "by": actor(), "ci": ci_link(), "machine": platform.machine(),
-        },
-    }
+    testenvs = {envname: {
+        "test": [{"command": command, "retcode": retcode, "output": output[-20000:]}],
+        "python": {"version": python_full, "executable": executable,
+                   "version_info": [int(x) for x in python_full.split(".")[:3]] + ["final", 0]},
+    }}
+    return {**_shell(filename, sha256, testenvs), "ci_kit": {
+        "schema": SCHEMA, "kind": "test", "version": __version__, "filename": filename, "sha256": sha256, "commit": commit,
+        "python": python, "python_full": python_full, "passed": passed,
+        "tests": 0, "failures": 0, "errors": 0, "skipped": 0, **counts, "counted": counted,
+        "junit": junit[:200_000], "metrics": metrics, "proof": proof, "duration_s": round(duration, 3),
+        "at": now(), "by": actor(), "ci": ci_link(), "machine": platform.machine(),
+    }}
+
+
+def build_record(*, filename: str, sha256: str, commit: str, files: list[dict[str, str]]) -> dict[str, Any]:
+    """Job 1's record on each uploaded file: the commit it was built from and the whole
+    file set, so job 2 can refuse another commit or an incomplete release."""
+    return {**_shell(filename, sha256, {}), "ci_kit": {
+        "schema": SCHEMA, "kind": "build", "version": __version__, "filename": filename, "sha256": sha256,
+        "commit": commit, "files": files, "at": now(), "by": actor(), "ci": ci_link()}}
 
 
 def promotion_record(*, filename: str, sha256: str, source: str, target: str, forced: bool, commit: str) -> dict[str, Any]:
     """Attached to each promoted file on the target: who promoted, when, and whether forced."""
-    return {
-        "reportversion": "1",
-        "toxversion": f"ci-kit {__version__}",
-        "platform": sys.platform,
-        "host": socket.gethostname(),
-        "installpkg": {"basename": filename, "sha256": sha256},
-        "testenvs": {},
-        "ci_kit": {"kind": "promotion", "version": __version__, "filename": filename, "sha256": sha256,
-                   "from": source, "to": target, "forced": forced, "commit": commit,
-                   "at": now(), "by": actor(), "ci": ci_link()},
-    }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one record says about one file."""
-
-    kind: str  # "test" or "promotion"
-    sha256: str
-    python: str
-    passed: bool
-    at: str
-    by: str
-    source: str  # "ci-kit" or "devpi test"
-    detail: dict[str, Any]
-
-
-def outcome(record: dict[str, Any]) -> Outcome | None:
-    """Read a record written by ci-kit, or by `devpi test` (tox's result JSON)."""
-    ck = record.get("ci_kit")
-    if isinstance(ck, dict) and ck.get("kind") in ("test", "promotion"):
-        return Outcome(ck["kind"], ck.get("sha256", ""), ck.get("python", ""), bool(ck.get("passed")),
-                       ck.get("at", ""), ck.get("by", ""), "ci-kit", ck)
-    pkg = record.get("installpkg") or {}
-    envs = record.get("testenvs") or {}
-    if not pkg.get("sha256") or not envs:
-        return None
-    retcodes, python = [], ""
-    for env in envs.values():
-        for key in ("setup", "test"):
-            retcodes += [c.get("retcode") for c in env.get(key, []) if isinstance(c, dict)]
-        info = (env.get("python") or {}).get("version_info") or []
-        if len(info) >= 2:
-            python = f"{info[0]}.{info[1]}"
-    ran_tests = any(env.get("test") for env in envs.values())
-    passed = ran_tests and all(str(rc) == "0" for rc in retcodes)
-    return Outcome("test", pkg["sha256"], python, passed, "", "", "devpi test", {})
+    return {**_shell(filename, sha256, {}), "ci_kit": {
+        "schema": SCHEMA, "kind": "promotion", "version": __version__, "filename": filename, "sha256": sha256,
+        "from": source, "to": target, "forced": forced, "commit": commit, "at": now(), "by": actor(), "ci": ci_link()}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pipelines import results
+from pipelines import evidence
 from pipelines.config import Settings
 from pipelines.index import Index, Release
 
@@ -51,22 +51,27 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
             rel: Release | None = per_index[idx].get(v)
             if rel is not None:
                 row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
+        ignored = 0
         for (idx, rel, link), rec in zip(links, records):
             if rel.version != v:
                 continue
-            o = results.outcome(rec)
-            if o is None:
+            if link.who not in settings.trusted or evidence.check(rec) is not None:
+                ignored += 1  # not evidence: shown as a count, never as an outcome
                 continue
-            if o.kind == "promotion":
-                entry = {"to": o.detail.get("to", idx), "by": o.by, "at": o.at, "forced": bool(o.detail.get("forced"))}
+            ck = rec["ci_kit"]
+            if ck["kind"] == "promotion":
+                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
                 if entry not in row["promoted"]:
                     row["promoted"].append(entry)
-            elif idx == settings.unstable_index or not row["tests"]:
+            elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
                 f = next((f for f in rel.files if f.url == link.for_url), None)
-                if f is None or f.sha256 != o.sha256:
+                if f is None or f.sha256 != ck["sha256"]:
                     continue
-                key = f"py{o.python}" if f.kind == "wheel" else f"py{o.python} (sdist)"
-                row["tests"][key] = "passed" if o.passed else "failed"
+                r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
+                key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
+                row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+        if ignored:
+            row["ignored_records"] = ignored
         rows.append(row)
     return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
             "shown": len(shown)}

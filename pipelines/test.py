@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, envs, repo, results, runner
+from pipelines import console, envs, evidence, repo, results, runner
 from pipelines.config import Settings
-from pipelines.errors import NotFound, TestsFailed, UsageError
+from pipelines.dists import top_level_modules, wheel_fits
+from pipelines.errors import NotFound, ProjectError, TestsFailed, UsageError
 from pipelines.index import Index, Release, ReleaseFile
 from pipelines.release import Spec
 
 PROBE_DIR = Path(__file__).with_name("probe")
 PYTEST_NO_TESTS = 5
+# Characters XML 1.0 forbids: colour codes and other control characters in a test's output
+# make a JUnit file unparseable; the counts are still in it.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass
@@ -42,9 +47,10 @@ class RunResult:
     junit_path: str
     record_path: str
     message: str = ""
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {k: v for k, v in self.__dict__.items() if k != "record"}
 
 
 @dataclass
@@ -63,50 +69,33 @@ class TestReport:
                 "runs": [r.to_json() for r in self.runs]}
 
 
-def top_level_modules(wheel: Path) -> list[str]:
-    """Importable top-level names a wheel installs, read from its file list."""
-    names = set()
-    with zipfile.ZipFile(wheel) as zf:
-        for n in zf.namelist():
-            first = n.split("/", 1)[0]
-            if first.endswith((".dist-info", ".data")):
-                continue
-            if "/" in n:
-                names.add(first)
-            elif n.endswith(".py"):
-                names.add(n[:-3])
-            elif n.endswith((".so", ".pyd")):
-                names.add(n.split(".", 1)[0])
-    return sorted(x for x in names if x.isidentifier())
-
-
-def wheel_fits(filename: str, python: str) -> bool:
-    """Whether a wheel's tags admit CPython `python` (pure wheels always do)."""
-    from packaging.utils import parse_wheel_filename
-
-    nodot = python.replace(".", "")
-    for tag in parse_wheel_filename(filename)[3]:
-        if tag.interpreter in ("py3", f"py{nodot}", f"cp{nodot}") or (tag.abi == "abi3" and tag.interpreter.startswith("cp3")
-                                                                        and int(tag.interpreter[3:] or 0) <= int(python.split(".")[1])):
-            return True
-    return False
-
-
-def junit_counts(path: Path) -> dict[str, int]:
+def junit_counts(path: Path) -> dict[str, int] | None:
+    """Test counts from a JUnit XML file; None when there is none or it is not JUnit."""
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    if not path.is_file():
-        return counts
-    root = ET.parse(path).getroot()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    try:
+        root = ET.fromstring(_XML_INVALID.sub("", text))
+    except ET.ParseError:
+        return None
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    if not suites:
+        return None
     for s in suites:
         for k in counts:
-            counts[k] += int(s.get(k, 0))
+            try:
+                counts[k] += int(s.get(k, 0))
+            except ValueError:
+                return None
     return counts
 
 
 def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]:
-    """Which file is tested on which Python: every fitting wheel on every Python, and the
-    sdist once on the first, so that each file to promote has a result of its own."""
+    """Which file is tested on which Python: every wheel on every Python it fits; the
+    sdist on every Python that no wheel serves, and at least once, so that each file to
+    promote has a result of its own and every configured Python is covered."""
     plan = []
     wheels = [f for f in release.files if f.kind == "wheel"]
     for py in pythons:
@@ -115,8 +104,25 @@ def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]
                 plan.append((w, py))
     sdists = [f for f in release.files if f.kind == "sdist"]
     if sdists:
-        plan.append((sdists[0], pythons[0]))
+        bare = [py for py in pythons if not any(wheel_fits(w.basename, py) for w in wheels)]
+        plan += [(sdists[0], py) for py in (bare or pythons[:1])]
     return plan
+
+
+def built_from(settings: Settings, index: Index, release: Release, commit: str | None) -> str:
+    """The commit job 1 recorded for the release (its build record); a --commit that
+    differs is refused, final versions included. A release whose build records are
+    missing or incomplete (job 1 died between uploads) is refused before any test."""
+    build, problems = evidence.build_of(index, release, settings.trusted)
+    if build is None:
+        raise NotFound(f"{release.name}=={release.version} on {release.index} is incomplete: " + "; ".join(problems),
+                       "run job 1 (ci-kit build-and-push) again on the commit that built it; it completes the release")
+    if commit is not None:
+        wanted = repo.resolve_commit(settings.project_dir, commit)
+        if wanted != build.commit:
+            raise ProjectError(f"{release.name}=={release.version} was built from commit {build.commit[:12]}, not {wanted[:12]}",
+                               f"test the commit job 1 printed (--commit {build.commit[:12]}), or build this commit as a new version")
+    return build.commit
 
 
 def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: list[str] | None = None,
@@ -126,13 +132,14 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
         envs.find_python(py)  # fail before any work if an interpreter is missing
     project = settings.project_dir
     repo.require_project(project)
-    commit = repo.resolve_commit(project, commit or "HEAD")
-    repo.check_version_matches(spec.version, commit)
     index = index or Index.from_settings(settings)
     source = settings.unstable_index
     release = index.release(source, spec.name, spec.version)
     if release is None or not release.files:
         raise NotFound(f"{spec} is not on {source}", "push it first (ci-kit build-and-push), and check the name and version")
+    commit = built_from(settings, index, release, commit)
+    repo.resolve_commit(project, commit)
+    repo.check_version_matches(spec.version, commit)
     out_dir = junit_dir or settings.path(settings.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = TestReport(spec, commit)
@@ -162,8 +169,7 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
                                                     clones[i], tmp, out_dir, modules), range(len(plan))))
         for (f, py), run in zip(plan, runs):
             report.runs.append(run)
-            record = json.loads(Path(run.record_path).read_text())
-            index.attach_result(f, record)
+            index.attach_result(f, run.record)  # from memory: another run's file in out_dir is not ours
             console.step(f"test: {f.basename} on Python {py}: {'passed' if run.passed else 'FAILED'} "
                          f"({run.counts['tests']} tests, {run.counts['failures']} failures, {run.counts['errors']} errors); result attached")
     failed = [r for r in report.runs if not r.passed]
@@ -178,10 +184,13 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
 def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: Path, py: str, clone: Path,
              tmp: Path, out_dir: Path, modules: list[str]) -> RunResult:
     tag = f"py{py}-{f.kind}"
-    junit = out_dir / f"junit-{tag}.xml"
-    junit.unlink(missing_ok=True)
-    probe_out = tmp / f"probe-{tag}.json"
-    metrics_file = tmp / f"metrics-{tag}.json"
+    # Everything a run writes goes to a folder of its own first; out_dir gets copies at the
+    # end, for CI to publish. Concurrent runs in one checkout never read each other's files.
+    own = tmp / f"out-{tag}"
+    own.mkdir()
+    junit = own / f"junit-{tag}.xml"
+    probe_out = own / f"probe-{tag}.json"
+    metrics_file = own / f"metrics-{tag}.json"
     probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
@@ -216,21 +225,23 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     except FileNotFoundError:
         rc, output = 127, f"command not found: {argv[0]}"
     duration = time.monotonic() - started
-    counts = junit_counts(junit)
-    message = ""
-    if rc == PYTEST_NO_TESTS or (rc == 0 and junit.is_file() and counts["tests"] == 0):
-        message, rc = "no tests found", rc or PYTEST_NO_TESTS
-    elif rc != 0:
-        message = "tests failed" if counts["failures"] or counts["errors"] else f"test command exited {rc}"
     probe = _read_probe(probe_out)
+    ran = _python_that_ran(env, probe)
+    counts = junit_counts(junit)
+    counted = counts is not None
+    message = _verdict(rc, counts, settings.require_junit)
+    if not message and ran and ".".join(ran.split(".")[:2]) != py:
+        message = f"the tests ran on Python {ran}, not {py}" + (" (check the tox env's base_python)" if settings.tox_env else "")
     proof = _proof(env, probe, modules, clone)
-    if rc == 0 and proof.get("problem"):
-        message, rc = proof["problem"], 1
+    if not message and proof.get("problem"):
+        message = proof["problem"]
+    if message and rc == 0:
+        rc = PYTEST_NO_TESTS if "no tests" in message else 1
     if rc != 0:
         console.detail(output[-8000:])
-    if not junit.is_file():
-        _write_junit(junit, spec, py, rc, output)
-        counts = junit_counts(junit)
+    if counts is None:  # CI still gets a JUnit file to show; the record says it was not counted
+        _write_junit(junit, spec, py, rc, message or output)
+        counts = {"tests": 0, "failures": 0 if rc == 0 else 1, "errors": 0, "skipped": 0}
     metrics: dict[str, Any] = {}
     if metrics_file.is_file():
         try:
@@ -238,12 +249,46 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         except ValueError:
             metrics = {"error": "metrics file was not JSON"}
     record = results.test_record(
-        filename=f.basename, sha256=f.sha256, commit=commit, python=py, python_full=(probe.get("python") if _ran_in(env, probe) else "") or env.full_version(),
-        executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
-        counts=counts, junit=junit.read_text(errors="replace"), metrics=metrics, proof=proof, duration=duration)
-    record_path = out_dir / f"result-{tag}.json"
-    record_path.write_text(json.dumps(record, indent=2))
-    return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(junit), str(record_path), message)
+        filename=f.basename, sha256=f.sha256, commit=commit, python=".".join(ran.split(".")[:2]) if ran else py,
+        python_full=ran or py, executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
+        counts=counts, counted=counted, junit=console.mask(junit.read_text(errors="replace")), metrics=metrics,
+        proof=proof, duration=duration)
+    (own / f"result-{tag}.json").write_text(json.dumps(record, indent=2))
+    published = [_publish(own / n, out_dir) for n in (junit.name, f"result-{tag}.json")]
+    return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(published[0]),
+                     str(published[1]), message, record)
+
+
+def _verdict(rc: int, counts: dict[str, int] | None, require_junit: bool) -> str:
+    """Why a run is not a pass ("" if it is): a pass needs exit 0 and, unless JUnit is
+    waived, the JUnit XML ci-kit asked for showing at least one test and no failure."""
+    if rc == PYTEST_NO_TESTS or (counts is not None and counts["tests"] == 0 and rc == 0):
+        return "no tests found"
+    if rc != 0:
+        return "tests failed" if counts and (counts["failures"] or counts["errors"]) else f"test command exited {rc}"
+    if counts is None and require_junit:
+        return ("the test command wrote no JUnit XML, so ci-kit cannot tell that tests ran "
+                "(ci-kit asks pytest for it; set require-junit = false for a command that cannot write it)")
+    return ""
+
+
+def _python_that_ran(env: envs.Env, probe: dict[str, Any]) -> str:
+    """The full version of the Python the tests ran on: the probe's word when it ran in
+    this environment, else the environment's interpreter; "" when there is none."""
+    if _ran_in(env, probe) and probe.get("python"):
+        return str(probe["python"])
+    if not env.python.exists():
+        return ""
+    return env.full_version()
+
+
+def _publish(path: Path, out_dir: Path) -> Path:
+    """Copy a run's file to out_dir atomically (last run wins; readers never see half a file)."""
+    dest = out_dir / path.name
+    part = out_dir / f".{path.name}.{os.getpid()}.part"
+    shutil.copyfile(path, part)
+    os.replace(part, dest)
+    return dest
 
 
 def _read_probe(probe_out: Path) -> dict[str, Any]:
@@ -297,9 +342,14 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
     name = settings.tox_env.replace("{py}", py.replace(".", ""))
     workdir = tmp / f"tox-{tag}"
     passed = ",".join(sorted(probe_env))
+    python = envs.find_python(py)
     argv = [sys.executable, "-m", "tox", "run", "-e", name, "--installpkg", str(path), "--workdir", str(workdir),
-            "--discover", envs.find_python(py), "-x", f"testenv:{name}.pass_env+={passed}",
-            "-x", f"testenv:{name}.base_python=python{py}"]
+            "--discover", python]
+    # tox reads overrides by the section names of the configuration format in use
+    # (tox.ini/setup.cfg, [tool.tox] in pyproject.toml, tox.toml) and ignores those of
+    # the others, so the overrides are given in every form.
+    for section in ("testenv", f"testenv:{name}", "tool.tox.env_run_base", f"tool.tox.env.{name}", "env_run_base", f"env.{name}"):
+        argv += ["-x", f"{section}.pass_env+={passed}", "-x", f"{section}.base_python={python}"]
     child = runner.child_env(probe_env, drop=("PYTHONHOME", "VIRTUAL_ENV"))
     env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
     return env, argv, child, f"tox run -e {name}"

@@ -48,17 +48,21 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     assert idx.release(f"{user}/stable", "churn-model", o["version"]) is None
 
     # the result records carry ci-kit's fields, for the exact bytes, and prove the install was tested
-    from pipelines.results import outcome
+    from pipelines.evidence import check
 
     wheel = next(f for f in unstable.files if f.kind == "wheel")
     fresh = idx.release(f"{user}/unstable", "churn-model", o["version"])
     recs = [idx.read_result(link) for link in fresh.results_for(wheel)]
-    assert len(recs) == 1
-    ck = recs[0]["ci_kit"]
-    assert ck["sha256"] == wheel.sha256 and ck["commit"] == commit and ck["passed"] and ck["tests"] == 4
+    assert [r["ci_kit"]["kind"] for r in recs] == ["build", "test"]  # job 1's build record, then the run's
+    assert recs[0]["ci_kit"]["commit"] == commit
+    ck = recs[1]["ci_kit"]
+    assert ck["sha256"] == wheel.sha256 and ck["commit"] == commit and ck["passed"] and ck["tests"] == 4 and ck["counted"]
     assert "/site-packages/churn_model/" in ck["proof"]["churn_model"]
     assert ck["metrics"]["held_out_accuracy"] >= 0.7
-    assert outcome(recs[0]).passed
+    assert check(recs[1]) is None
+    # on the target: the gated bytes with the evidence they passed on, and who promoted
+    kinds = [idx.read_result(l)["ci_kit"]["kind"] for l in testing.results_for(testing.file(wheel.basename))]
+    assert sorted(kinds) == ["build", "promotion", "test"]
 
     # re-runs: job 1 rebuilds the same bytes (no collision), promote is a no-op success
     r = run_cikit("build-and-push", cwd=product_repo, env=env)
@@ -74,7 +78,7 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     assert (product_repo / "rel-junit" / f"junit-py{_py()}-wheel.xml").read_text().count("<testcase") == 4
     again = idx.release(f"{user}/unstable", "churn-model", o["version"])
     assert [f.sha256 for f in again.files] == [f.sha256 for f in unstable.files]
-    assert len(again.results_for(next(f for f in again.files if f.kind == "wheel"))) == 2
+    assert len(again.results_for(next(f for f in again.files if f.kind == "wheel"))) == 3
 
     r = run_cikit("status", "churn-model", "--json", cwd=product_repo, env=env)
     assert r.returncode == 0, r.output

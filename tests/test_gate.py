@@ -44,9 +44,10 @@ def test_results_for_other_bytes_refuse(fresh_user, product_repo, pushed):
     from pipelines import results
 
     for f in rel.files:
-        rec = results.test_record(filename=f.basename, sha256="0" * 64, commit="x", python="3.11", python_full="3.11.7",
+        commit = git("rev-parse", "HEAD", cwd=product_repo)
+        rec = results.test_record(filename=f.basename, sha256="0" * 64, commit=commit, python="3.11", python_full="3.11.7",
                                   executable="python", command=["pytest"], retcode=0, output="", counts={"tests": 1},
-                                  junit="", metrics={}, proof={}, duration=1.0)
+                                  counted=True, junit="", metrics={}, proof={}, duration=1.0)
         idx.attach_result(f, rec)
     r = run_cikit("promote", "churn-model==1.1.0", cwd=product_repo, env=env)
     _assert_refused(r, "has no test result (results exist only for other bytes)")
@@ -70,8 +71,8 @@ def test_failed_tests_refuse_and_promote_nothing(fresh_user, product_repo):
     _assert_refused(r, "failed its tests on Python")
 
 
-def test_passing_devpi_test_result_counts(fresh_user, product_repo, pushed):
-    """A result in the shape `devpi test` (tox) uploads counts for its installpkg sha256."""
+def test_a_devpi_test_record_is_shown_but_does_not_open_the_gate(fresh_user, product_repo, pushed):
+    """`devpi test` (tox) records carry no test count and no commit: not evidence of a run."""
     env, idx, rel = pushed
     import sys
 
@@ -79,9 +80,10 @@ def test_passing_devpi_test_result_counts(fresh_user, product_repo, pushed):
         idx.attach_result(f, {"reportversion": "1", "installpkg": {"basename": f.basename, "sha256": f.sha256},
                               "testenvs": {"py": {"test": [{"command": ["pytest"], "retcode": 0}],
                                                   "python": {"version_info": list(sys.version_info[:3])}}}})
-    r = run_cikit("promote", "churn-model==1.1.0", "--json", cwd=product_repo, env=env)
-    assert r.returncode == 0, r.output
-    assert json.loads(r.stdout)["promoted_to"] == f"{fresh_user.user}/stable"
+    r = run_cikit("promote", "churn-model==1.1.0", cwd=product_repo, env=env)
+    _assert_refused(r, "has no test result")
+    assert "no ci_kit fields" in r.stderr
+    _stable_is_empty(fresh_user, idx)
 
 
 def test_force_promotes_and_records_who(fresh_user, product_repo, pushed):

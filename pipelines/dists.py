@@ -1,0 +1,48 @@
+"""Facts about distribution files that several stages need: hashes, which Pythons a
+wheel serves, which top-level modules it installs. A neutral module, so that build,
+test, the gate and the image step share one answer without importing each other."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def wheel_fits(filename: str, python: str) -> bool:
+    """Whether a wheel's tags admit CPython `python` (pure wheels always do)."""
+    from packaging.utils import parse_wheel_filename
+
+    nodot = python.replace(".", "")
+    minor = int(python.split(".")[1])
+    for tag in parse_wheel_filename(filename)[3]:
+        if tag.interpreter in ("py3", f"py{nodot}", f"cp{nodot}"):
+            return True
+        if tag.abi == "abi3" and tag.interpreter.startswith("cp3") and int(tag.interpreter[3:] or 0) <= minor:
+            return True
+    return False
+
+
+def top_level_modules(wheel: Path) -> list[str]:
+    """Importable top-level names a wheel installs, read from its file list."""
+    names = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for n in zf.namelist():
+            first = n.split("/", 1)[0]
+            if first.endswith((".dist-info", ".data")):
+                continue
+            if "/" in n:
+                names.add(first)
+            elif n.endswith(".py"):
+                names.add(n[:-3])
+            elif n.endswith((".so", ".pyd")):
+                names.add(n.split(".", 1)[0])
+    return sorted(x for x in names if x.isidentifier())
