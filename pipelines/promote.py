@@ -79,6 +79,20 @@ def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], p
     return [p for name, p in verdict.failed.items() if name not in forced], bool(forced)
 
 
+def verified(settings: Settings, spec: Spec, index: Index) -> str | None:
+    """The target index if it already holds the release with every file verified there
+    (evidence or a recorded forced promotion, and a promotion record), else None. Lets
+    `ci-kit run` skip re-testing what is promoted; promote itself still checks again."""
+    target = target_index(settings, spec.version)
+    there = index.release(target, spec.name, spec.version)
+    if there is None or not there.files:
+        return None
+    recs = _records(index, there, settings.trusted)
+    problems, _ = _verified_on_target(there, recs, settings.python_versions)
+    done = all(recs[f.basename].of("promotion", f.sha256) for f in there.files)
+    return target if done and not problems else None
+
+
 def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: bool = False,
             index: Index | None = None) -> Promotion:
     index = index or Index.from_settings(settings)

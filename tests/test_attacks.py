@@ -158,6 +158,19 @@ def test_swap_after_testing_is_refused(fresh_user, product_repo, tmp_path):
     _nothing_promoted(fresh_user)
 
 
+def test_deleted_records_take_the_pass_with_them(fresh_user, product_repo):
+    """Results removed from unstable (the release deleted and pushed again) are gone: refused."""
+    env = _push(fresh_user, product_repo)
+    r = run_cikit("test", f"churn-model=={V}", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    idx = fresh_user.index()
+    idx.request("DELETE", f"{fresh_user.user}/unstable/churn-model/{V}")
+    assert run_cikit("push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("promote", f"churn-model=={V}", cwd=product_repo, env=env)
+    assert r.returncode == 10 and "has no test result" in error_line(r), r.output
+    _nothing_promoted(fresh_user)
+
+
 # -- 3. "already on the target" is verified ----------------------------------------------------
 
 def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, product_repo):
