@@ -23,7 +23,7 @@ from typing import Any
 
 from pipelines import console, evidence, gate, results
 from pipelines.config import Settings
-from pipelines.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
+from pipelines.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
 from pipelines.index import Index, Release, ReleaseFile
 from pipelines.release import Spec, target_index
 
@@ -111,8 +111,8 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     clashes = [f"{f.basename}: {target} has sha256 {t.sha256}, {source} has {f.sha256}"
                for f in rel.files if there is not None and (t := there.file(f.basename)) is not None and t.sha256 != f.sha256]
     if clashes:
-        raise Mismatch(f"{spec} is on {target} with other bytes than {source} holds: " + "; ".join(clashes),
-                       f"{target} is immutable: if its bytes never passed the gate, remove the release there as an admin; otherwise build a new version")
+        raise Collision(f"{spec} is already on {target} with different bytes: " + "; ".join(clashes),
+                        f"{target} is immutable: build a new version (and if its bytes never passed the gate, an admin must remove them)")
     check_acls(index, source, trusted)
     recs = _records(index, rel, trusted)
     build, problems = evidence.build_of(index, rel, trusted)

@@ -191,7 +191,7 @@ def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, prod
     assert r.returncode == 0 and json.loads(r.stdout)["already"] is True, r.output
 
 
-def test_other_bytes_on_the_target_are_a_mismatch(fresh_user, product_repo, tmp_path):
+def test_other_bytes_on_the_target_are_a_collision(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
     from pipelines.push import read_metadata
@@ -200,9 +200,10 @@ def test_other_bytes_on_the_target_are_a_mismatch(fresh_user, product_repo, tmp_
     other = tmp_path / wheel.name
     other.write_bytes(wheel.read_bytes() + b"\0")
     idx.upload(f"{fresh_user.user}/stable", other, read_metadata(wheel))
-    r = run_cikit("promote", f"churn-model=={V}", "--force", cwd=product_repo, env=env)
-    assert r.returncode == 14, r.output
-    assert "with other bytes" in error_line(r)
+    for args in ((), ("--force",)):
+        r = run_cikit("promote", f"churn-model=={V}", *args, cwd=product_repo, env=env)
+        assert r.returncode == 8, r.output
+        assert "already on" in error_line(r) and "with different bytes" in error_line(r)
 
 
 @pytest.mark.parametrize("key", ["CI_KIT_TESTING_INDEX", "CI_KIT_STABLE_INDEX"])
@@ -460,3 +461,17 @@ def test_concurrent_test_runs_in_one_checkout_attach_to_their_own_release(fresh_
             tests = [idx.read_result(l)["ci_kit"] for l in rel.results_for(f)]
             tests = [t for t in tests if t["kind"] == "test"]
             assert len(tests) == 1 and tests[0]["sha256"] == f.sha256 and tests[0]["filename"] == f.basename
+
+
+def test_server_start_closes_an_index_it_manages(fresh_user, devpi):
+    """An index of the user that others may write is brought back to owner-only."""
+    idx = fresh_user.index()
+    unstable = f"{fresh_user.user}/unstable"
+    cfg = {k: v for k, v in idx.index_config(unstable).items() if k not in ("projects", "type")}
+    idx.request("PATCH", unstable, json={**cfg, "acl_toxresult_upload": [":ANONYMOUS:"], "acl_upload": [":AUTHENTICATED:"]})
+    port = devpi.url.rsplit(":", 1)[1]
+    r = run_cikit("server", "start", env={**fresh_user.env, "CI_KIT_SERVER_DIR": str(devpi.server_dir), "CI_KIT_SERVER_PORT": port})
+    assert r.returncode == 0, r.output
+    after = idx.index_config(unstable)
+    assert after["acl_toxresult_upload"] == [fresh_user.user] and after["acl_upload"] == [fresh_user.user]
+    assert after["volatile"] is True

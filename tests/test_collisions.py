@@ -55,8 +55,9 @@ def test_promote_collision_on_target_changes_nothing(fresh_user, product_repo):
     assert after == stable_before
 
 
-def test_promote_refuses_a_target_holding_part_of_the_release(fresh_user, product_repo):
-    """Nothing is ever half-promoted: a target holding only the wheel is refused as a whole."""
+def test_promote_completes_a_target_holding_part_of_the_release(fresh_user, product_repo):
+    """A target holding the gated bytes of only some files (an interrupted copy) is
+    completed, with the evidence attached to every file; nothing else changes."""
     env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "4.0.0"}
     user = fresh_user.user
     r = run_cikit("build-and-push", "--json", cwd=product_repo, env=env)
@@ -68,6 +69,10 @@ def test_promote_refuses_a_target_holding_part_of_the_release(fresh_user, produc
     wheel = next((product_repo / "dist").glob("*.whl"))
     idx.upload(f"{user}/stable", wheel, read_metadata(wheel))
     r = run_cikit("promote", "churn-model==4.0.0", cwd=product_repo, env=env)
-    assert r.returncode == 8, r.output
-    assert "without churn_model-4.0.0.tar.gz" in r.stderr
-    assert [f.basename for f in idx.release(f"{user}/stable", "churn-model", "4.0.0").files] == [wheel.name]
+    assert r.returncode == 0, r.output
+    assert "1 file(s) downloaded" in r.stderr
+    stable = idx.release(f"{user}/stable", "churn-model", "4.0.0")
+    unstable = idx.release(f"{user}/unstable", "churn-model", "4.0.0")
+    assert {f.basename: f.sha256 for f in stable.files} == {f.basename: f.sha256 for f in unstable.files}
+    for f in stable.files:
+        assert sorted(idx.read_result(l)["ci_kit"]["kind"] for l in stable.results_for(f)) == ["build", "promotion", "test"]
