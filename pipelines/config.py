@@ -76,10 +76,13 @@ KEYS: tuple[Key, ...] = (
     Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
     Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell)."),
     Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
+    Key("test-groups", "list", [], "PEP 735 dependency groups of the repository's pyproject.toml installed for testing, e.g. `[\"test\"]`."),
+    Key("test-requirements", "list", [], "Requirements files of the repository (paths from its root) installed for testing."),
     Key("require-junit", "bool", True, "A run passes only if the JUnit XML ci-kit asked for shows tests ran. `false` accepts a command that cannot write JUnit; its records say so and `status` shows it."),
     Key("trusted-uploaders", "list", [], "devpi users besides `user` whose build and test records the gate counts (records from anyone else are ignored)."),
-    Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311."),
+    Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311, `{py_dot}` 3.11."),
     Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v)),
+    Key("metadata-check", "str", "warn", "`warn`: the build fails on metadata that is invalid or will not render, and warns on what is merely missing (a README); `strict` fails on both (twine check --strict); `off`.", lambda v: None if v in ("warn", "strict", "off") else "one of warn, strict, off"),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
     Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
@@ -113,10 +116,13 @@ class Settings:
     python_versions: list[str]
     test_command: str
     test_extras: list[str]
+    test_groups: list[str]
+    test_requirements: list[str]
     require_junit: bool
     trusted_uploaders: list[str]
     tox_env: str
     dependency_index_url: str
+    metadata_check: str
     dist_dir: str
     results_dir: str
     server_dir: str

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, envs, evidence, repo, results, runner
+from pipelines import console, envs, evidence, repo, results, runner, testdeps
 from pipelines.config import Settings
 from pipelines.dists import top_level_modules, wheel_fits
 from pipelines.errors import NotFound, ProjectError, TestsFailed, UsageError
@@ -160,6 +160,7 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
                 local[f.basename] = index.download(f, downloads)
                 console.step(f"test: {f.basename} from {source}, sha256 {f.sha256[:16]}… verified")
         modules = next((top_level_modules(local[f.basename]) for f, _ in plan if f.kind == "wheel"), [])
+        testdeps.check(settings, local[plan[0][0].basename], clones[0])
         # Runs are independent (own clone, environment and output files): run them side by side,
         # one per core; results are attached in plan order afterwards.
         envs.uv_bin()  # resolve once here: uv's finder reads sysconfig, which is not thread-safe on first use
@@ -210,7 +211,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         argv = shlex.split(settings.test_command)
         if argv and argv[0] == "pytest":
             reqs.append("pytest")
-        envs.install(env, reqs, index_url=settings.dependency_index_url)
+        envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.dependency_index_url)
         child = runner.child_env({"VIRTUAL_ENV": str(env.path),
                                   "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}",
                                   **probe_env}, drop=("PYTHONHOME",))
@@ -235,6 +236,8 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     proof = _proof(env, probe, modules, clone)
     if not message and proof.get("problem"):
         message = proof["problem"]
+    if message and rc != 0:
+        message = "; ".join(x for x in (message, testdeps.missing_module_hint(output, path, clone)) if x)
     if message and rc == 0:
         rc = PYTEST_NO_TESTS if "no tests" in message else 1
     if rc != 0:
@@ -317,7 +320,8 @@ def _proof(env: envs.Env, data: dict[str, Any], modules: list[str], clone: Path)
         if not any(file.startswith(s + os.sep) for s in site):
             where = "the checkout" if file.startswith(str(clone)) else (file or "nowhere")
             proof["problem"] = (f"the tests imported {mod} from {where}, not from the installed package; "
-                                "use a src/ layout or keep the package out of the test's sys.path")
+                                "for a package at the repository root run pytest with --import-mode=append "
+                                "(test-command = \"pytest --import-mode=append\"), or use a src/ layout")
     return proof
 
 
@@ -339,7 +343,7 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
 
     if importlib.util.find_spec("tox") is None:
         raise UsageError("tox-env is set but tox is not installed", "pip install 'ci-kit[tox]' (tox with tox-uv)")
-    name = settings.tox_env.replace("{py}", py.replace(".", ""))
+    name = settings.tox_env.replace("{py}", py.replace(".", "")).replace("{py_dot}", py)
     workdir = tmp / f"tox-{tag}"
     passed = ",".join(sorted(probe_env))
     python = envs.find_python(py)

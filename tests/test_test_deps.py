@@ -1,0 +1,86 @@
+"""Test dependencies the way projects declare them (extras, PEP 735 groups, requirements
+files), checked before anything runs; metadata that is merely missing warns; output
+full of colour codes never breaks result reading."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import error_line, git, run_cikit
+
+NEEDS_SIX = "\n\ndef test_needs_a_group():\n    import six\n    assert six.PY3\n"
+
+
+def _add_group_test(repo, group_in_pyproject: bool = True) -> None:
+    t = repo / "tests" / "test_model.py"
+    t.write_text(t.read_text() + NEEDS_SIX)
+    if group_in_pyproject:
+        p = repo / "pyproject.toml"
+        p.write_text(p.read_text() + '\n[dependency-groups]\ntest = ["pytest>=7", "six"]\n')
+    git("commit", "-qam", "a test that needs six", cwd=repo)
+
+
+def test_dependency_groups_are_installed_and_a_missing_one_is_named(fresh_user, product_repo):
+    _add_group_test(product_repo)
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.0"}
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("test", "churn-model==2.0.0", cwd=product_repo, env=env)
+    assert r.returncode == 9, r.output
+    line = error_line(r)
+    assert "could not import six" in line and "test-groups (the repository has: test)" in line
+    r = run_cikit("test", "churn-model==2.0.0", "--json", cwd=product_repo, env={**env, "CI_KIT_TEST_GROUPS": "test"})
+    assert r.returncode == 0, r.output
+    assert all(run["counts"]["tests"] == 5 for run in json.loads(r.stdout)["runs"])
+
+
+def test_requirements_files_are_installed(fresh_user, product_repo):
+    _add_group_test(product_repo, group_in_pyproject=False)
+    (product_repo / "requirements-test.txt").write_text("six\n")
+    git("add", "-A", cwd=product_repo)
+    git("commit", "-qm", "requirements", cwd=product_repo)
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.1", "CI_KIT_TEST_REQUIREMENTS": "requirements-test.txt"}
+    r = run_cikit("run", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+
+
+def test_unknown_extras_groups_and_files_are_configuration_errors(fresh_user, product_repo):
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.2"}
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    for var, value, words in (("CI_KIT_TEST_EXTRAS", "tests", "the package has no extra tests (it has: test)"),
+                              ("CI_KIT_TEST_GROUPS", "dev", "pyproject.toml has no dependency group dev (it has: none)"),
+                              ("CI_KIT_TEST_REQUIREMENTS", "nope.txt", "nope.txt not found in the repository")):
+        r = run_cikit("test", "churn-model==2.0.2", cwd=product_repo, env={**env, var: value})
+        assert r.returncode == 2, r.output
+        assert words in error_line(r)
+    idx = fresh_user.index()
+    rel = idx.release(f"{fresh_user.user}/unstable", "churn-model", "2.0.2")
+    assert [idx.read_result(l)["ci_kit"]["kind"] for l in rel.results] == ["build", "build"]  # no test record
+
+
+def test_a_product_without_readme_builds_with_a_warning_unless_strict(fresh_user, product_repo):
+    p = product_repo / "pyproject.toml"
+    p.write_text(p.read_text().replace('readme = "README.md"\n', ""))
+    git("commit", "-qam", "no readme", cwd=product_repo)
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.3"}
+    r = run_cikit("build", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    assert "build: metadata:" in r.stderr and "long_description" in r.stderr
+    r = run_cikit("build", cwd=product_repo, env={**env, "CI_KIT_METADATA_CHECK": "strict"})
+    assert r.returncode == 4 and "twine check --strict failed" in error_line(r), r.output
+
+
+def test_colour_codes_and_control_characters_in_test_output_are_read(fresh_user, product_repo):
+    t = product_repo / "tests" / "test_model.py"
+    t.write_text(t.read_text() + '\n\ndef test_noisy():\n    print("\\x1b[31mred\\x1b[0m \\x00\\x07\\x1b[2J")\n'
+                 '    assert False, "\\x1b[1mbold failure\\x1b[0m \\x0c"\n')
+    git("commit", "-qam", "noisy failing test", cwd=product_repo)
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.4", "PYTEST_ADDOPTS": "--color=yes -o junit_logging=all"}
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("test", "churn-model==2.0.4", cwd=product_repo, env=env)
+    assert r.returncode == 9, r.output
+    assert "tests failed" in error_line(r)
+    idx = fresh_user.index()
+    rel = idx.release(f"{fresh_user.user}/unstable", "churn-model", "2.0.4")
+    tests = [idx.read_result(l)["ci_kit"] for l in rel.results]
+    tests = [t for t in tests if t["kind"] == "test"]
+    assert len(tests) == 2 and all(t["tests"] == 5 and t["failures"] == 1 and t["counted"] for t in tests)
