@@ -102,13 +102,10 @@ def _macaroon(token: str) -> Any:
 
 
 def is_token(secret: str | None) -> bool:
-    """A devpi-tokens token, by its form: the `devpi-` prefix or a macaroon whose
-    identifier is USER-ID (devpi-client's token-derive drops the prefix)."""
-    if not secret:
-        return False
-    if secret.startswith(PREFIX):
-        return True
-    if not re.fullmatch(r"[A-Za-z0-9_=-]{40,}", secret):
+    """A devpi-tokens token, by its form: a macaroon (with or without the `devpi-` prefix,
+    which devpi-client's token-derive drops) whose identifier is USER-ID. The prefix alone
+    proves nothing: a password may start with it."""
+    if not secret or not re.fullmatch(r"[A-Za-z0-9_=-]{40,}", secret):
         return False
     try:
         return "-" in _macaroon(secret).identifier.decode("ascii")
@@ -299,7 +296,7 @@ def refused(index: Index, method: str, url: str, status: int, message: str) -> A
         return AuthError(f"{method} {url}: {status} {message}",
                          f"the server at {index.url} has no devpi-tokens, so it takes passwords only: "
                          "set CI_KIT_PASSWORD to the user's password, or install devpi-tokens next to devpi-server")
-    need = _needed(method, url, index.url)
+    need = "" if "denied access to project" in message else _needed(method, url, index.url)
     return AuthError(f"{method} {url}: {status} {message}",
                      f"the token held may only {_rights(info)}" + (f"; this needs {need}" if need else "")
                      + "; use the token made for this stage, or " + MAKE_HINT)
