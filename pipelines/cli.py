@@ -22,7 +22,8 @@ Build, test and promote the exact bytes of a Python data product on devpi.
   local  ci-kit run                         both jobs on the current repository
 
 Configuration: [tool.ci-kit] in pyproject.toml < CI_KIT_* environment < flags.
-The password comes from CI_KIT_PASSWORD or --password-file, never from a flag's value.
+The password (or a per-stage devpi token: ci-kit token) comes from CI_KIT_PASSWORD or
+--password-file, never from a flag's value.
 """
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())

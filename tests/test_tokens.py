@@ -70,6 +70,27 @@ def test_stage_rights_and_offline_derivation(fresh_user, tmp_path):
         tokens.derive(narrow, allowed=["upload"], indexes=[f"{u}/unstable"], projects=None, expires=until)
 
 
+def test_token_command_narrows_only_and_checks_its_input(fresh_user, devpi, product_repo):
+    env, u = fresh_user.env, fresh_user.user
+    port = devpi.url.rsplit(":", 1)[1]
+    r = run_cikit("server", "status", env={**env, "CI_KIT_SERVER_DIR": str(devpi.server_dir), "CI_KIT_SERVER_PORT": port})
+    assert "tokens: devpi-tokens 1." in r.stdout, r.output
+
+    test_token = _stage_token(env, "test", product_repo)
+    as_test = {**_no_password(env), "CI_KIT_PASSWORD": test_token}
+    r = run_cikit("token", "promote", cwd=product_repo, env=as_test)
+    assert r.returncode == 6 and r.stdout == ""
+    assert f"cannot grant toxresult_upload on {u}/stable" in error_line(r) and "ci-kit: hint: a derived token" in r.stderr
+    r = run_cikit("token", "test", "--expires", "soon", cwd=product_repo, env=as_test)
+    assert r.returncode == 2 and "--expires 'soon' is not a duration or a date" in error_line(r)
+    r = run_cikit("token", "test", "--expires", "400d", cwd=product_repo, env=env)  # the server's own limit
+    assert r.returncode == 2 and "more than one year" in error_line(r)
+    r = run_cikit("token", "test", cwd=product_repo, env=_no_password(env))
+    assert r.returncode == 6 and "no credential" in error_line(r)
+    r = run_cikit("token", cwd=product_repo, env=as_test)  # no stage: what the held token may do
+    assert r.returncode == 0 and f"toxresult_upload on {u}/unstable" in r.stdout and test_token not in r.output
+
+
 @pytest.mark.slow
 def test_test_stage_token_cannot_upload_or_promote(fresh_user, product_repo):
     env, u = fresh_user.env, fresh_user.user
