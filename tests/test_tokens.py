@@ -181,3 +181,74 @@ def test_full_flow_with_three_restricted_tokens_and_no_password(fresh_user, prod
     assert promote_token not in r.output
     testing = idx.release(f"{u}/testing", "churn-model", spec.split("==")[1])
     assert {f.basename: f.sha256 for f in testing.files} == {f.basename: f.sha256 for f in rel.files}
+
+
+@pytest.fixture(scope="module")
+def plain_devpi(tmp_path_factory):
+    """A devpi-server without devpi-tokens (its own venv), as many servers still are."""
+    import subprocess
+    import sys
+
+    from conftest import Devpi, clean_env, free_port, require
+    from pipelines.index import Index
+
+    import devpi_server
+
+    base = tmp_path_factory.mktemp("plain")
+    uv = str(Path(sys.executable).with_name("uv"))
+    made = subprocess.run(f"{uv} venv -q {base}/venv && {uv} pip install -q --python {base}/venv/bin/python "
+                          f"devpi-server=={devpi_server.__version__}", shell=True, capture_output=True, text=True)
+    require(made.returncode == 0, f"cannot make a venv with devpi-server alone: {made.stderr[-300:]}")
+    assert subprocess.run([f"{base}/venv/bin/python", "-c", "import devpi_tokens"], capture_output=True).returncode != 0
+    subprocess.run([f"{base}/venv/bin/devpi-init", "--serverdir", f"{base}/data", "--no-root-pypi"], check=True, capture_output=True)
+    port = free_port()
+    (base / "secret").write_text("plain-server-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
+    (base / "secret").chmod(0o600)
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen([f"{base}/venv/bin/devpi-server", "--serverdir", f"{base}/data", "--host", "127.0.0.1",
+                             "--port", str(port), "--secretfile", str(base / "secret")], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, (base / "server.log").read_text()
+            try:
+                Index(url, timeout=2).request("GET", "+api")
+                break
+            except Exception:
+                time.sleep(0.2)
+        user, password = "plain", "plain-Pa55-word"
+        idx = Index(url, user)
+        idx.create_user(user, password)
+        idx.login(password)
+        for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
+            idx.create_index(f"{user}/{name}", volatile=volatile)
+        env = {**clean_env(), "CI_KIT_USER": user, "CI_KIT_PASSWORD": password, "CI_KIT_INDEX_URL": url}
+        yield Devpi(url, user, password, base, env)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_server_without_the_plugin_takes_passwords_and_says_so_for_tokens(plain_devpi, fresh_user, product_repo):
+    env = plain_devpi.env
+    r = run_cikit("build-and-push", cwd=product_repo, env=env)  # the password works as before
+    assert r.returncode == 0, r.output
+
+    r = run_cikit("token", "test", cwd=product_repo, env=env)
+    assert r.returncode == 2 and "devpi-tokens is not installed there" in error_line(r), r.output
+
+    from pipelines import tokens
+
+    # a well-formed token (made by the other server, for a user of the same name) that this server cannot read
+    u = fresh_user.user
+    foreign = tokens.derive(_broad_token(fresh_user), allowed=["upload", "toxresult_upload"], indexes=[f"{u}/unstable"],
+                            projects=None, expires=int(time.time()) + 600)
+    assert tokens.inspect(foreign).user == u
+    git("commit", "-q", "--allow-empty", "-m", "a new version to upload", cwd=product_repo)
+    r = run_cikit("build-and-push", "--user", u, "--unstable-index", "plain/unstable", cwd=product_repo,
+                  env={**_no_password(env), "CI_KIT_PASSWORD": foreign})
+    assert r.returncode == 6, r.output
+    error_line(r)
+    assert "has no devpi-tokens, so it takes passwords only" in r.stderr and foreign not in r.output
