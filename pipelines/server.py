@@ -190,7 +190,7 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     if running:
         from pipelines.tokens import plugin_version
 
-        tokens = plugin_version(Index(url))
+        tokens = plugin_version(Index(url)) or ""
     if not password_file and (server_dir / f"{settings.user}.password").exists():
         password_file = str(server_dir / f"{settings.user}.password")
     return ServerState(url, str(server_dir), pid, running, settings.user, indexes, password_file, tokens)

@@ -123,6 +123,9 @@ def inspect(token: str) -> TokenInfo:
     except Exception:
         raise AuthError("the devpi token in the credentials is not readable",
                         "copy it again in full (it starts with devpi-); " + MAKE_HINT) from None
+    # devpi-tokens' get_restrictions_from_macaroon would stop at the first caveat it does not
+    # know (the server accepts PyPI-style JSON caveats too) and does not intersect repeated
+    # ones; so the loop is here, and each value is still parsed by the library's own class.
     parsed: dict[str, list[Any]] = {}
     unknown: list[str] = []
     for caveat in mac.caveats:
@@ -292,7 +295,7 @@ def refused(index: Index, method: str, url: str, status: int, message: str) -> A
     if "expired" in message.lower():
         return AuthError(f"the devpi token {info.token_id} of user {info.user} has expired ({message})",
                          "tokens cannot be extended: " + MAKE_HINT)
-    if not plugin_version(index):
+    if plugin_version(index) == "":
         return AuthError(f"{method} {url}: {status} {message}",
                          f"the server at {index.url} has no devpi-tokens, so it takes passwords only: "
                          "set CI_KIT_PASSWORD to the user's password, or install devpi-tokens next to devpi-server")
@@ -302,15 +305,16 @@ def refused(index: Index, method: str, url: str, status: int, message: str) -> A
                      + "; use the token made for this stage, or " + MAKE_HINT)
 
 
-def plugin_version(index: Index) -> str:
-    """devpi-tokens' version on the server ('' if it lacks the plugin), from devpi's own /+status."""
-    from pipelines.errors import CiKitError
-
+def plugin_version(index: Index) -> str | None:
+    """devpi-tokens' version on the server from devpi's own /+status: '' if the server
+    lacks the plugin, None if it cannot tell. Not through index.request: this runs while
+    an error is being made, and must not make another."""
     try:
-        info = index.request("GET", "+status").json().get("result", {})
-    except (CiKitError, ValueError):
-        return ""
-    return str(info.get("versioninfo", {}).get("devpi-tokens", ""))
+        resp = index.session.get(f"{index.url}/+status", timeout=min(index.timeout, 10))
+        info = resp.json().get("result", {}) if resp.status_code == 200 else None
+    except Exception:  # unreachable or not JSON: cannot tell
+        return None
+    return None if info is None else str(info.get("versioninfo", {}).get("devpi-tokens", ""))
 
 
 def _rights(info: TokenInfo) -> str:
