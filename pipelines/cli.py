@@ -22,7 +22,8 @@ Build, test and promote the exact bytes of a Python data product on devpi.
   local  ci-kit run                         both jobs on the current repository
 
 Configuration: [tool.ci-kit] in pyproject.toml < CI_KIT_* environment < flags.
-The password comes from CI_KIT_PASSWORD or --password-file, never from a flag's value.
+The password (or a per-stage devpi token: ci-kit token) comes from CI_KIT_PASSWORD or
+--password-file, never from a flag's value.
 """
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
@@ -240,12 +241,39 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.table:
         console.out(config.markdown_table())
         return 0
-    desc = _settings(args).describe()
+    from pipelines.tokens import credentials
+
+    s = _settings(args)
+    desc = {**s.describe(), "credentials": credentials(s)}  # what the password/token held may do, never its value
     if args.json:
         console.out_json(desc)
     else:
         for k, v in desc.items():
             console.out(f"{k:22} {v['value']!s:40} ({v['source']})")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Make a stage's token; its value goes to --token-file, else raw to stdout (the one unmasked output)."""
+    from pipelines import tokens
+
+    s = _settings(args)
+    if not args.stage:
+        cred = tokens.credentials(s)
+        console.out_json(cred) if args.json else console.out(f"{cred['value']} ({cred['source']})")
+        return 0
+    token, info, how = tokens.make(s, args.stage, expires=args.expires, projects=args.project)
+    console.step(f"token: for {args.stage}, {how}: {info.describe()}")
+    if args.token_file:
+        tokens.write_token(token, args.token_file)
+        console.step(f"token: written to {args.token_file} (mode 0600)")
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps({**info.to_json(), "stage": args.stage, "file": args.token_file or None,
+                                     "token": None if args.token_file else token}, indent=2) + "\n")
+    elif not args.token_file:
+        sys.stdout.write(token + "\n")
     return 0
 
 
@@ -296,6 +324,12 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["start", "stop", "status"])
     sp = verb("config", cmd_config, "Show the resolved configuration and where each value came from.", output=False)
     sp.add_argument("--table", action="store_true", help="print README's configuration table")
+    sp = verb("token", cmd_token, "Make a devpi token with one stage's rights and an expiry, for a CI secret; "
+              "without STAGE, say what the credential held may do.", output=False)
+    sp.add_argument("stage", nargs="?", choices=["build-and-push", "push", "test", "promote", "test-and-promote"])
+    sp.add_argument("--expires", default="30d", help="duration (30d, 12h, 2w) or ISO date; default 30d")
+    sp.add_argument("--project", action="append", metavar="NAME", help="limit to this project (repeatable)")
+    sp.add_argument("--token-file", metavar="FILE", help="write the token to FILE (0600) instead of stdout")
     sp = verb("image", cmd_image, "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
     sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
     if "image" in (sys.argv[1:] if argv is None else argv):  # its flags cost an import: only when used

@@ -105,6 +105,7 @@ class Index:
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
         self._results: dict[str, bytes] = {}
         self._password_later: Callable[[], str | None] | None = None
+        self.token: Any = None  # a tokens.TokenInfo when a devpi-tokens token is held
 
     @classmethod
     def from_settings(cls, settings: Settings, login: bool | str = True) -> Index:
@@ -120,7 +121,7 @@ class Index:
             password = settings.password
             if not password:
                 raise AuthError(f"no password for devpi user {settings.user!r}",
-                                "set CI_KIT_PASSWORD or pass --password-file FILE")
+                                "set CI_KIT_PASSWORD (a password or a devpi token) or pass --password-file FILE")
             index.login(password)
         return index
 
@@ -146,6 +147,10 @@ class Index:
                 self.login(password)
                 return self.request(method, path, ok=ok, **kw)
         message = _message(resp)
+        if resp.status_code in (401, 403) and self.token is not None:
+            from pipelines import tokens
+
+            raise tokens.refused(self, method, url, resp.status_code, message)
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
@@ -154,8 +159,14 @@ class Index:
         raise CiKitError(f"{method} {url}: {resp.status_code} {message}", "see the devpi-server log")
 
     def login(self, password: str) -> None:
-        """Exchange the password for a login token; only the token is used afterwards."""
+        """Exchange the password for a login token; only the token is used afterwards.
+        A devpi-tokens token in its place is presented as it is (pipelines.tokens)."""
         console.add_secret(password)
+        from pipelines import tokens
+
+        if tokens.is_token(password):
+            tokens.use(self, password)
+            return
         resp = self.request("POST", "+login", json={"user": self.user, "password": password}, ok=(200, 401))
         if resp.status_code == 401:
             raise AuthError(f"devpi user {self.user!r} could not log in at {self.url}",

@@ -35,6 +35,7 @@ class ServerState:
     user: str
     indexes: list[str]
     password_file: str = ""
+    tokens: str = ""  # devpi-tokens' version when the server has the plugin (per-stage tokens: ci-kit token)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -129,6 +130,11 @@ def _ensure_user(settings: Settings, url: str, server_dir: Path) -> str:
     """Create the user and its three indexes if missing. Without CI_KIT_PASSWORD or a
     password file, a random password is made and kept in a 0600 file next to the data."""
     password = settings.password
+    from pipelines.tokens import is_token
+
+    if is_token(password):
+        raise UsageError("CI_KIT_PASSWORD (or the password file) holds a devpi token; making the user and its indexes needs the password",
+                         "unset CI_KIT_PASSWORD for `ci-kit server start`, or set it to the user's password")
     password_file = ""
     if not password:
         path = server_dir / f"{settings.user}.password"
@@ -180,9 +186,14 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
             indexes = sorted(f"{settings.user}/{n}" for n in data.get("indexes", {}))
         except (IndexUnreachable, ValueError):
             pass
+    tokens = ""
+    if running:
+        from pipelines.tokens import plugin_version
+
+        tokens = plugin_version(Index(url)) or ""
     if not password_file and (server_dir / f"{settings.user}.password").exists():
         password_file = str(server_dir / f"{settings.user}.password")
-    return ServerState(url, str(server_dir), pid, running, settings.user, indexes, password_file)
+    return ServerState(url, str(server_dir), pid, running, settings.user, indexes, password_file, tokens)
 
 
 def describe(state: ServerState) -> str:
@@ -193,6 +204,8 @@ def describe(state: ServerState) -> str:
     if state.password_file:
         lines.append(f"  password of {state.user}: in {state.password_file} (export CI_KIT_PASSWORD_FILE={state.password_file})")
     if state.running:
+        lines.append(f"  tokens: devpi-tokens {state.tokens} (per-stage tokens: ci-kit token STAGE)" if state.tokens
+                     else "  tokens: not available (devpi-tokens is not installed next to devpi-server): passwords only")
         lines.append(f"  use it: export CI_KIT_INDEX_URL={state.url} CI_KIT_USER={state.user}")
     return "\n".join(lines)
 
