@@ -117,6 +117,7 @@ def build(settings: Settings) -> Manifest:
     project = settings.project_dir
     repo.require_project(project)
     repo.require_clean(project)
+    repo.require_history(project)
     commit = repo.head_commit(project)
     epoch = repo.commit_time_epoch(project, commit)
     dist = settings.path(settings.dist_dir)

@@ -214,6 +214,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from pipelines import status
 
     s = _settings(args)
+    if args.limit < 1:
+        from pipelines.errors import UsageError
+
+        raise UsageError(f"--limit must be 1 or more, got {args.limit}", "use --all to show every version")
     if args.name:
         data = status.project_status(s, args.name, limit=0 if args.all else args.limit)
         console.out_json(data) if args.json else console.out(status.render_project(data))

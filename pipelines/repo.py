@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from pipelines import runner
-from pipelines.errors import ProjectError
+from pipelines.errors import CiKitError, ProjectError
 
 
 def _git(*args: str, cwd: Path) -> tuple[int, str]:
@@ -46,6 +47,27 @@ def require_clean(project_dir: Path) -> None:
         changed = ", ".join(line[3:] for line in out.splitlines()[:5])
         raise ProjectError(f"the work tree has uncommitted changes ({changed})",
                            "commit or stash them: ci-kit only builds what a commit holds")
+
+
+def require_history(project_dir: Path) -> None:
+    """Versions come from history (setuptools_scm, hatch-vcs count commits since the last
+    tag): a shallow clone, or one whose tags were not fetched, builds a wrong version
+    without a word. Refuse both before building."""
+    code, shallow = _git("rev-parse", "--is-shallow-repository", cwd=project_dir)
+    if code == 0 and shallow == "true":
+        raise ProjectError(f"the repository at {project_dir} is a shallow clone: its version would be computed from partial history",
+                           "fetch the whole history and the tags: git fetch --unshallow --tags (in CI: fetch-depth: 0)")
+    code, tags = _git("tag", "--list", cwd=project_dir)
+    if code != 0 or tags or not origin_url(project_dir):
+        return
+    try:  # a remote that cannot be asked (offline, needs credentials) is not a reason to refuse
+        proc = runner.run(["git", "ls-remote", "--tags", "origin"], cwd=project_dir, show=False, timeout=20,
+                          env=runner.child_env({"GIT_TERMINAL_PROMPT": "0"}))
+    except (subprocess.TimeoutExpired, CiKitError):
+        return
+    if proc.returncode == 0 and proc.stdout.strip():
+        raise ProjectError(f"origin has tags but the repository at {project_dir} has none: the version would ignore them",
+                           "fetch them: git fetch --tags (Jenkins: a checkout that fetches tags; Actions: fetch-depth: 0)")
 
 
 def resolve_commit(project_dir: Path, ref: str) -> str:

@@ -40,6 +40,11 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
     index = index or Index.from_settings(settings, login=False)
     per_index = {idx: index.releases(idx, name) for _, idx in _roles(settings)}
     versions = sorted({v for rels in per_index.values() for v in rels}, key=_version_key, reverse=True)
+    if not versions:
+        from pipelines.errors import NotFound
+
+        raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(settings))}",
+                       "check the name (ci-kit status without a name lists the projects)")
     shown = versions[:limit] if limit else versions
     links = [(idx, rel, link) for idx, rels in per_index.items() for v, rel in rels.items() if v in shown for link in rel.results]
     with ThreadPoolExecutor(max_workers=8) as pool:

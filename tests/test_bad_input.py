@@ -215,3 +215,31 @@ def test_server_that_cannot_start_is_exit_13(tmp_path):
     assert r.returncode == 13, r.output
     assert "cannot make the server directory" in error_line(r) and "Not a directory" in error_line(r)
     assert "Traceback" not in r.output
+
+
+def test_shallow_and_tagless_clones_are_refused_for_building(fresh_user, product_repo, tmp_path):
+    """Both would build a wrong version without a word (setuptools_scm counts history)."""
+    git("commit", "--allow-empty", "-qm", "second", cwd=product_repo)
+    git("tag", "v1.0.0", cwd=product_repo)
+    git("commit", "--allow-empty", "-qm", "third", cwd=product_repo)
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", product_repo.as_uri(), str(shallow)], check=True)
+    r = run_cikit("build-and-push", cwd=shallow, env=fresh_user.env)
+    assert r.returncode == 3, r.output
+    assert "is a shallow clone" in error_line(r) and "git fetch --unshallow --tags" in r.stderr
+    tagless = tmp_path / "tagless"
+    subprocess.run(["git", "clone", "-q", "--no-tags", product_repo.as_uri(), str(tagless)], check=True)
+    r = run_cikit("build-and-push", cwd=tagless, env=fresh_user.env)
+    assert r.returncode == 3, r.output
+    assert "origin has tags but the repository" in error_line(r) and "git fetch --tags" in r.stderr
+    assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
+    git("fetch", "-q", "--tags", cwd=tagless)
+    r = run_cikit("build", cwd=tagless, env=fresh_user.env)
+    assert r.returncode == 0 and r.stdout.strip().startswith("churn-model==1.0.1.dev1"), r.output
+
+
+def test_status_of_an_unknown_project_and_a_bad_limit(fresh_user, product_repo):
+    r = run_cikit("status", "no-such-product", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 7 and "no project no-such-product on" in error_line(r), r.output
+    r = run_cikit("status", "churn-model", "--limit", "-1", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 2 and "--limit must be 1 or more" in error_line(r), r.output
