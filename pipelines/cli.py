@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from pipelines import __version__, console
 from pipelines.errors import EXIT_CODES, CiKitError
@@ -65,6 +65,23 @@ def _settings(args: argparse.Namespace) -> Any:
     return config.load(Path(args.project_dir), flags)
 
 
+def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results: bool = False) -> Any:
+    """Every path this command will write, checked before it touches the index."""
+    from pipelines import preflight
+    from pipelines.errors import ProjectError
+
+    if (dist or results) and not s.project_dir.is_dir():
+        raise ProjectError(f"{s.project_dir} is not a directory", "pass --project-dir DIR or cd into the project")
+    preflight.writable_file(getattr(args, "output", None), "--output")
+    preflight.writable_file(getattr(args, "summary", None), "--summary")
+    if dist:
+        preflight.writable_dir(s.path(s.dist_dir), "dist-dir")
+    if results:
+        junit = getattr(args, "junit_dir", None)
+        preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.results_dir), "--junit-dir" if junit else "results-dir")
+    return s
+
+
 def _spec(text: str) -> Any:
     from pipelines.release import parse
 
@@ -76,7 +93,7 @@ def _spec(text: str) -> Any:
 def cmd_build(args: argparse.Namespace) -> int:
     from pipelines.build import build
 
-    m = build(_settings(args))
+    m = build(_preflight(args, _settings(args), dist=True))
     console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
                                         "commit": m.commit, "files": [f.__dict__ for f in m.files]})
     if args.json:
@@ -90,7 +107,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from pipelines.build import Manifest
     from pipelines.push import push
 
-    s = _settings(args)
+    s = _preflight(args, _settings(args))
     result = push(s, Manifest.read(s.path(s.dist_dir)))
     return _emit_push(args, result)
 
@@ -110,7 +127,7 @@ def _emit_push(args: argparse.Namespace, result: Any) -> int:
 def cmd_build_and_push(args: argparse.Namespace) -> int:
     from pipelines.jobs import build_and_push
 
-    return _emit_push(args, build_and_push(_settings(args)))
+    return _emit_push(args, build_and_push(_preflight(args, _settings(args), dist=True)))
 
 
 def _push_summary(o: dict[str, Any], uploaded: list[str]) -> str:
@@ -152,7 +169,7 @@ def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
 def cmd_test(args: argparse.Namespace) -> int:
     from pipelines.test import test
 
-    s = _settings(args)
+    s = _preflight(args, _settings(args), results=True)
     with _summary_on_failure(args):
         report = test(s, _spec(args.requirement), commit=args.commit,
                       junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
@@ -169,7 +186,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from pipelines.promote import promote
 
-    p = promote(_settings(args), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
+    p = promote(_preflight(args, _settings(args)), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
     console.write_summary(args.summary, _promote_summary(p))
     outputs = p.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
@@ -186,7 +203,7 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from pipelines.jobs import test_and_promote
 
     with _summary_on_failure(args):
-        job = test_and_promote(_settings(args), _spec(args.requirement), commit=args.commit,
+        job = test_and_promote(_preflight(args, _settings(args), results=True), _spec(args.requirement), commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     console.write_summary(args.summary, _test_summary(job.report) + "\n\n" + _promote_summary(job.promotion))
     outputs = job.outputs()
@@ -201,7 +218,7 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.jobs import run
 
-    outputs = run(_settings(args))
+    outputs = run(_preflight(args, _settings(args), dist=True, results=True))
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
     if args.json:
         console.out_json(outputs)
@@ -289,8 +306,16 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in ci-kit's two-line form (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        console.error(message, f"see `{self.prog} --help`")
+        sys.exit(2)
+
+
 def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
+    p = _Parser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ci-kit {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
@@ -366,6 +391,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    except OSError as exc:  # a file system refusing a write ci-kit could not check in advance
+        from pipelines.preflight import why
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        where = exc.filename or "a file"
+        console.error(f"cannot write {where}: {why(exc)}" if exc.errno else f"{type(exc).__name__}: {exc}",
+                      "free space or point the folder (dist-dir, results-dir, TMPDIR) elsewhere, then run again")
+        return 2
     except Exception as exc:  # a bug: one line, and the traceback only on request
         if debug:
             import traceback

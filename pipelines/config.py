@@ -40,6 +40,52 @@ class Key:
 
 
 def _url(v: str) -> str | None:
+    """A server root URL: http(s), a host, a valid port, no path (the index is a key of
+    its own), no credentials (they would be printed and sent as Basic auth)."""
+    from urllib.parse import urlsplit
+
+    if not re.match(r"^https?://[^\s/]+", v):
+        return "a URL starting with http:// or https://"
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError as exc:
+        return f"a valid URL ({exc})"
+    if port is not None and not 0 < port < 65536:
+        return "a URL with a port between 1 and 65535"
+    if not parts.hostname:
+        return "a URL with a host"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        return "the server's root URL, without a path (name indexes with unstable-index, testing-index, stable-index)"
+    return None
+
+
+def _index_url(v: str) -> str | None:
+    if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+        return "a URL without credentials (user:password@ is refused: the password comes from CI_KIT_PASSWORD or a file)"
+    return _url(v)
+
+
+def _test_command(v: str) -> str | None:
+    import shlex
+
+    try:
+        words = shlex.split(v)
+    except ValueError as exc:
+        return f"a command in shell words ({exc})"
+    return None if words else "a command, e.g. pytest (it is empty)"
+
+
+def _dep_url(v: str) -> str | None:
+    """A simple index URL (a path is normal here); credentials are refused like index-url's."""
+    if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+        return "a URL without credentials (give the index's credentials to uv through its own settings)"
+    from urllib.parse import urlsplit
+
+    try:
+        urlsplit(v).port
+    except ValueError as exc:
+        return f"a valid URL ({exc})"
     return None if re.match(r"^https?://[^\s/]+", v) else "a URL starting with http:// or https://"
 
 
@@ -49,6 +95,9 @@ def _index(v: str) -> str | None:
 
 def _pyvers(v: list[str]) -> str | None:
     bad = [x for x in v if not _PYVER.match(x)]
+    twice = sorted({x for x in v if v.count(x) > 1})
+    if twice and not bad:
+        return f"a list without repeats ({', '.join(twice)} given more than once)"
     if bad or not v:
         return "a non-empty list of MAJOR.MINOR versions such as 3.11 (got %s)" % (", ".join(bad) or "nothing")
     return None
@@ -67,21 +116,21 @@ def _current_python() -> str:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _url),
+    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _index_url),
     Key("user", "str", "ci", "devpi user that owns the indexes and uploads."),
     Key("unstable-index", "str", "", "Where job 1 uploads (volatile). Default `<user>/unstable`.", _index),
     Key("testing-index", "str", "", "Promotion target for pre-release, dev and local versions. Default `<user>/testing`.", _index),
     Key("stable-index", "str", "", "Promotion target for final releases (non-volatile). Default `<user>/stable`.", _index),
     Key("promote-to", "str", "auto", "`auto` routes final releases to stable and the rest to testing; `stable` or `testing` forces one.", _promote_to),
     Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
-    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell)."),
+    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell).", _test_command),
     Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
     Key("test-groups", "list", [], "PEP 735 dependency groups of the repository's pyproject.toml installed for testing, e.g. `[\"test\"]`."),
     Key("test-requirements", "list", [], "Requirements files of the repository (paths from its root) installed for testing."),
     Key("require-junit", "bool", True, "A run passes only if the JUnit XML ci-kit asked for shows tests ran. `false` accepts a command that cannot write JUnit; its records say so and `status` shows it."),
     Key("trusted-uploaders", "list", [], "devpi users besides `user` whose build and test records the gate counts (records from anyone else are ignored)."),
     Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311, `{py_dot}` 3.11."),
-    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v)),
+    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _dep_url(v)),
     Key("metadata-check", "str", "warn", "`warn`: the build fails on metadata that is invalid or will not render, and warns on what is merely missing (a README); `strict` fails on both (twine check --strict); `off`.", lambda v: None if v in ("warn", "strict", "off") else "one of warn, strict, off"),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
@@ -171,16 +220,19 @@ def _secret(variable: str, path: str, what: str, hint: str) -> str | None:
         return value
     if path:
         try:
-            return Path(path).expanduser().read_text().strip()
+            return Path(path).expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{what} {path} is not UTF-8 text", "write the secret as one line of UTF-8 text") from None
     return None
 
 
 def _coerce(key: Key, value: Any, source: str) -> Any:
     """Check the type of a value from TOML, the environment (always text) or a flag."""
     def bad(expected: str) -> UsageError:
-        return UsageError(f"{source}: `{key.name}` must be {expected}, got {value!r}",
+        shown = re.sub(r"(?<=://)[^/@\s]*@", "****@", value) if isinstance(value, str) else value  # never echo credentials
+        return UsageError(f"{source}: `{key.name}` must be {expected}, got {shown!r}",
                           f"see the configuration table in README (ci-kit config --table)")
 
     from_text = isinstance(value, str) and not source.endswith("[tool.ci-kit]")

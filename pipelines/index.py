@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -131,12 +132,21 @@ class Index:
         import requests
 
         url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
+        started = time.monotonic()
         try:
-            resp = self.session.request(method, url, timeout=self.timeout, **kw)
+            # connecting (TLS included) gets 10 s: https spoken to a plain-http port otherwise hangs a minute
+            resp = self.session.request(method, url, timeout=(min(10.0, self.timeout), self.timeout), **kw)
+        except requests.exceptions.SSLError as exc:
+            raise IndexUnreachable(f"TLS with {self.url} failed: {str(exc.args[0] if exc.args else exc)[:160]}",
+                                   "check the scheme of index-url (http or https) and the server's certificate") from None
         except requests.ConnectionError:
             raise IndexUnreachable(f"cannot reach the index at {self.url}",
                                    "check --index-url / CI_KIT_INDEX_URL, or start one with `ci-kit server start`") from None
         except requests.Timeout:
+            if time.monotonic() - started < self.timeout - 1:  # the 10 s of connecting ran out
+                tls = " (is it plain http? https to a plain-http port never completes)" if self.url.startswith("https:") else ""
+                raise IndexUnreachable(f"no connection to the index at {self.url} within {min(10.0, self.timeout):.0f}s{tls}",
+                                       "check index-url (scheme, host, port) and the server") from None
             raise IndexUnreachable(f"the index at {self.url} did not answer within {self.timeout:.0f}s",
                                    "check the server's health and retry") from None
         if resp.status_code in ok:
@@ -154,6 +164,9 @@ class Index:
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
+        if not _is_devpi(resp):
+            raise IndexUnreachable(f"{self.url} did not answer like a devpi-server ({method} {url}: {resp.status_code} {resp.reason})",
+                                   "check index-url: it must be the root URL of a devpi-server")
         if resp.status_code == 404:
             raise NotFound(f"{url}: {message}", "check the index name and the requirement")
         raise CiKitError(f"{method} {url}: {resp.status_code} {message}", "see the devpi-server log")
@@ -288,6 +301,11 @@ class Index:
                 self.request("PATCH", index, json={**{k: v for k, v in config.items() if k not in ("projects", "type")}, **acls})
                 console.step(f"server: {index}: uploads and results limited to {owner}")
         return resp.status_code != 409
+
+
+def _is_devpi(resp: Any) -> bool:
+    """devpi-server answers with its own headers (X-Devpi-Serial, X-Devpi-Uuid ...)."""
+    return any(k.lower().startswith("x-devpi-") for k in resp.headers)
 
 
 def _message(resp: Any) -> str:
