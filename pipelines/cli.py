@@ -61,7 +61,9 @@ def _settings(args: argparse.Namespace) -> Any:
         flags["python-versions"] = ",".join(args.python_list)
     if getattr(args, "password_file", None):
         flags["password-file"] = args.password_file
-    return config.load(Path(args.project_dir), flags)
+    from pipelines import secretfd
+
+    return config.load(Path(args.project_dir), flags, environ={**os.environ, **secretfd.inherited()})
 
 
 def _spec(text: str) -> Any:
@@ -305,7 +307,18 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _traceback() -> None:
+    """--debug's traceback, masked like everything else ci-kit prints."""
+    import traceback
+
+    console.detail(traceback.format_exc())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the real command line: first take the secrets out of our environ (secretfd.py)
+        from pipelines import secretfd
+
+        secretfd.reexec_without_secrets()
     p = parser(argv)
     args, extra = p.parse_known_args(argv)
     if args.verb is None:
@@ -320,9 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except CiKitError as exc:
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _traceback()
         console.error(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -330,9 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug: one line, and the traceback only on request
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _traceback()
         console.error(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug (or CI_KIT_DEBUG=1) and report the traceback")
         return 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -224,7 +225,9 @@ class Index:
 
     def attach_result(self, f: ReleaseFile, record: dict[str, Any]) -> str:
         """Attach a toxresult-shaped record to a release file; returns its path on the index."""
-        return self.request("POST", f.url, json=record).json().get("result", "")
+        # masked as a whole: output and JUnit are the product's words, and may quote a secret
+        body = console.mask(json.dumps(record))
+        return self.request("POST", f.url, data=body.encode(), headers={"Content-Type": "application/json"}).json().get("result", "")
 
     def push(self, src_index: str, name: str, version: str, target: str) -> None:
         """devpi's server-side copy of a release (files and attached results) to target."""
