@@ -144,9 +144,28 @@ def _hidden(settings: Settings) -> list[str]:
     return found
 
 
-def _home() -> str:
-    home = os.path.realpath(os.path.expanduser("~"))
-    return "" if home in ("/", "") or not os.path.isdir(home) else home
+def _covers(keep: Sequence[str], uid: int | None) -> list[str]:
+    """Folders covered by an empty tmpfs in the box: ci-kit's home (by HOME and by the
+    account's entry), and for a throwaway uid also any folder on the way to a kept path
+    that others may not traverse (a 0700 /root holding a pyenv)."""
+    import pwd
+
+    found = {os.path.realpath(os.path.expanduser("~"))}
+    try:
+        found.add(os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir))
+    except KeyError:
+        pass
+    if uid is not None:
+        for path in keep:
+            for parent in reversed(Path(path).parents):
+                try:
+                    if not os.stat(parent).st_mode & 0o001:
+                        found.add(str(parent))
+                        break
+                except OSError:
+                    break
+    found = {f for f in found if f not in ("", "/") and os.path.isdir(f) and not any(f == k or f.startswith(k + "/") for k in keep)}
+    return sorted(f for f in found if not any(f.startswith(o + "/") for o in found))  # outermost only
 
 
 def _keep(settings: Settings, run_dir: Path) -> list[str]:
@@ -232,9 +251,8 @@ class Box:
             inner = ["unshare", "--user", "--map-root-user", "--mount", "--"]  # locks the mounts made below
         import sys
 
-        home = _home()
-        spec = {"cover": [home] if home else [], "keep": _keep(self.settings, self.root.parent),
-                "hide": _hidden(self.settings)}
+        keep = _keep(self.settings, self.root.parent)
+        spec = {"cover": _covers(keep, self.uid), "keep": keep, "hide": _hidden(self.settings)}
         return [*ns, "--", sys.executable, "-I", "-S", str(_INIT), json.dumps(spec), "--", *inner, *argv]
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
