@@ -11,8 +11,9 @@ command (or tox) runs in a Box:
   that carries a secret ci-kit knows;
 * in its own PID namespace (ci-kit and its ancestors are invisible, so there is no
   /proc/<pid>/environ, cmdline or mem of theirs to read, and every process the tests leave
-  behind dies with them) and mount namespace, where the password files and the credential
-  files of ci-kit's user (~/.netrc, ~/.pypirc, ~/.devpi, ...) are covered by empty ones;
+  behind dies with them) and mount namespace, where ci-kit's home (~/.netrc, ~/.pypirc,
+  ~/.devpi, the embedded server's password files...) is covered by an empty tmpfs and each
+  password file by /dev/null (sandbox_init.py arranges this inside the namespaces);
 * as root ("user" mode): as a throwaway uid chosen per run (no passwd entry, like
   systemd's DynamicUser), with no capabilities and no_new_privs, so root's files stay
   closed and concurrent runs cannot touch each other's folders; the run's clone and its
