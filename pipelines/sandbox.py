@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 
 from pipelines import console, runner
 from pipelines.config import Settings
-from pipelines.errors import UsageError
+from pipelines.errors import EnvFailed, UsageError
 
 MODES = ("auto", "user", "namespace", "none")
 # tox's pass_env idea: what a test run needs from the machine, and nothing that authorises.
@@ -239,6 +239,12 @@ class Box:
             console.step("test: WARNING: CI_KIT_SANDBOX=none: the product's tests run as ci-kit's own user, "
                          "with a minimal environment only (see docs/security.md)")
             return argv
+        import shutil
+
+        missing = [t for t in ("unshare", "setpriv" if self.mode == "user" else "") if t and not shutil.which(t)]
+        if missing:
+            raise EnvFailed(f"{missing[0]} (util-linux) is needed to isolate the product's tests ({self.mode} mode)",
+                            "install util-linux, or set CI_KIT_SANDBOX=none and read docs/security.md first")
         if self.mode == "user":
             drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs", "--"]
             if not _namespaces(user=False):
@@ -265,7 +271,10 @@ class Box:
 
     def _end(self) -> None:
         if self.uid is not None and not _namespaces(user=False):  # with a PID namespace, all died with it
-            runner.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "kill", "-KILL", "-1"], show=False)
+            try:  # kill(-1) as that uid: every process it left behind, and nothing else
+                runner.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "kill", "-KILL", "-1"], show=False)
+            except OSError:
+                console.step(f"test: WARNING: could not stop what the tests left running as uid {self.uid}")
         for inside, dest in self._outputs.items():
             dest.unlink(missing_ok=True)
             data = _read_plain(inside)

@@ -302,3 +302,14 @@ def test_settings_read_secrets_from_the_given_environment(monkeypatch):
     s = config.load(EXAMPLE, environ={"CI_KIT_PASSWORD": "from-given-env-1"})
     assert s.password == "from-given-env-1"
     assert config.load(EXAMPLE, environ={}).password is None
+
+
+def test_debug_traceback_is_masked(capsys):
+    """--debug prints the traceback of an error whose message quotes a secret: masked."""
+    from pipelines import cli, console
+
+    console.add_secret("Traceback-Secret-42")
+    code = cli.main(["config", "--debug", "--project-dir", str(EXAMPLE), "--server-port", "Traceback-Secret-42"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert "Traceback-Secret-42" not in err and "got '****'" in err
