@@ -60,7 +60,11 @@ def mode() -> str:
         raise UsageError(f"environment: CI_KIT_SANDBOX must be one of {', '.join(MODES)}, got {asked!r}",
                          "leave it unset (auto) unless the machine forbids namespaces; see docs/security.md")
     if asked == "auto":
-        return "user" if os.geteuid() == 0 else ("namespace" if _namespaces(user=True) else "none")
+        import shutil
+
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            return "user"
+        return "namespace" if os.geteuid() != 0 and _namespaces(user=True) else "none"
     if asked == "user" and os.geteuid() != 0:
         raise UsageError("CI_KIT_SANDBOX=user needs ci-kit to run as root", "use namespace (or auto) as another user")
     return asked
@@ -264,6 +268,7 @@ class Box:
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
         """Run the product's command in the box, then bring its outputs back."""
+        console.step(f"test: isolation: {self.mode}" + (f" (uid {self.uid})" if self.uid is not None else ""))
         try:
             return runner.run(self.argv(argv), cwd=cwd, env=env, show=False)
         finally:
