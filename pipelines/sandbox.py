@@ -226,7 +226,7 @@ class Box:
 
     def output(self, path: Path) -> Path:
         """Where the tests write what ci-kit expects at path; copied there by run()."""
-        inside = self.out / path.name
+        inside = self.out / f"{len(self._outputs)}-{path.name}"  # numbered: two outputs may share a name
         self._outputs[inside] = path
         return inside
 
@@ -284,6 +284,7 @@ class Box:
             dest.unlink(missing_ok=True)
             data = _read_plain(inside)
             if data is not None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_text(console.mask(data.decode("utf-8", "surrogateescape")), encoding="utf-8", errors="surrogateescape")
 
 
