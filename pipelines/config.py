@@ -21,6 +21,7 @@ from pipelines.errors import UsageError
 _PYVER = re.compile(r"^3\.\d{1,2}$")
 _INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
 _USERINFO = re.compile(r"(^[a-zA-Z][\w+.-]*://)[^/?#\s]*@")
+SANDBOX_MODES = ("auto", "user", "namespace", "none")  # CI_KIT_SANDBOX, the operator's choice (sandbox.py)
 MIN_SECRET_LENGTH = 8  # shorter secrets cannot be masked without corrupting ordinary output
 
 
@@ -277,6 +278,9 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
         values[name] = _coerce(key, value, f"{pyproject} [tool.ci-kit]")
         sources[name] = "pyproject.toml"
 
+    if environ.get("CI_KIT_SANDBOX", "") not in ("", *SANDBOX_MODES):
+        raise UsageError(f"environment: CI_KIT_SANDBOX must be one of {', '.join(SANDBOX_MODES)}, got {environ['CI_KIT_SANDBOX']!r}",
+                         "leave it unset (auto) unless the machine forbids namespaces; see docs/security.md")
     env_keys = {k.env: k for k in KEYS}
     for var, value in environ.items():
         if not var.startswith("CI_KIT_") or var in OTHER_ENV:

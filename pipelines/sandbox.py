@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from pipelines import console, runner
+from pipelines.config import SANDBOX_MODES as MODES
 from pipelines.config import Settings
 from pipelines.errors import EnvFailed, UsageError
 
-MODES = ("auto", "user", "namespace", "none")
 # tox's pass_env idea: what a test run needs from the machine, and nothing that authorises.
 BASE_ENV = ("PATH", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "CI", "SOURCE_DATE_EPOCH",
             "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "all_proxy",

@@ -315,3 +315,11 @@ def test_debug_traceback_is_masked(capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback (most recent call last)" in err
     assert "Traceback-Secret-42" not in err and "got '****'" in err
+
+
+def test_unknown_sandbox_mode_is_a_configuration_error():
+    from pipelines import config
+    from pipelines.errors import UsageError
+
+    with pytest.raises(UsageError, match="CI_KIT_SANDBOX must be one of auto, user, namespace, none"):
+        config.load(EXAMPLE, environ={"CI_KIT_SANDBOX": "off"})
