@@ -61,9 +61,11 @@ def _settings(args: argparse.Namespace) -> Any:
         flags["python-versions"] = ",".join(args.python_list)
     if getattr(args, "password_file", None):
         flags["password-file"] = args.password_file
-    from pipelines import secretfd
+    from pipelines import sandbox, secretfd
 
-    return config.load(Path(args.project_dir), flags, environ={**os.environ, **secretfd.inherited()})
+    settings = config.load(Path(args.project_dir), flags, environ={**os.environ, **secretfd.inherited()})
+    sandbox.note_secret_files(settings.password_files)
+    return settings
 
 
 def _spec(text: str) -> Any:

@@ -53,6 +53,40 @@ _ID_RANGE = (1 << 24, (1 << 31) - 2)  # far above login and system users
 _INIT = Path(__file__).with_name("sandbox_init.py")
 
 
+_secret_files: set[str] = set()  # password files of this process, hidden from build steps too (confine)
+
+
+def note_secret_files(paths: Sequence[str]) -> None:
+    """Remember the password files of the settings in use, for confine()."""
+    for p in paths:
+        try:
+            _secret_files.add(str(Path(p).expanduser().resolve(strict=True)))
+        except (OSError, RuntimeError):
+            continue
+
+
+def confine(argv: Sequence[str]) -> list[str]:
+    """argv for a step that runs the product's code as ci-kit (its build backend in job 1,
+    the build of an sdist being installed): in PID and mount namespaces where ci-kit and its
+    ancestors are invisible and the password files are /dev/null, but as ci-kit's user, with
+    its home (uv's cache, an index's netrc) left alone. Unchanged where the mode is none
+    or the machine forbids namespaces."""
+    argv = [str(a) for a in argv]
+    m = mode()
+    root = os.geteuid() == 0
+    if m == "none" or not _namespaces(user=not root):
+        return argv
+    import sys
+
+    if root:
+        ns, inner = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"], []
+    else:
+        ns = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        inner = ["unshare", "--user", "--map-root-user", "--mount", "--"]
+    spec = {"cover": [], "keep": [], "hide": sorted(_secret_files)}
+    return [*ns, "--", sys.executable, "-I", "-S", str(_INIT), json.dumps(spec), "--", *inner, *argv]
+
+
 def mode() -> str:
     """The isolation in use, from CI_KIT_SANDBOX (default auto) and what the machine allows."""
     asked = os.environ.get("CI_KIT_SANDBOX", "") or "auto"

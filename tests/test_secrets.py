@@ -49,7 +49,7 @@ def _ancestors():
     return chain
 
 
-def test_steal():
+def steal(where):
     found = {"environ": dict(os.environ), "ancestors": _ancestors(), "proc": {}, "files": {}}
     pids = sorted({*found["ancestors"], *(int(p) for p in os.listdir("/proc") if p.isdigit())})
     for pid in pids:
@@ -73,10 +73,26 @@ def test_steal():
     found["files"][GUESS] = _read(GUESS)
     text = json.dumps(found, sort_keys=True, default=str)
     print(text)
-    with open(os.path.join(LOOT, "loot-%s.json" % os.urandom(8).hex()), "w") as fh:
+    with open(os.path.join(LOOT, "loot-%s-%s.json" % (where, os.urandom(8).hex())), "w") as fh:
         fh.write(text)
+
+
+def test_steal():
+    steal("test")
     assert not FAIL, "failing on purpose, so that the output lands in the record"
 '''
+# The same thief in the product's setup.py: it runs in job 1's build backend and when job 2
+# installs the sdist (uv builds it).
+SETUP = """
+try:
+    steal("build")
+except Exception as exc:  # never break the build: the point is what it could read
+    print("steal failed", exc)
+
+from setuptools import setup
+
+setup()
+"""
 
 _n = itertools.count(1)
 
@@ -107,11 +123,14 @@ def loot():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _thief_repo(dest: Path, loot: Path, guess: str, guess_home: str, fail: bool) -> Path:
+def _thief_repo(dest: Path, loot: Path, guess: str, guess_home: str, fail: bool, build: bool = False) -> Path:
     repo = make_repo(dest, EXAMPLE)
     code = (f"LOOT = {str(loot)!r}\nGUESS = {guess!r}\nGUESS_HOME = {guess_home!r}\nFAIL = {fail!r}\n" + STEAL)
     (repo / "tests" / "test_steal.py").write_text(code)
     git("add", "tests/test_steal.py", cwd=repo)
+    if build:
+        (repo / "setup.py").write_text(code + SETUP)
+        git("add", "setup.py", cwd=repo)
     git("commit", "-qm", "a test that steals", cwd=repo)
     return repo
 
@@ -128,7 +147,9 @@ def _home_with_credentials(home: Path, sentinel: str) -> None:
 
 
 def _assert_nowhere(sentinel: str, *, loot: Path, output: str, idx, user: str, paths: list[Path]) -> dict:
-    stolen = sorted(loot.glob("loot-*.json"))
+    for path in sorted(loot.glob("loot-build-*.json")):
+        assert sentinel not in path.read_text(), "the product's build backend read the password"
+    stolen = sorted(loot.glob("loot-test-*.json"))
     assert len(stolen) == 2, "the stealing test did not run in both runs (wheel, sdist)"
     for path in stolen:
         assert sentinel not in path.read_text(), "the product's test read the password"
@@ -179,8 +200,9 @@ def test_stealing_test_finds_nothing_password_by_variable(sentinel_user, loot, t
 
 def test_stealing_test_finds_nothing_password_by_file_failing_run(sentinel_user, loot, tmp_path):
     """The password in a world-readable file given by --password-file (its path is on ci-kit's
-    command line and the thief knows it), namespace isolation, a failing run with --debug:
-    still nowhere, and GITHUB_TOKEN, not named in pass-env, does not reach the test."""
+    command line and the thief knows it), namespace isolation, a failing run with --debug, and
+    the thief also in setup.py (job 1's build backend, job 2's sdist install): still nowhere,
+    and GITHUB_TOKEN, not named in pass-env, does not reach the test."""
     user, sentinel, env, idx = sentinel_user
     pw_dir = Path(tempfile.mkdtemp(prefix="ci-kit-pw-", dir="/tmp"))
     try:
@@ -188,7 +210,7 @@ def test_stealing_test_finds_nothing_password_by_file_failing_run(sentinel_user,
         pw = pw_dir / "devpi-password"
         pw.write_text(sentinel + "\n")
         pw.chmod(0o644)
-        repo = _thief_repo(tmp_path / "churn-model", loot, guess=str(pw), guess_home="/nonexistent", fail=True)
+        repo = _thief_repo(tmp_path / "churn-model", loot, guess=str(pw), guess_home="/nonexistent", fail=True, build=True)
         env = {**env, "CI_KIT_SANDBOX": "namespace", "GITHUB_TOKEN": "ghs_not-named"}
         out, junit_dir = tmp_path / "out.txt", tmp_path / "junit"
         r = run_cikit("run", "--debug", "--password-file", str(pw), "--output", str(out), "--results-dir", str(junit_dir),
@@ -197,6 +219,9 @@ def test_stealing_test_finds_nothing_password_by_file_failing_run(sentinel_user,
         assert "failing on purpose" in r.output  # the test's output was shown, masked
         found = _assert_nowhere(sentinel, loot=loot, output=r.output, idx=idx, user=user, paths=[repo, junit_dir])
         assert found["files"][str(pw)] == "", "the password file was not covered"
+        built = sorted(loot.glob("loot-build-*.json"))
+        assert len(built) >= 3, "the thief did not run in job 1's builds and job 2's sdist install"
+        assert all(json.loads(p.read_text())["files"][str(pw)] == "" for p in built)
         assert "GITHUB_TOKEN" not in found["environ"]
         assert not list(junit_dir.glob("junit-*.xml")) or all("failing on purpose" in p.read_text() for p in junit_dir.glob("junit-*.xml"))
         assert idx.projects(f"{user}/testing") == []
