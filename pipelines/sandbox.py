@@ -22,6 +22,11 @@ command (or tox) runs in a Box:
   second, nested one, so the covering mounts cannot be undone;
 * neither possible ("none"): the minimal environment only, with a warning.
 
+Steps that run the product's code as ci-kit itself (its build backend in job 1, the build of
+an sdist being installed) cannot change identity (they need ci-kit's uv cache and index
+credentials); confine() still runs them where ci-kit is invisible and the password files
+are covered.
+
 CI_KIT_SANDBOX=auto|user|namespace|none picks the mode (auto: user as root, else
 namespace, else none). The outputs the tests write (JUnit, probe, metrics) go to the box
 and are copied back afterwards as plain files, never through a link, masked. See
