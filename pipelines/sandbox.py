@@ -212,7 +212,7 @@ def _covers(keep: Sequence[str], uid: int | None) -> list[str]:
     return sorted(f for f in found if not any(f.startswith(o + "/") for o in found))  # outermost only
 
 
-def _keep(settings: Settings, run_dir: Path) -> list[str]:
+def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
     """What the run needs even if it lies under ci-kit's home: the run's temporary folder
     (clone, environment, box), ci-kit's environment and package (the probe, tox), and the
     prefix of every interpreter the environments are made from (say, a pyenv under ~)."""
@@ -220,7 +220,7 @@ def _keep(settings: Settings, run_dir: Path) -> list[str]:
 
     from pipelines import envs
 
-    keep = {os.path.realpath(p) for p in (run_dir, sys.prefix, sys.base_prefix, Path(__file__).parent)}
+    keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
     for version in settings.python_versions:
         try:
             keep.add(os.path.dirname(os.path.dirname(os.path.realpath(envs.find_python(version)))))
@@ -301,7 +301,7 @@ class Box:
             inner = ["unshare", "--user", "--map-root-user", "--mount", "--"]  # locks the mounts made below
         import sys
 
-        keep = _keep(self.settings, self.root.parent)
+        keep = _keep(self.settings, self.root.parent, self.clone)
         spec = {"cover": _covers(keep, self.uid), "keep": keep, "hide": _hidden(self.settings)}
         return [*ns, "--", sys.executable, "-I", "-S", str(_INIT), json.dumps(spec), "--", *inner, *argv]
 
