@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import console, repo, runner
+from pipelines import console, repo, runner, sandbox
 from pipelines.config import Settings
 from pipelines.errors import BuildError, ProjectError
 from pipelines.dists import sha256_of
@@ -128,8 +128,8 @@ def build(settings: Settings) -> Manifest:
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
         env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
         sources = {kind: repo.fresh_clone(project, commit, tmp / kind) for kind in ("sdist", "wheel")}
-        jobs = {kind: pool.submit(runner.run, [sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
-                                               "--outdir", str(out), str(src)], cwd=src, env=env)
+        jobs = {kind: pool.submit(runner.run, sandbox.confine([sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
+                                                                "--outdir", str(out), str(src)]), cwd=src, env=env)
                 for kind, src in sources.items()}
         for kind, job in jobs.items():
             proc = job.result()

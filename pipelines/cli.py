@@ -62,7 +62,11 @@ def _settings(args: argparse.Namespace) -> Any:
         flags["python-versions"] = ",".join(args.python_list)
     if getattr(args, "password_file", None):
         flags["password-file"] = args.password_file
-    return config.load(Path(args.project_dir), flags)
+    from pipelines import sandbox, secretfd
+
+    settings = config.load(Path(args.project_dir), flags, environ={**os.environ, **secretfd.inherited()})
+    sandbox.note_secret_files(settings.password_files)
+    return settings
 
 
 def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results: bool = False) -> Any:
@@ -368,7 +372,18 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _traceback() -> None:
+    """--debug's traceback, masked like everything else ci-kit prints."""
+    import traceback
+
+    console.detail(traceback.format_exc())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the real command line: first take the secrets out of our environ (secretfd.py)
+        from pipelines import secretfd
+
+        secretfd.reexec_without_secrets()
     p = parser(argv)
     args, extra = p.parse_known_args(argv)
     if args.verb is None:
@@ -383,9 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except CiKitError as exc:
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _traceback()
         console.error(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -404,9 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:  # a bug: one line, and the traceback only on request
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _traceback()
         console.error(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug (or CI_KIT_DEBUG=1) and report the traceback")
         return 1
 

@@ -20,6 +20,9 @@ from pipelines.errors import UsageError
 
 _PYVER = re.compile(r"^3\.\d{1,2}$")
 _INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
+_USERINFO = re.compile(r"(^[a-zA-Z][\w+.-]*://)[^/?#\s]*@")
+SANDBOX_MODES = ("auto", "user", "namespace", "none")  # CI_KIT_SANDBOX, the operator's choice (sandbox.py)
+MIN_SECRET_LENGTH = 8  # shorter secrets cannot be masked without corrupting ordinary output
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,10 @@ def _url(v: str) -> str | None:
 
 
 def _index_url(v: str) -> str | None:
-    if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
-        return "a URL without credentials (user:password@ is refused: the password comes from CI_KIT_PASSWORD or a file)"
+    if _USERINFO.search(v):
+        # A password in a URL ends up in logs, `ci-kit config`, error messages and every
+        # child that is handed the URL; credentials travel only as CI_KIT_PASSWORD[_FILE].
+        return "a URL without user:password@ (the password comes from CI_KIT_PASSWORD or --password-file)"
     return _url(v)
 
 
@@ -78,8 +83,8 @@ def _test_command(v: str) -> str | None:
 
 def _dep_url(v: str) -> str | None:
     """A simple index URL (a path is normal here); credentials are refused like index-url's."""
-    if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
-        return "a URL without credentials (give the index's credentials to uv through its own settings)"
+    if _USERINFO.search(v):
+        return "a URL without user:password@ (give the index's credentials to uv through its own settings)"
     from urllib.parse import urlsplit
 
     try:
@@ -87,6 +92,16 @@ def _dep_url(v: str) -> str | None:
     except ValueError as exc:
         return f"a valid URL ({exc})"
     return None if re.match(r"^https?://[^\s/]+", v) else "a URL starting with http:// or https://"
+
+
+def redact(text: str) -> str:
+    """A URL's userinfo replaced by ****, for messages that show a rejected value."""
+    return _USERINFO.sub(r"\1****@", text)
+
+
+def _pass_env(v: list[str]) -> str | None:
+    bad = [x for x in v if not x.strip() or x.upper().startswith("CI_KIT_")]
+    return f"variable names or fnmatch globs, never CI_KIT_* (got {', '.join(map(repr, bad))})" if bad else None
 
 
 def _index(v: str) -> str | None:
@@ -132,6 +147,7 @@ KEYS: tuple[Key, ...] = (
     Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311, `{py_dot}` 3.11."),
     Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _dep_url(v)),
     Key("metadata-check", "str", "warn", "`warn`: the build fails on metadata that is invalid or will not render, and warns on what is merely missing (a README); `strict` fails on both (twine check --strict); `off`.", lambda v: None if v in ("warn", "strict", "off") else "one of warn, strict, off"),
+    Key("pass-env", "list", [], "Variables of ci-kit's environment the product's tests also get (names or fnmatch globs, e.g. `[\"AWS_REGION\", \"MY_*\"]`), besides a minimal set; never `CI_KIT_*`. See docs/security.md.", _pass_env),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
     Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
@@ -147,8 +163,8 @@ KEYS: tuple[Key, ...] = (
 KEY_BY_NAME = {k.name: k for k in KEYS}
 
 # CI_KIT_* variables that are not configuration keys.
-OTHER_ENV = {"CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL",
-             "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
+SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE")
+OTHER_ENV = {*SECRET_ENV, "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL", "CI_KIT_SANDBOX", "CI_KIT_SECRETS_FD",
              # set by ci-kit for the product's test run
              "CI_KIT_PROBE_OUT", "CI_KIT_PROBE_MODULES", "CI_KIT_PROBE_DIST", "CI_KIT_METRICS_FILE"}
 
@@ -183,19 +199,23 @@ class Settings:
     image_repository: str
     image_tags: list[str]
     registry_user: str
+    pass_env: list[str] = field(default_factory=list)
     password_file: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # The secret variables of the environment given to load(), so that a settings object
+    # answers for the environment it was made from, not for whatever os.environ is later.
+    secret_env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def password(self) -> str | None:
         """The devpi password, read on demand from CI_KIT_PASSWORD or the password file; never stored."""
-        return _secret("CI_KIT_PASSWORD", self.password_file or os.environ.get("CI_KIT_PASSWORD_FILE", ""),
+        return _secret(self.secret_env, "CI_KIT_PASSWORD", self.password_files[0] if self.password_files else "",
                        "the password file", "pass a readable file with --password-file or set CI_KIT_PASSWORD")
 
     @property
     def registry_password(self) -> str | None:
         """The image registry's password, read on demand like `password`; never stored."""
-        return _secret("CI_KIT_REGISTRY_PASSWORD", os.environ.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
+        return _secret(self.secret_env, "CI_KIT_REGISTRY_PASSWORD", self.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
                        "the registry password file",
                        "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD")
 
@@ -203,6 +223,12 @@ class Settings:
     def trusted(self) -> frozenset[str]:
         """Whose records count: the configured user and the trusted uploaders."""
         return frozenset([self.user, *self.trusted_uploaders])
+
+    @property
+    def password_files(self) -> list[str]:
+        """Files holding a secret (devpi's, then the registry's): the product's code must not see them."""
+        devpi = self.password_file or self.secret_env.get("CI_KIT_PASSWORD_FILE", "")
+        return [p for p in (devpi, self.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", "")) if p]
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -213,25 +239,31 @@ class Settings:
         return {k.name: {"value": getattr(self, k.attr), "source": self.sources.get(k.name, "default")} for k in KEYS}
 
 
-def _secret(variable: str, path: str, what: str, hint: str) -> str | None:
-    """A secret from its environment variable, else from the file at path; None if neither."""
-    value = os.environ.get(variable)
-    if value:
-        return value
-    if path:
+def _secret(environ: Mapping[str, str], variable: str, path: str, what: str, hint: str) -> str | None:
+    """A secret from its environment variable, else from the file at path; None if neither.
+
+    A secret shorter than MIN_SECRET_LENGTH is refused: masking it would replace ordinary
+    words in logs, JUnit and KEY=VALUE outputs (`dev1` inside a version string)."""
+    value = environ.get(variable)
+    source = variable
+    if not value and path:
         try:
-            return Path(path).expanduser().read_text(encoding="utf-8").strip()
+            value = Path(path).expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
         except UnicodeDecodeError:
             raise UsageError(f"{what} {path} is not UTF-8 text", "write the secret as one line of UTF-8 text") from None
-    return None
+        source = path
+    if value and len(value) < MIN_SECRET_LENGTH:
+        raise UsageError(f"the secret in {source} is shorter than {MIN_SECRET_LENGTH} characters",
+                         "use a longer password: short ones cannot be masked in logs and outputs without corrupting them")
+    return value or None
 
 
 def _coerce(key: Key, value: Any, source: str) -> Any:
     """Check the type of a value from TOML, the environment (always text) or a flag."""
     def bad(expected: str) -> UsageError:
-        shown = re.sub(r"(?<=://)[^/@\s]*@", "****@", value) if isinstance(value, str) else value  # never echo credentials
+        shown = redact(value) if isinstance(value, str) else value
         return UsageError(f"{source}: `{key.name}` must be {expected}, got {shown!r}",
                           f"see the configuration table in README (ci-kit config --table)")
 
@@ -308,6 +340,9 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
         values[name] = _coerce(key, value, f"{pyproject} [tool.ci-kit]")
         sources[name] = "pyproject.toml"
 
+    if environ.get("CI_KIT_SANDBOX", "") not in ("", *SANDBOX_MODES):
+        raise UsageError(f"environment: CI_KIT_SANDBOX must be one of {', '.join(SANDBOX_MODES)}, got {environ['CI_KIT_SANDBOX']!r}",
+                         "leave it unset (auto) unless the machine forbids namespaces; see docs/security.md")
     env_keys = {k.env: k for k in KEYS}
     for var, value in environ.items():
         if not var.startswith("CI_KIT_") or var in OTHER_ENV:
@@ -341,7 +376,8 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
     values["index-url"] = values["index-url"].rstrip("/")
     password_file = (flags or {}).get("password-file") or ""
     kwargs = {k.attr: values[k.name] for k in KEYS}
-    return Settings(project_dir=project_dir, password_file=password_file, sources=sources, **kwargs)
+    secret_env = {k: environ[k] for k in SECRET_ENV if environ.get(k)}
+    return Settings(project_dir=project_dir, password_file=password_file, sources=sources, secret_env=secret_env, **kwargs)
 
 
 def markdown_table() -> str:

@@ -18,8 +18,15 @@ _t0 = time.monotonic()
 
 
 def add_secret(value: str | None) -> None:
+    """Mask value from now on, also in the spellings JSON and XML give it (a record's
+    output field, a JUnit attribute), so an escaped quote or ampersand does not unmask it."""
     if value:
+        from xml.sax.saxutils import escape, quoteattr
+
         _secrets.add(value)
+        for variant in (json.dumps(value)[1:-1], escape(value), quoteattr(value)[1:-1]):
+            if variant != value:
+                _secrets.add(variant)
 
 
 def secrets() -> frozenset[str]:
@@ -27,7 +34,7 @@ def secrets() -> frozenset[str]:
 
 
 def mask(text: str) -> str:
-    for s in _secrets:
+    for s in sorted(_secrets, key=len, reverse=True):
         text = text.replace(s, "****")
     return text
 

@@ -102,7 +102,9 @@ def create(path: Path, version: str) -> Env:
 def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
     """Install into env; returns uv's output. Raises with uv's own words on failure."""
     args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements, *dependency_index_args(index_url)]
-    proc = runner.run(args, env=uv_env())
+    from pipelines import sandbox  # an sdist is built here: the product's build backend runs (sandbox.confine)
+
+    proc = runner.run(sandbox.confine(args), env=uv_env())
     if proc.returncode != 0:
         last = [l for l in proc.stdout.splitlines() if l.strip()][-6:]
         raise EnvFailed(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),

@@ -21,16 +21,29 @@ class SecretInArgv(CiKitError):
     exit_code = 1
 
 
+def _carries(arg: str, secret: str) -> bool:
+    """Whether one argument carries the secret: the whole argument, `KEY=secret`/`--flag=secret`,
+    or a URL's `:secret@`. Not a mere substring: a path or version may contain a password
+    that is an ordinary word, and refusing those would break runs for nothing."""
+    return arg == secret or arg.endswith("=" + secret) or f":{secret}@" in arg
+
+
 def _check_argv(argv: Sequence[str]) -> None:
     for s in console.secrets():
-        if any(s in a for a in argv):
+        if any(_carries(a, s) for a in argv):
             raise SecretInArgv("refusing to start a command with a secret in its arguments",
                                "secrets travel by environment or file; this is a bug in ci-kit")
 
 
+# Never handed to a child: the secrets, the files that hold them, the pipe they came over.
+SECRET_VARS = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
+               "CI_KIT_SECRETS_FD")
+
+
 def child_env(extra: Mapping[str, str] | None = None, drop: Sequence[str] = ()) -> dict[str, str]:
-    """The environment for a child: ours, minus our password unless asked, plus extra."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CI_KIT_PASSWORD", "CI_KIT_REGISTRY_PASSWORD") and k not in drop}
+    """The environment for ci-kit's own tools (git, uv, build, twine): ours minus every secret
+    and pointer to one, plus extra. The product's tests get far less: see sandbox.py."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS and k not in drop}
     env.update(extra or {})
     return env
 

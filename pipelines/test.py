@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, envs, evidence, repo, results, runner, testdeps
+from pipelines import console, envs, evidence, repo, results, runner, sandbox, testdeps
 from pipelines.config import Settings
 from pipelines.dists import top_level_modules, wheel_fits
-from pipelines.errors import NotFound, ProjectError, TestsFailed, UsageError
+from pipelines.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
 from pipelines.index import Index, Release, ReleaseFile
 from pipelines.release import Spec
 
@@ -192,17 +192,18 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     junit = own / f"junit-{tag}.xml"
     probe_out = own / f"probe-{tag}.json"
     metrics_file = own / f"metrics-{tag}.json"
+    box = sandbox.Box(settings, tmp / f"box-{tag}", clone)  # the tests write only in the box; outputs copied back
     probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
-        "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={junit} -o junit_family=xunit2",
-        "CI_KIT_PROBE_OUT": str(probe_out),
+        "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={box.output(junit)} -o junit_family=xunit2",
+        "CI_KIT_PROBE_OUT": str(box.output(probe_out)),
         "CI_KIT_PROBE_MODULES": ",".join(modules),
         "CI_KIT_PROBE_DIST": spec.name,
-        "CI_KIT_METRICS_FILE": str(metrics_file),
+        "CI_KIT_METRICS_FILE": str(box.output(metrics_file)),
     }
     if settings.tox_env:
-        env, argv, child, label = _tox(settings, f, path, py, tmp, tag, probe_env)
+        env, argv, child, label = _tox(settings, f, path, py, tmp, tag, probe_env, box)
     else:
         env = envs.create(tmp / f"env-{tag}", py)
         console.step(f"test: installing {f.basename} into a fresh Python {py} environment")
@@ -212,16 +213,14 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         if argv and argv[0] == "pytest":
             reqs.append("pytest")
         envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.dependency_index_url)
-        child = runner.child_env({"VIRTUAL_ENV": str(env.path),
-                                  "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-                                  **probe_env}, drop=("PYTHONHOME",))
+        child = box.env({"VIRTUAL_ENV": str(env.path), "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}", **probe_env})
         if argv and argv[0] in ("pytest", "py.test"):
             argv[0] = str(env.bin / argv[0])
         label = settings.test_command
     console.step(f"test: {label}  (Python {py}, in the clone, against the installed {f.kind})")
     started = time.monotonic()
     try:
-        proc = runner.run(argv, cwd=clone, env=child)
+        proc = box.run(argv, cwd=clone, env=child)
         rc, output = proc.returncode, proc.stdout
     except FileNotFoundError:
         rc, output = 127, f"command not found: {argv[0]}"
@@ -335,7 +334,7 @@ def _write_junit(path: Path, spec: Spec, py: str, rc: int, output: str) -> None:
 
 
 def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag: str,
-         probe_env: dict[str, str]) -> tuple[envs.Env, list[str], dict[str, str], str]:
+         probe_env: dict[str, str], box: sandbox.Box) -> tuple[envs.Env, list[str], dict[str, str], str]:
     """tox's own way to test a given file: `tox run -e ENV --installpkg FILE`. tox makes
     the environment (with tox-uv, uv does); the probe's variables are passed through."""
     import importlib.util
@@ -344,16 +343,24 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
     if importlib.util.find_spec("tox") is None:
         raise UsageError("tox-env is set but tox is not installed", "pip install 'ci-kit[tox]' (tox with tox-uv)")
     name = settings.tox_env.replace("{py}", py.replace(".", "")).replace("{py_dot}", py)
-    workdir = tmp / f"tox-{tag}"
+    workdir = box.root / f"tox-{tag}"
     passed = ",".join(sorted(probe_env))
     python = envs.find_python(py)
-    argv = [sys.executable, "-m", "tox", "run", "-e", name, "--installpkg", str(path), "--workdir", str(workdir),
-            "--discover", python]
+    common = ["-e", name, "--workdir", str(workdir), "--discover", python]
     # tox reads overrides by the section names of the configuration format in use
     # (tox.ini/setup.cfg, [tool.tox] in pyproject.toml, tox.toml) and ignores those of
     # the others, so the overrides are given in every form.
     for section in ("testenv", f"testenv:{name}", "tool.tox.env_run_base", f"tool.tox.env.{name}", "env_run_base", f"env.{name}"):
-        argv += ["-x", f"{section}.pass_env+={passed}", "-x", f"{section}.base_python={python}"]
-    child = runner.child_env(probe_env, drop=("PYTHONHOME", "VIRTUAL_ENV"))
+        common += ["-x", f"{section}.pass_env+={passed}", "-x", f"{section}.base_python={python}"]
+    # tox makes the environment and installs the exact file as ci-kit (as uv does without tox);
+    # only the product's commands run in the box (sandbox.py), on that environment.
+    prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
+                      env=runner.child_env(drop=("PYTHONHOME", "VIRTUAL_ENV")))
+    if prep.returncode != 0:
+        raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),
+                        "check the tox configuration, the product's dependencies and dependency-index-url")
+    box.give(workdir)
+    argv = [sys.executable, "-m", "tox", "run", "--skip-pkg-install", *common]
+    child = box.env(probe_env)
     env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
     return env, argv, child, f"tox run -e {name}"

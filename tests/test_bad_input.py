@@ -46,7 +46,7 @@ def test_index_unreachable(product_repo):
 
 
 def test_wrong_credentials(fresh_user, product_repo):
-    r = run_cikit("build-and-push", cwd=product_repo, env={**fresh_user.env, "CI_KIT_PASSWORD": "wrong"})
+    r = run_cikit("build-and-push", cwd=product_repo, env={**fresh_user.env, "CI_KIT_PASSWORD": "wrong-password"})
     assert r.returncode == 6
     assert f"devpi user '{fresh_user.user}' could not log in" in error_line(r)
     assert fresh_user.index().projects(f"{fresh_user.user}/unstable") == []
