@@ -1,0 +1,176 @@
+"""What the operating system says about processes, ports and process groups (Linux /proc).
+
+Why a module of its own: before ci-kit signals a process or sends a password to a port,
+it must know who is on the other end. Pids are reused and ports are shared, so a pid
+file or "something answers on 3141" proves nothing; the process's own command line and
+the owner of the listening socket do. Everything here is read-only and best effort:
+where /proc cannot tell (another OS, no permission) the answer is None, never a guess.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """argv of a live process; None for a dead one or a zombie (whose cmdline is empty)."""
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state is [0], pgrp [2], starttime [19])."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie: a zombie holds its pid but runs nothing
+    (and here PID 1 may never reap orphans, so kill(pid, 0) alone would say "alive")."""
+    st = _stat(pid)
+    if not st:
+        return False
+    if st[0] not in ("Z", "X"):
+        return True
+    try:  # a zombie main thread whose other threads still run (and hold its sockets)
+        return len(os.listdir(PROC / str(pid) / "task")) > 1
+    except OSError:
+        return False
+
+
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot: with the pid, a name for one
+    process that a reused pid cannot fake."""
+    st = _stat(pid)
+    return st[19] if st and len(st) > 19 else ""
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is pgid."""
+    found = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st and len(st) > 2 and st[2] == str(pgid) and st[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
+def is_devpi_server(pid: int, server_dir: Path) -> bool:
+    """Whether pid is a devpi-server serving server_dir, judged by its own command line."""
+    argv = cmdline(pid)
+    if not argv or not any(Path(a).name.startswith("devpi-server") for a in argv[:2]):
+        return False
+    want = str(server_dir.resolve())
+    for i, a in enumerate(argv):
+        value = argv[i + 1] if a == "--serverdir" and i + 1 < len(argv) else (a.split("=", 1)[1] if a.startswith("--serverdir=") else None)
+        if value is not None and os.path.realpath(value) == want:
+            return True
+    return False
+
+
+def devpi_servers(server_dir: Path) -> list[int]:
+    """Every live devpi-server process serving server_dir (found even without a pid file)."""
+    return [int(e.name) for e in PROC.iterdir() if e.name.isdigit() and is_devpi_server(int(e.name), server_dir)]
+
+
+def _listen_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP port (any address), from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f[9])
+    return inodes
+
+
+def port_listeners(port: int) -> list[int] | None:
+    """Pids holding a listening socket on port; [] when nothing listens; None when /proc
+    says something listens but not who (no permission to read its fds)."""
+    inodes = _listen_inodes(port)
+    if not inodes:
+        return []
+    targets = {f"socket:[{i}]" for i in inodes}
+    pids = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in targets:
+                    pids.append(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return sorted(pids) or None
+
+
+def describe(pid: int) -> str:
+    """`pid 123 (python3 -m http.server 3141)`, for error messages."""
+    argv = cmdline(pid) or []
+    text = " ".join(argv)
+    return f"pid {pid}" + (f" ({text[:120]})" if text else "")
+
+
+def port_owner(port: int) -> str:
+    """Who listens on port, in words: from /proc, else `ss -ltnp`, else ""."""
+    pids = port_listeners(port)
+    if pids:
+        return ", ".join(describe(p) for p in pids)
+    ss = shutil.which("ss")
+    if ss:
+        try:
+            out = subprocess.run([ss, "-H", "-ltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        m = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+        if m:
+            return f"pid {m.group(2)} ({m.group(1)})"
+    return ""
+
+
+def referencing(path: Path) -> list[int]:
+    """Live processes that work in, run from or carry in their environment the folder
+    path: the children a killed ci-kit left behind in its temporary folder."""
+    key = str(path).encode()
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            cwd = ""
+        hit = cwd == str(path) or cwd.startswith(str(path) + os.sep)
+        for name in ("cmdline", "environ"):
+            if not hit:
+                try:
+                    hit = key in (entry / name).read_bytes()
+                except OSError:
+                    pass
+        if hit:
+            found.append(int(entry.name))
+    return found
