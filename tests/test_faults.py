@@ -354,3 +354,40 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(slow_product, tmp_path
     for name in left:
         assert f"cleanup: removed {tmpdir / name}" in r.stderr, r.output
     _assert_clean(tmpdir)
+
+
+# -- the runner ----------------------------------------------------------------------------
+
+def test_timeout_stops_the_whole_group_and_is_a_cikit_error(tmp_path):
+    from pipelines import runner
+    from pipelines.errors import TimedOut
+
+    mark = str(tmp_path / "timeout-mark")
+    started = time.monotonic()
+    with pytest.raises(TimedOut) as info:  # a shell with a grandchild: both must go
+        runner.run(["sh", "-c", "sleep 60 & sleep 60; :"], timeout=0.5, show=False,
+                   env={**os.environ, "FAULT_MARK": mark})
+    assert info.value.exit_code == 14 and "did not finish within" in info.value.message
+    assert time.monotonic() - started < 15
+    assert processes_holding(mark) == []
+
+
+def test_spawn_keeps_no_log_handle_open(tmp_path):
+    """The log file is the child's: ci-kit closes its own handle at once (not whenever the
+    garbage collector gets to it, with a ResourceWarning)."""
+    import gc
+    import warnings
+
+    from pipelines import runner
+
+    log = tmp_path / "spawned.log"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        proc = runner.spawn(["sh", "-c", "echo hello"], log=log)
+        proc.wait(10)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning) and str(log) in str(w.message)], caught
+    mine = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert str(log) not in mine
+    assert log.read_text() == "hello\n"
