@@ -18,6 +18,19 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
+def available() -> bool:
+    """Whether this machine has a /proc ci-kit can read (Linux)."""
+    return (PROC / "self" / "stat").exists()
+
+
+def pid_namespace() -> str:
+    """Our pid namespace: pids seen from another one (a container sharing /tmp) mean nothing here."""
+    try:
+        return os.readlink(PROC / "self" / "ns" / "pid")
+    except OSError:
+        return ""
+
+
 def cmdline(pid: int) -> list[str] | None:
     """argv of a live process; None for a dead one or a zombie (whose cmdline is empty)."""
     try:
@@ -103,17 +116,17 @@ def _listen_inodes(port: int) -> set[str]:
     return inodes
 
 
-def port_listeners(port: int) -> list[int] | None:
+def port_listeners(port: int, only: list[int] | None = None) -> list[int] | None:
     """Pids holding a listening socket on port; [] when nothing listens; None when /proc
-    says something listens but not who (no permission to read its fds)."""
+    says something listens but not who (no permission to read its fds). With only, just
+    those pids are looked at (cheap: used while waiting for our own server)."""
     inodes = _listen_inodes(port)
     if not inodes:
         return []
     targets = {f"socket:[{i}]" for i in inodes}
     pids = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
+    entries = [PROC / str(p) for p in only] if only is not None else [e for e in PROC.iterdir() if e.name.isdigit()]
+    for entry in entries:
         try:
             fds = list((entry / "fd").iterdir())
         except OSError:

@@ -158,7 +158,7 @@ def temp_dir(prefix: str) -> Iterator[str]:
     stopping the processes the dead run left working in them."""
     sweep(prefix)
     path = Path(tempfile.mkdtemp(prefix=prefix))
-    (path / OWNER_FILE).write_text(f"{os.getpid()} {procs.start_time(os.getpid())}\n")
+    (path / OWNER_FILE).write_text(f"{os.getpid()} {procs.start_time(os.getpid())} {procs.pid_namespace()}\n")
     try:
         yield str(path)
     finally:
@@ -167,13 +167,18 @@ def temp_dir(prefix: str) -> Iterator[str]:
 
 def sweep(prefix: str, base: Path | None = None) -> list[Path]:
     """Remove leftovers of dead ci-kit runs: PREFIX* folders whose owner is gone."""
-    removed = []
+    removed: list[Path] = []
+    if not procs.available():
+        return removed  # without /proc a live owner cannot be told from a dead one: touch nothing
+    namespace = procs.pid_namespace()
     for path in (base or Path(tempfile.gettempdir())).glob(prefix + "*"):
         try:
-            pid_s, _, started = (path / OWNER_FILE).read_text().strip().partition(" ")
+            pid_s, started, ns = ((path / OWNER_FILE).read_text().split() + ["", ""])[:3]
             pid = int(pid_s)
         except (OSError, ValueError):
             continue  # not ours, or its owner has not written the marker yet
+        if ns != namespace or not started:
+            continue  # made in another container sharing this folder: its pids are not ours to judge
         if procs.alive(pid) and procs.start_time(pid) == started:
             continue
         left = procs.referencing(path)

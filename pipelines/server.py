@@ -124,9 +124,11 @@ def _not_ours(url: str, port: int, server_dir: Path, pid: int) -> str:
     """Why what answers on the port is not our devpi-server (pid, serving server_dir),
     or "" when it is: the listening process must be pid and +status must name this
     directory's uuid and path."""
-    listeners = procs.port_listeners(port)
+    listeners = procs.port_listeners(port, only=[pid])
     if listeners == []:
         return f"nothing listens on port {port}"
+    if listeners is None:  # something listens, but not pid: who, then?
+        listeners = procs.port_listeners(port)
     if listeners and pid not in listeners:
         return f"port {port} is held by {', '.join(procs.describe(p) for p in listeners)}"
     status = _status_json(url)
@@ -149,7 +151,8 @@ def _port_busy(port: int) -> str | None:
 
 
 def _journals(server_dir: Path) -> list[Path]:
-    return [p for p in (server_dir / (DATABASE + j) for j in JOURNALS) if p.exists()]
+    """Journals a crash left next to the database (an empty one is not hot: nothing to undo)."""
+    return [p for p in (server_dir / (DATABASE + j) for j in JOURNALS) if p.exists() and p.stat().st_size > 0]
 
 
 def recover_database(server_dir: Path) -> str:
@@ -159,17 +162,18 @@ def recover_database(server_dir: Path) -> str:
     without it every start fails the same way. Returns a note, or "" if nothing was left."""
     import sqlite3
 
-    db, left = server_dir / DATABASE, _journals(server_dir)
+    db = server_dir / DATABASE
+    left = _journals(server_dir)
     if not db.exists() or not left:
         return ""
     names = ", ".join(p.name for p in left)
     how = (f"stop every process using {server_dir}, then, as its owner: python3 -c \"import sqlite3; "
-           f"print(sqlite3.connect('{db}').execute('pragma integrity_check').fetchall())\" (this rolls the journal back); "
+           f"print(sqlite3.connect('{db}').execute('pragma quick_check').fetchall())\" (this rolls the journal back); "
            "if it does not print [('ok',)], restore the directory from a backup")
     try:
         con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10)
         try:
-            check = con.execute("PRAGMA integrity_check").fetchall()
+            check = con.execute("PRAGMA quick_check").fetchall()  # reading rolls a hot journal back
             if any(p.name.endswith("-wal") for p in left):
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
@@ -178,7 +182,7 @@ def recover_database(server_dir: Path) -> str:
         raise ServerFailed(f"the database {db} was left mid-write by a crash ({names}) and SQLite cannot roll it back: {exc}", how) from None
     if check != [("ok",)]:
         raise ServerFailed(f"the database {db} is damaged after a crash: {check[0][0] if check else 'no answer'}", how)
-    left = [p for p in _journals(server_dir) if p.stat().st_size > 0]
+    left = _journals(server_dir)
     return f"recovered the database after a crash (rolled back {names}; integrity ok)" + (
         f"; {', '.join(p.name for p in left)} still present" if left else "")
 

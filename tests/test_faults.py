@@ -391,3 +391,18 @@ def test_spawn_keeps_no_log_handle_open(tmp_path):
             if os.path.exists(f"/proc/self/fd/{fd}")]
     assert str(log) not in mine
     assert log.read_text() == "hello\n"
+
+
+def test_database_sqlite_cannot_recover_is_one_clear_error(tmp_path):
+    """Not an exit-13 loop with devpi's traceback in a log: one line saying what is wrong,
+    and a hint that says exactly what to run."""
+    server_dir = tmp_path / "srv"
+    server_dir.mkdir()
+    (server_dir / ".serverversion").write_text("6")
+    (server_dir / ".sqlite").write_bytes(b"this is not a database" * 200)
+    (server_dir / ".sqlite-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + b"\0" * 600)
+    r = run_cikit("server", "start", env=server_env(server_dir, free_port()), timeout=60)
+    assert r.returncode == 13, r.output
+    assert "left mid-write by a crash" in error_line(r) and ".sqlite-journal" in error_line(r)
+    assert "pragma quick_check" in r.stderr and "restore the directory from a backup" in r.stderr
+    assert not (server_dir / "ci-kit-server.pid").exists()
