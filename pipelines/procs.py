@@ -165,25 +165,31 @@ def port_owner(port: int) -> str:
     return ""
 
 
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        st = _stat(pid)
+        pid = int(st[1]) if st and len(st) > 1 else 0
+    return pids
+
+
 def referencing(path: Path) -> list[int]:
-    """Live processes that work in, run from or carry in their environment the folder
-    path: the children a killed ci-kit left behind in its temporary folder."""
-    key = str(path).encode()
+    """Live processes of our user that carry the folder path in their command line or
+    environment: the children a killed ci-kit left behind in its temporary folder (each
+    got the folder in its arguments, or VIRTUAL_ENV, PYTEST_ADDOPTS, ... pointing into it).
+    Never this process or its ancestors."""
+    key, mine, skip = str(path).encode(), os.getuid(), _ancestors()
     found = []
     for entry in PROC.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
+        if not entry.name.isdigit() or int(entry.name) in skip or not alive(int(entry.name)):
             continue
         try:
-            cwd = os.readlink(entry / "cwd")
+            if entry.stat().st_uid != mine:
+                continue
+            hit = key in (entry / "cmdline").read_bytes() or key in (entry / "environ").read_bytes()
         except OSError:
-            cwd = ""
-        hit = cwd == str(path) or cwd.startswith(str(path) + os.sep)
-        for name in ("cmdline", "environ"):
-            if not hit:
-                try:
-                    hit = key in (entry / name).read_bytes()
-                except OSError:
-                    pass
+            continue
         if hit:
             found.append(int(entry.name))
     return found

@@ -72,13 +72,17 @@ def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str,
         _children[proc.pid] = proc
     try:
         _raise_if_cancelled(proc)  # a signal between the check above and the registration
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc.pid)
+        _reap(proc)
+        raise TimedOut(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s and was stopped: {shlex.join(argv)[:200]}",
+                       "look for a hung command above; a slow machine may need a longer limit") from None
+    except BaseException:  # Interrupted (the handler has stopped the group already) or a bug
+        if proc.poll() is None:
             stop_group(proc.pid)
-            proc.communicate()
-            raise TimedOut(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s and was stopped: {shlex.join(argv)[:200]}",
-                           "look for a hung command above; a slow machine may need a longer limit") from None
+        _reap(proc)
+        raise
     finally:
         with _lock:
             _children.pop(proc.pid, None)
@@ -88,6 +92,15 @@ def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str,
         console.detail(result.stdout)
         raise CiKitError(f"command failed ({result.returncode}): {shlex.join(argv)}")
     return result
+
+
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Collect a stopped child and close its pipe, bounded: a grandchild that left the
+    group may still hold the pipe, and must not hang ci-kit."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def spawn(argv: Sequence[str], *, log: Path, cwd: Path | str | None = None,

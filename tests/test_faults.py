@@ -282,6 +282,7 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.wait(timeout=60)
     proc.reader.join(10)  # type: ignore[attr-defined]
     proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
     return proc.returncode, "".join(proc.lines)  # type: ignore[attr-defined]
 
 
