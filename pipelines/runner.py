@@ -76,7 +76,7 @@ def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str,
     except subprocess.TimeoutExpired:
         stop_group(proc.pid)
         _reap(proc)
-        raise TimedOut(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s and was stopped: {shlex.join(argv)[:200]}",
+        raise TimedOut(f"{Path(argv[0]).name} did not finish within {timeout:g}s and was stopped: {shlex.join(argv)[:200]}",
                        "look for a hung command above; a slow machine may need a longer limit") from None
     except BaseException:  # Interrupted (the handler has stopped the group already) or a bug
         if proc.poll() is None:

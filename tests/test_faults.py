@@ -13,6 +13,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -185,7 +186,7 @@ def _crash_mid_write(db: Path) -> None:
             "c.execute('update kv set keyname = hex(randomblob(3000))')\n"
             "c.execute('insert into changelog(serial, data) select serial + 100000, randomblob(5000) from changelog')\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
-    subprocess.run(["python3", "-c", code, str(db)], timeout=60)
+    subprocess.run([sys.executable, "-c", code, str(db)], timeout=60)
 
 
 def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
