@@ -321,7 +321,7 @@ def _on_signals() -> None:
 
         first = not runner.cancelled()
         runner.cancel(signum)
-        if first:
+        if first and not runner.starting():  # else runner raises once the new child is in hand
             raise Interrupted(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,7 @@ OWNER_FILE = ".ci-kit-owner"  # in each temporary folder: "PID STARTTIME" of the
 _children: dict[int, subprocess.Popen[str]] = {}  # pgid -> child, while it runs
 _lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 _cancelled: int = 0  # the signal that cancelled this process, 0 while none did
+_local = threading.local()
 
 
 class SecretInArgv(CiKitError):
@@ -65,11 +66,12 @@ def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str,
     _raise_if_cancelled()
     if show:
         console.step("$ " + shlex.join(argv))
-    proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    with _lock:
-        _children[proc.pid] = proc
+    with _starting():
+        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        with _lock:
+            _children[proc.pid] = proc
     try:
         _raise_if_cancelled(proc)  # a signal between the check above and the registration
         out, _ = proc.communicate(timeout=timeout)
@@ -114,10 +116,32 @@ def spawn(argv: Sequence[str], *, log: Path, cwd: Path | str | None = None,
     _check_argv(argv)
     _raise_if_cancelled()
     console.step("$ " + shlex.join(argv) + f"  (log: {log})")
-    with open(log, "ab") as fh:
-        return subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else child_env(),
+    with open(log, "ab") as fh, _starting():
+        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else child_env(),
                                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+    if _cancelled:
+        stop_group(proc.pid)
+        proc.wait()
+        raise Interrupted(_cancelled)
+    return proc
+
+
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    """While a child is being started and registered, the signal handler must not raise
+    in this thread (the child would run on, unknown to cancel()); it only sets the flag,
+    and the caller raises right after, with the child in hand."""
+    _local.starting = True
+    try:
+        yield
+    finally:
+        _local.starting = False
+
+
+def starting() -> bool:
+    """Whether this thread is between starting a child and registering it (see _starting)."""
+    return bool(getattr(_local, "starting", False))
 
 
 def _raise_if_cancelled(proc: subprocess.Popen[str] | None = None) -> None:

@@ -408,3 +408,31 @@ def test_database_sqlite_cannot_recover_is_one_clear_error(tmp_path):
     assert "left mid-write by a crash" in error_line(r) and ".sqlite-journal" in error_line(r)
     assert "pragma quick_check" in r.stderr and "restore the directory from a backup" in r.stderr
     assert not (server_dir / "ci-kit-server.pid").exists()
+
+
+def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatch):
+    """SIGTERM lands right after the child is forked, before ci-kit has registered it: the
+    handler must not raise there (the child would run on, unknown), and the child must go."""
+    from pipelines import cli, runner
+    from pipelines.errors import Interrupted
+
+    mark = str(tmp_path / "starting-mark")
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args, **kw):  # the signal arrives as Popen returns
+        proc = real_popen(*args, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return proc
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setattr(runner.subprocess, "Popen", popen_then_signal)
+    try:
+        cli._on_signals()
+        with pytest.raises(Interrupted) as info:
+            runner.run(["sleep", "60"], env={**os.environ, "FAULT_MARK": mark}, show=False)
+        assert info.value.exit_code == 143
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+        monkeypatch.setattr(runner, "_cancelled", 0)
+    assert processes_holding(mark) == []
