@@ -94,19 +94,16 @@ def test_port_held_by_a_plain_listener_is_one_line_naming_port_and_process(tmp_p
         s.listen(8)
         port = s.getsockname()[1]
 
-        def serve() -> None:
+        def serve() -> None:  # accept and record whatever is sent, answer nothing
             s.settimeout(0.2)
             while not stop.is_set():
                 try:
                     conn, _ = s.accept()
+                    with conn:
+                        conn.settimeout(1)
+                        received.append(conn.recv(65536))
                 except OSError:
                     continue
-                with conn:
-                    conn.settimeout(1)
-                    try:
-                        received.append(conn.recv(65536))
-                    except OSError:
-                        pass
 
         stop = threading.Event()
         t = threading.Thread(target=serve, daemon=True)
@@ -189,6 +186,15 @@ def _crash_mid_write(db: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(db)], timeout=60)
 
 
+def _snapshot(db: Path) -> tuple[object, ...]:
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return (c.execute("select key, keyname, serial from kv order by key").fetchall(),
+                c.execute("select max(serial), count(*) from changelog").fetchone())
+    finally:
+        c.close()
+
+
 def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
     server_dir, port = tmp_path / "srv", free_port()
     env = server_env(server_dir, port)
@@ -197,9 +203,7 @@ def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
     try:
         assert run_cikit("server", "stop", env=env).returncode == 0
         db = server_dir / ".sqlite"
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            before = c.execute("select key, keyname, serial from kv order by key").fetchall(), \
-                c.execute("select max(serial), count(*) from changelog").fetchone()
+        before = _snapshot(db)
         _crash_mid_write(db)
         assert (server_dir / ".sqlite-journal").stat().st_size > 0, "no hot journal was left"
         st = run_cikit("server", "status", env=env)
@@ -209,10 +213,7 @@ def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
         assert "recovered the database after a crash" in r.stderr, r.output
         assert "ci/stable, ci/testing, ci/unstable" in r.stdout, r.output
         assert not (server_dir / ".sqlite-journal").exists()
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            after = c.execute("select key, keyname, serial from kv order by key").fetchall(), \
-                c.execute("select max(serial), count(*) from changelog").fetchone()
-        assert after == before
+        assert _snapshot(db) == before
         from pipelines.index import Index
 
         Index(f"http://127.0.0.1:{port}", "ci").login(PASSWORD)  # the user's password still works
@@ -287,6 +288,13 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, "".join(proc.lines)  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def private_tmp(tmp_path: Path) -> Path:
+    """A TMPDIR of the test's own: its leftovers and processes are this run's only."""
+    (tmp_path / "tmp").mkdir()
+    return tmp_path / "tmp"
+
+
 def _leftovers(tmpdir: Path) -> list[str]:
     return sorted(p.name for p in tmpdir.glob("ci-kit-*"))
 
@@ -300,62 +308,56 @@ def _assert_clean(tmpdir: Path) -> None:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
-def test_cancelled_test_stage_stops_children_and_removes_its_folders(slow_product, tmp_path, sig, code):
+def test_cancelled_test_stage_stops_children_and_removes_its_folders(slow_product, private_tmp, tmp_path, sig, code):
     env, repo, requirement, commit, flag = slow_product
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    env = {**env, "TMPDIR": str(tmpdir)}
+    env = {**env, "TMPDIR": str(private_tmp)}
     args = ["test", requirement, "--commit", commit, "--junit-dir", str(tmp_path / "junit")]
     proc = _start_slow(args, env, repo, flag)
-    assert _leftovers(tmpdir) and processes_holding(str(tmpdir))  # the checks below can see them
+    assert _leftovers(private_tmp) and processes_holding(str(private_tmp))  # the checks below can see them
     proc.send_signal(sig)
     rc, err = _finish(proc)
     assert rc == code, err
     errors = [l for l in err.splitlines() if l.startswith("ci-kit: ")]
     assert errors == [f"ci-kit: error: interrupted ({sig.name})"], err
     assert "Traceback" not in err
-    _assert_clean(tmpdir)
+    _assert_clean(private_tmp)
     flag.unlink()
     r = run_cikit(*args, cwd=repo, env=env)
     assert r.returncode == 0, r.output
-    _assert_clean(tmpdir)
+    _assert_clean(private_tmp)
 
 
-def test_cancelled_run_stops_children_and_removes_its_folders(slow_product, tmp_path):
+def test_cancelled_run_stops_children_and_removes_its_folders(slow_product, private_tmp):
     env, repo, requirement, commit, flag = slow_product
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    env = {**env, "TMPDIR": str(tmpdir)}
+    env = {**env, "TMPDIR": str(private_tmp)}
     proc = _start_slow(["run"], env, repo, flag)
     proc.send_signal(signal.SIGTERM)
     rc, err = _finish(proc)
     assert rc == 143, err
     assert [l for l in err.splitlines() if l.startswith("ci-kit: ")] == ["ci-kit: error: interrupted (SIGTERM)"], err
-    _assert_clean(tmpdir)
+    _assert_clean(private_tmp)
     flag.unlink()
     r = run_cikit("run", cwd=repo, env=env)
     assert r.returncode == 0, r.output
     assert f"{requirement} promoted to" in r.stdout, r.output
-    _assert_clean(tmpdir)
+    _assert_clean(private_tmp)
 
 
-def test_after_sigkill_the_next_run_removes_the_leftovers(slow_product, tmp_path):
+def test_after_sigkill_the_next_run_removes_the_leftovers(slow_product, private_tmp, tmp_path):
     env, repo, requirement, commit, flag = slow_product
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    env = {**env, "TMPDIR": str(tmpdir)}
+    env = {**env, "TMPDIR": str(private_tmp)}
     args = ["test", requirement, "--commit", commit, "--junit-dir", str(tmp_path / "junit")]
     proc = _start_slow(args, env, repo, flag)
     proc.kill()
     _finish(proc)
-    left = _leftovers(tmpdir)
-    assert left and processes_holding(str(tmpdir)), "SIGKILL left nothing: this test proves nothing"
+    left = _leftovers(private_tmp)
+    assert left and processes_holding(str(private_tmp)), "SIGKILL left nothing: this test proves nothing"
     flag.unlink()
     r = run_cikit(*args, cwd=repo, env=env)
     assert r.returncode == 0, r.output
     for name in left:
-        assert f"cleanup: removed {tmpdir / name}" in r.stderr, r.output
-    _assert_clean(tmpdir)
+        assert f"cleanup: removed {private_tmp / name}" in r.stderr, r.output
+    _assert_clean(private_tmp)
 
 
 # -- the runner ----------------------------------------------------------------------------
