@@ -31,8 +31,30 @@ def pid_namespace() -> str:
         return ""
 
 
+def _pids() -> list[int]:
+    try:
+        return [int(e.name) for e in PROC.iterdir() if e.name.isdigit()]
+    except OSError:
+        return []
+
+
+def _ps(pid: int) -> list[str] | None:
+    """argv from `ps` where there is no /proc (macOS): split on blanks, which is enough to
+    recognise devpi-server and its --serverdir unless that path holds a blank."""
+    ps = shutil.which("ps")
+    if not ps:
+        return None
+    try:
+        out = subprocess.run([ps, "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.split() or None
+
+
 def cmdline(pid: int) -> list[str] | None:
     """argv of a live process; None for a dead one or a zombie (whose cmdline is empty)."""
+    if not available():
+        return _ps(pid) if alive(pid) else None
     try:
         raw = (PROC / str(pid) / "cmdline").read_bytes()
     except OSError:
@@ -54,6 +76,14 @@ def _stat(pid: int) -> list[str] | None:
 def alive(pid: int) -> bool:
     """A process that exists and is not a zombie: a zombie holds its pid but runs nothing
     (and here PID 1 may never reap orphans, so kill(pid, 0) alone would say "alive")."""
+    if not available():
+        try:
+            os.kill(pid, 0)
+            return True
+        except PermissionError:
+            return True
+        except OSError:
+            return False
     st = _stat(pid)
     if not st:
         return False
@@ -74,12 +104,17 @@ def start_time(pid: int) -> str:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is pgid."""
+    if not available():  # kill(0) cannot tell zombies: then the caller waits out its grace
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except OSError:
+            return []
     found = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            st = _stat(int(entry.name))
-            if st and len(st) > 2 and st[2] == str(pgid) and st[0] not in ("Z", "X"):
-                found.append(int(entry.name))
+    for pid in _pids():
+        st = _stat(pid)
+        if st and len(st) > 2 and st[2] == str(pgid) and st[0] not in ("Z", "X"):
+            found.append(pid)
     return found
 
 
@@ -98,7 +133,7 @@ def is_devpi_server(pid: int, server_dir: Path) -> bool:
 
 def devpi_servers(server_dir: Path) -> list[int]:
     """Every live devpi-server process serving server_dir (found even without a pid file)."""
-    return [int(e.name) for e in PROC.iterdir() if e.name.isdigit() and is_devpi_server(int(e.name), server_dir)]
+    return [pid for pid in _pids() if is_devpi_server(pid, server_dir)]
 
 
 def _listen_inodes(port: int) -> set[str]:
@@ -120,13 +155,14 @@ def port_listeners(port: int, only: list[int] | None = None) -> list[int] | None
     """Pids holding a listening socket on port; [] when nothing listens; None when /proc
     says something listens but not who (no permission to read its fds). With only, just
     those pids are looked at (cheap: used while waiting for our own server)."""
+    if not available():
+        return None  # cannot tell: callers fall back to asking the port itself
     inodes = _listen_inodes(port)
     if not inodes:
         return []
     targets = {f"socket:[{i}]" for i in inodes}
     pids = []
-    entries = [PROC / str(p) for p in only] if only is not None else [e for e in PROC.iterdir() if e.name.isdigit()]
-    for entry in entries:
+    for entry in (PROC / str(p) for p in (only if only is not None else _pids())):
         try:
             fds = list((entry / "fd").iterdir())
         except OSError:
@@ -149,8 +185,10 @@ def describe(pid: int) -> str:
 
 
 def port_owner(port: int) -> str:
-    """Who listens on port, in words: from /proc, else `ss -ltnp`, else ""."""
+    """Who listens on port, in words: from /proc, else `ss -ltnp` (or lsof), else ""."""
     pids = port_listeners(port)
+    if pids == [] and available():
+        return ""
     if pids:
         return ", ".join(describe(p) for p in pids)
     ss = shutil.which("ss")
@@ -162,6 +200,14 @@ def port_owner(port: int) -> str:
         m = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
         if m:
             return f"pid {m.group(2)} ({m.group(1)})"
+    lsof = shutil.which("lsof")
+    if lsof:
+        try:
+            out = subprocess.run([lsof, "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out.split():
+            return ", ".join(describe(int(p)) for p in out.split() if p.isdigit())
     return ""
 
 
@@ -181,8 +227,8 @@ def referencing(path: Path) -> list[int]:
     Never this process or its ancestors."""
     key, mine, skip = str(path).encode(), os.getuid(), _ancestors()
     found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit() or int(entry.name) in skip or not alive(int(entry.name)):
+    for entry in (PROC / str(p) for p in _pids()):
+        if int(entry.name) in skip or not alive(int(entry.name)):
             continue
         try:
             if entry.stat().st_uid != mine:

@@ -142,7 +142,8 @@ def _not_ours(url: str, port: int, server_dir: Path, pid: int) -> str:
 
 def _port_busy(port: int) -> str | None:
     """None when the port is free; else who holds it, in words ("" when nobody can tell)."""
-    if procs.port_listeners(port) == []:
+    listeners = procs.port_listeners(port)
+    if listeners == [] or (listeners is None and not procs.available()):  # no /proc: ask the port
         with socket.socket() as s:
             s.settimeout(1)
             if s.connect_ex(("127.0.0.1", port)) != 0:

@@ -438,3 +438,34 @@ def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatc
             signal.signal(s, h)
         monkeypatch.setattr(runner, "_cancelled", 0)
     assert processes_holding(mark) == []
+
+
+def test_without_proc_nothing_is_guessed(tmp_path, monkeypatch, devpi: Devpi):
+    """On a machine without /proc (a laptop), ci-kit cannot see who holds a port: the
+    uuid of the directory still decides whether a server is ours, and a free port is free."""
+    from pipelines import procs, server
+
+    monkeypatch.setattr(procs, "PROC", tmp_path / "no-proc")
+    pid, port = int((devpi.server_dir / "ci-kit-server.pid").read_text()), int(devpi.url.rsplit(":", 1)[1])
+    assert procs.is_devpi_server(pid, devpi.server_dir)  # from `ps`
+    assert server._not_ours(devpi.url, port, devpi.server_dir.resolve(), pid) == ""
+    assert server._port_busy(port) is not None and server._port_busy(free_port()) is None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        fake = httpd.server_address[1]
+        assert "serves /elsewhere" in server._not_ours(f"http://127.0.0.1:{fake}", fake, devpi.server_dir.resolve(), pid)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert runner_sweep_is_noop(tmp_path)
+
+
+def runner_sweep_is_noop(tmp_path: Path) -> bool:
+    """Without /proc a dead owner cannot be told from a live one: the sweep removes nothing."""
+    from pipelines import runner
+
+    left = tmp_path / "ci-kit-test-old"
+    left.mkdir()
+    (left / runner.OWNER_FILE).write_text("999999 1 pid:[1]\n")
+    return runner.sweep("ci-kit-test-", base=tmp_path) == [] and left.exists()
