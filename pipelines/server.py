@@ -14,6 +14,7 @@ journal by a crash is recovered the way SQLite does before devpi opens it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets as _secrets
@@ -313,12 +314,13 @@ def stop(settings: Settings) -> ServerState:
     if pid is None:
         console.step("server: not running")
     else:
-        os.kill(pid, signal.SIGTERM)  # _pid just proved it is devpi-server for this directory
-        deadline = time.monotonic() + 10
-        while procs.alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if procs.alive(pid) and procs.is_devpi_server(pid, server_dir):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+            os.kill(pid, signal.SIGTERM)  # _pid just proved it is devpi-server for this directory
+            deadline = time.monotonic() + 10
+            while procs.alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if procs.alive(pid) and procs.is_devpi_server(pid, server_dir):
+                os.kill(pid, signal.SIGKILL)
         (server_dir / PIDFILE).unlink(missing_ok=True)
         console.step(f"server: stopped (pid {pid})")
     return status(settings)
