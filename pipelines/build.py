@@ -14,7 +14,6 @@ import json
 import shutil
 import sys
 import tarfile
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,7 +121,7 @@ def build(settings: Settings) -> Manifest:
     epoch = repo.commit_time_epoch(project, commit)
     dist = settings.path(settings.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
-    with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
+    with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
         tmp = Path(tmp_s)
         out = tmp / "out"
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds

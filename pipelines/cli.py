@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from pipelines import __version__, console
-from pipelines.errors import EXIT_CODES, CiKitError
+from pipelines.errors import EXIT_CODES, CiKitError, Interrupted
 
 DESCRIPTION = """\
 Build, test and promote the exact bytes of a Python data product on devpi.
@@ -377,6 +377,27 @@ def _traceback() -> None:
     import traceback
 
     console.detail(traceback.format_exc())
+def _on_signals() -> None:
+    """SIGTERM (CI's cancel) and SIGINT (Ctrl-C) stop the children's process groups, then
+    unwind as Interrupted so that every `with` block (temporary folders) cleans up, and
+    main() exits 143/130 with one line. A second signal while unwinding only stops children
+    again: the cleanup that is under way must finish."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        from pipelines import runner
+
+        first = not runner.cancelled()
+        runner.cancel(signum)
+        if first and not runner.starting():  # else runner raises once the new child is in hand
+            raise Interrupted(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -394,8 +415,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     console.set_quiet(bool(getattr(args, "quiet", False)))
     debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
+    _on_signals()
     try:
         return args.func(args)
+    except Interrupted as exc:
+        console.error(f"interrupted ({exc})")
+        return exc.exit_code
     except CiKitError as exc:
         if debug:
             _traceback()

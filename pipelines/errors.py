@@ -98,6 +98,29 @@ class Mismatch(CiKitError):
     exit_code = 14
 
 
+class TimedOut(CiKitError):
+    """A command ran past its time limit; its whole process group was killed."""
+
+    exit_code = 15
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (a person's Ctrl-C, CI's cancel button).
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way up
+    swallows it, while every `with` block on the way (temporary folders) still runs. The
+    exit code is the shell's convention, 128 + the signal number: 130 for SIGINT, 143 for
+    SIGTERM.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success (also: re-running a stage that already succeeded)",
     1: "unexpected error: a server answered in a way ci-kit does not expect, or a bug (--debug shows a traceback)",
@@ -114,4 +137,7 @@ EXIT_CODES: dict[int, str] = {
     12: "a test environment could not be made (uv could not create it or install the release, its dependencies or the test tools)",
     13: "the embedded devpi-server could not be initialised or started (`ci-kit server start`)",
     14: "a promotion target holds bytes or a release without trusted passing evidence (not from the gate)",
+    15: "a command ran past its time limit (it was stopped with its child processes)",
+    130: "interrupted by SIGINT (Ctrl-C): child processes stopped, temporary folders removed",
+    143: "interrupted by SIGTERM (CI's cancel): child processes stopped, temporary folders removed",
 }

@@ -29,7 +29,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import __version__, console, dockerfile, results, runner
-from pipelines.errors import CiKitError, ImageError, NotFound, UsageError
+from pipelines.errors import CiKitError, ImageError, NotFound, TimedOut, UsageError
 from pipelines.release import Spec
 
 if TYPE_CHECKING:
@@ -165,7 +164,7 @@ def docker_bin() -> str:
 def _docker(*args: str, timeout: float | None = None, show: bool = True) -> Any:
     try:
         return runner.run([docker_bin(), *args], show=show, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except TimedOut:
         raise ImageError(f"docker {args[0]} did not finish within {timeout:.0f}s", "check the engine (docker info)") from None
 
 

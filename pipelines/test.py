@@ -148,7 +148,7 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
         raise NotFound(f"{spec} on {source} has no file installable on Python {', '.join(pythons)}",
                        "build a wheel for these Pythons, or change python-versions")
 
-    with tempfile.TemporaryDirectory(prefix="ci-kit-test-") as tmp_s:
+    with runner.temp_dir("ci-kit-test-") as tmp_s:
         tmp = Path(tmp_s)
         console.step(f"test: a fresh clone of {commit[:12]} per run")
         clones = {i: repo.fresh_clone(project, commit, tmp / f"clone-{i}") for i in range(len(plan))}
