@@ -242,9 +242,14 @@ def slow_product(devpi: Devpi, tmp_path_factory: pytest.TempPathFactory):
     pushed once for a user of its own; yields (env, repo, requirement, commit, flag)."""
     from pipelines.index import Index
 
+    import tempfile
+
     base = tmp_path_factory.mktemp("slow")
-    flag = base / "flag" / "slow"
-    flag.parent.mkdir()
+    # the product's tests run as another uid (pipelines/sandbox.py): the flag lives where
+    # that uid can see and write it, not under pytest's private temporary folder
+    flagdir = Path(tempfile.mkdtemp(prefix="faults-flag-", dir="/tmp"))
+    flagdir.chmod(0o777)
+    flag = flagdir / "slow"
     repo = base / "repo"
     make_repo(repo)
     (repo / "tests" / "test_slow.py").write_text(SLOW_TEST.format(flag=str(flag)))
