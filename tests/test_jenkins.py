@@ -100,12 +100,20 @@ class Build:
 
 def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jenkinsfile: Path | None = None,
               script: str | None = None, agent_env: dict[str, str], credentials: dict, scm: dict | None,
-              params: dict | None = None, timeout: float = 900) -> Build:
+              params: dict | None = None, timeout: float = 900, job: str | None = None,
+              branch: str | None = None, jobs: list[str] | None = None, trusted_library: bool = True,
+              job_parameters: list[str] | None = None) -> Build:
+    """One build of job `job` (full name; default `name`). branch: a multibranch project's branch job
+    (BRANCH_NAME, the branch source's checkout); jobs: the jobs that exist, for `build`;
+    trusted_library False: the library is a folder-level one, run in the sandbox; job_parameters:
+    parameters the job defines in its configuration (a Jenkinsfile's own are always known)."""
     workspace, artifacts = tmp / f"{name}-ws", tmp / f"{name}-artifacts"
     config = {
         "library": str(JENKINS), "stubs": str(HARNESS / "stubs"), "workspace": str(workspace),
-        "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": name,
+        "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": job or name,
         "env": agent_env, "credentials": credentials, "scm": scm, "params": params or {},
+        "branchName": branch, "jobs": jobs, "trustedLibrary": trusted_library,
+        "jobParameters": job_parameters or [],
     }
     if jenkinsfile is not None:
         config["jenkinsfile"] = str(jenkinsfile)
@@ -117,6 +125,11 @@ def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jen
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"harness crashed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return Build(json.loads(Path(config["report"]).read_text()), workspace, artifacts)
+
+
+def branch_of(call: dict) -> str | None:
+    """The parallel branch a recorded call ran in."""
+    return next((label for label in call["context"] if label.startswith("parallel:")), None)
 
 
 def assert_no_secret_leak(build: Build, secret: str) -> None:
@@ -193,7 +206,14 @@ def test_sh_strings_are_single_quoted_and_reference_no_secret():
     assert text.count("withCredentials([steps.usernamePassword(") == 1  # one binding helper for both
     flat = " ".join(text.split())
     assert "usernameVariable: userVariable, passwordVariable: passwordVariable" in flat
-    assert "withUsernamePassword(steps, cfg.credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)" in flat
+    assert "withUsernamePassword(steps, credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)" in flat
+    # least privilege: the index credential is chosen in two places only, tests and promotion
+    assert "withIndexCredential(steps, cfg, cfg.credentialsId, extraEnv, body)" in flat
+    assert "withIndexCredential(steps, cfg, promotionCredentialsId(cfg), extraEnv, body)" in flat
+    assert "return cfg.promoteCredentialsId ?: cfg.credentialsId" in flat
+    step = sources[JENKINS / "vars/ciKitTestAndPromote.groovy"]
+    assert step.count("CiKit.withPromotion(") == 1 and "cfg.promoteCredentialsId" not in step
+    assert step.index("CiKit.withPromotion(") > step.index("private Map promoteOnce(")  # the promotion only
     assert ("withUsernamePassword(steps, cfg.registryCredentialsId, 'CI_KIT_REGISTRY_USER', 'CI_KIT_REGISTRY_PASSWORD', body)"
             in flat)
 
@@ -246,6 +266,7 @@ def fake(groovy, java_env, tmp_path):
 
     def run(name, **kw):
         kw.setdefault("agent_env", agent_env)
+        kw.setdefault("job_parameters", [])
         kw.setdefault("credentials", {"ci-kit-devpi": {"username": "alice", "password": SECRET}})
         kw.setdefault("scm", {"url": str(repo), "branch": "*/main"})
         return run_build(groovy, java_env, tmp_path, name, **kw)
@@ -259,16 +280,21 @@ def fake(groovy, java_env, tmp_path):
 
 def test_job1_template_builds_records_and_triggers_job2(fake):
     assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.build-and-push").read_text()
-    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push")
+    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push", job="team/build-and-push",
+             jobs=["team/build-and-push", "team/test-and-promote"])
     assert b.result == "SUCCESS", b.explain()
     commit = git("rev-parse", "HEAD", cwd=fake.repo)
     [checkout] = b.steps("checkout")
-    assert checkout["commit"] == commit
+    assert checkout["commit"] == commit and checkout["tags"] is True
+    assert {"$class": "CloneOption", "noTags": False, "shallow": False, "depth": 0, "reference": "",
+            "honorRefspec": False} in checkout["args"][0]["extensions"]
     [push] = b.sh("build-and-push")
+    assert push["node"] == "(any)"  # agent any
     assert push["script"] == '"$CIKIT_BIN" build-and-push --output "$CIKIT_OUTPUT"'
     assert push["context"] == ["stage:Build and push", "withCredentials:ci-kit-devpi"]
     [trigger] = b.steps("build")
     assert trigger["job"] == "test-and-promote" and trigger["wait"] is False
+    assert trigger["resolvedJob"] == "team/test-and-promote"  # next to job 1
     assert trigger["parameters"] == {"REQUIREMENT": "churn-model==0.1.dev1", "COMMIT": commit, "INDEX_URL": "",
                                      "UNSTABLE_INDEX": "alice/unstable"}
     assert b.report["description"] == f"churn-model==0.1.dev1 @ {commit}"
@@ -285,24 +311,37 @@ def job2_params(fake) -> dict:
 
 
 def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
+    """Each Python is a parallel branch on a node of its own (its own workspace and checkout), with
+    its own `junit` whose suites name the Python and the file kind; the promotion runs after, on a
+    node, inside the lock, and only it may hold the promotion credential."""
     assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.test-and-promote").read_text()
     b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
     assert b.result == "SUCCESS", b.explain()
-    [checkout] = b.steps("checkout")
-    assert checkout["commit"] == job2_params(fake)["COMMIT"] and checkout["branch"] == job2_params(fake)["COMMIT"]
+    commit = job2_params(fake)["COMMIT"]
+    assert not b.report["droppedParams"]
+    checkouts = b.steps("checkout")  # one per branch, one for the promotion (its [tool.ci-kit])
+    assert len(checkouts) == 3 and all(c["commit"] == commit and c["branch"] == commit for c in checkouts)
+    assert len({c["workspace"] for c in checkouts if c["context"][-1].startswith("parallel:")}) == 2
     [par] = b.steps("parallel")
     assert par["args"] == [["Python 3.11", "Python 3.12"]]
+    assert par["node"] is None  # agent none: no executor waits during the tests
     tests = b.sh("test")
-    assert sorted(c["context"][-1] for c in tests) == ["parallel:Python 3.11", "parallel:Python 3.12"]
-    assert all(c["status"] == 0 for c in tests)
-    [junit] = b.steps("junit")
-    assert junit["files"] == ["ci-kit-results/junit-py3.11-wheel.xml", "ci-kit-results/junit-py3.12-wheel.xml"]
-    assert junit["totalCount"] == 4 and junit["failCount"] == 0
+    assert sorted(branch_of(c) for c in tests) == ["parallel:Python 3.11", "parallel:Python 3.12"]
+    assert all(c["status"] == 0 and c["node"] == "(any)" for c in tests)
+    assert all(c["context"][-1] == "withCredentials:ci-kit-devpi" for c in tests)
+    junits = sorted(b.steps("junit"), key=lambda j: j["files"])
+    assert [j["files"] for j in junits] == [
+        [f"ci-kit-results/py{py}/jenkins/junit-py{py}-{kind}.xml" for kind in ("sdist", "wheel")]
+        for py in ("3.11", "3.12")]
+    for junit, py in zip(junits, ("3.11", "3.12")):
+        assert f"parallel:Python {py}" in junit["context"]
+        assert junit["totalCount"] == 4 and junit["failCount"] == 0
+        assert sorted(junit["suites"]) == [f"Python {py} sdist / pytest", f"Python {py} wheel / pytest"]
     [promote] = b.sh("promote")
-    assert promote["context"][-1] == "lock:ci-kit-promote-churn-model", promote
-    assert "withCredentials:ci-kit-devpi" in promote["context"]
+    assert promote["context"][-2:] == ["lock:ci-kit-promote-churn-model", "withCredentials:ci-kit-devpi"], promote
+    assert promote["node"] == "(any)"
     # order: tests, junit, lock, promote, lock released
-    order = [c["n"] for c in (*tests, junit, *b.steps("lock"), promote, *b.steps("lock-released"))]
+    order = [c["n"] for c in (*tests, *junits, *b.steps("lock"), promote, *b.steps("lock-released"))]
     assert order == sorted(order)
     assert b.report["description"] == "churn-model==0.1.dev1 -> alice/testing"
     assert [p["args"] for p in b.steps("post")] == [["success"]]
@@ -311,18 +350,49 @@ def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
     test_inv = [i for i in invs if i["argv"][0] == "test"]
     assert sorted(i["argv"][i["argv"].index("--python") + 1] for i in test_inv) == ["3.11", "3.12"]
     assert all(i["password_ok"] and "CI_KIT_INDEX_URL" in i["ci_kit_env"] for i in invs)
-    assert all(i["argv"][i["argv"].index("--commit") + 1] == job2_params(fake)["COMMIT"] for i in test_inv)
+    assert all(i["argv"][i["argv"].index("--commit") + 1] == commit for i in test_inv)
     assert_no_secret_leak(b, SECRET)
     ci_kit_calls_are_credentialed(b)
+
+
+def test_job2_promotion_credential_is_bound_only_around_promote(fake):
+    """promoteCredentialsId: the test branches (which run the product's code) bind only credentialsId;
+    the promotion credential exists only in the promotion's withCredentials."""
+    promote_secret = "pr0mote-Only-5kd!"
+    fake.agent_env["FAKE_CI_KIT_EXPECT_PROMOTE_PASSWORD"] = promote_secret
+    credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
+                   "ci-kit-promote": {"username": "promoter", "password": promote_secret}}
+    script = ("@Library('ci-kit') _\n"
+              "ciKitTestAndPromote(pythonVersions: ['3.11', '3.12'], promoteCredentialsId: 'ci-kit-promote',"
+              " agentLabel: 'linux && python', retries: 1)\n")
+    b = fake("least-privilege", script=script, params=job2_params(fake), credentials=credentials,
+             job_parameters=["REQUIREMENT", "COMMIT", "INDEX_URL", "UNSTABLE_INDEX"])
+    assert b.result == "SUCCESS", b.explain()
+    for call in b.sh("test"):
+        assert "withCredentials:ci-kit-devpi" in call["context"] and "withCredentials:ci-kit-promote" not in call["context"]
+        assert call["node"] == "linux && python"
+    [promote] = b.sh("promote")
+    assert "withCredentials:ci-kit-promote" in promote["context"]
+    assert "withCredentials:ci-kit-devpi" not in promote["context"]
+    assert [r["count"] for r in b.steps("retry")] == [2, 2, 2]  # two branches and the promotion
+    bindings = [w for w in b.steps("withCredentials") if "ci-kit-promote" in json.dumps(w["args"])]
+    assert len(bindings) == 1 and "lock:ci-kit-promote-churn-model" in bindings[0]["context"]
+    invs = fake.invocations()
+    assert {i["user"] for i in invs if i["argv"][0] == "test"} == {"alice"}
+    assert [i["user"] for i in invs if i["argv"][0] == "promote"] == ["promoter"]
+    assert all(i["password_ok"] for i in invs)
+    for secret in (SECRET, promote_secret):
+        assert_no_secret_leak(b, secret)
 
 
 def test_job2_template_with_a_failing_python_fails_and_never_promotes(fake):
     fake.agent_env["FAKE_CI_KIT_FAIL_PYTHON"] = "3.12"
     b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
     assert b.result == "FAILURE", b.explain()
-    [junit] = b.steps("junit")
-    assert junit["failCount"] == 1 and junit["totalCount"] == 4
-    assert {c["outcome"] for c in junit["cases"]} == {"passed", "failed"}
+    junits = {branch_of(j): j for j in b.steps("junit")}
+    assert junits["parallel:Python 3.12"]["failCount"] == 2 and junits["parallel:Python 3.12"]["totalCount"] == 4
+    assert junits["parallel:Python 3.11"]["failCount"] == 0
+    assert {c["outcome"] for c in junits["parallel:Python 3.12"]["cases"]} == {"passed", "failed"}
     assert not b.sh("promote") and not b.steps("lock")
     assert "ci-kit test failed (Python 3.12: exit 9)" in b.report["error"]["message"]
     assert [p["args"] for p in b.steps("post")] == [["failure"]]
@@ -353,7 +423,9 @@ def test_ci_kit_pipeline_runs_both_jobs_and_the_image_in_one_build(fake):
     assert b.result == "SUCCESS", b.explain()
     assert [(s["args"][0], s["status"]) for s in b.steps("stage")] == [
         ("Build and push", "run"), ("Test and promote", "run"), ("Image", "run")]
-    assert len(b.steps("checkout")) == 1 and not b.steps("build")
+    # build, the one test branch, the promotion and the image each check out on their own node
+    assert len(b.steps("checkout")) == 4 and not b.steps("build")
+    assert all(c["node"] == "(any)" for c in b.steps("sh"))
     [image] = b.sh("image")
     assert image["script"] == '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
     invs = {i["argv"][0]: i for i in fake.invocations()}
@@ -371,7 +443,7 @@ def test_ci_kit_image_binds_the_registry_credential_only_when_asked(fake):
     credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
                    "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
     call = ("@Library('ci-kit') _\n"
-            "ciKitImage(requirement: 'churn-model==0.1.dev1', push: '127.0.0.1:5000/churn-model'%s)\n")
+            "node { ciKitImage(requirement: 'churn-model==0.1.dev1', push: '127.0.0.1:5000/churn-model'%s) }\n")
     image_sh = '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
 
     b = fake("image-login", script=call % ", registryCredentialsId: 'ci-kit-registry'", credentials=credentials)
@@ -425,8 +497,8 @@ def test_ci_kit_pipeline_job_selects_stages(fake):
 def test_harness_catches_an_interpolated_secret(fake, credential, secret):
     """The check of (3) is not vacuous: a Groovy-interpolated secret in `sh` is caught, the
     index's as well as the registry's."""
-    script = (f"withCredentials([usernamePassword(credentialsId: '{credential}', usernameVariable: 'U',"
-              " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n}\n")
+    script = (f"node {{ withCredentials([usernamePassword(credentialsId: '{credential}', usernameVariable: 'U',"
+              " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n} }\n")
     credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
                    "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
     b = fake("leak", script=script, credentials=credentials)
@@ -439,9 +511,9 @@ def test_harness_lock_excludes_and_parallel_runs_sh_concurrently(fake):
     """What the lock assertions rely on: lock() really excludes, parallel() really overlaps."""
     script = """
 parallel(
-    a: { lock('r') { sh 'echo a-in; sleep 1; echo a-out' } },
-    b: { lock('r') { sh 'echo b-in; sleep 1; echo b-out' } },
-    c: { sh 'sleep 1; echo c-done' },
+    a: { node { lock('r') { sh 'echo a-in; sleep 1; echo a-out' } } },
+    b: { node { lock('r') { sh 'echo b-in; sleep 1; echo b-out' } } },
+    c: { node { sh 'sleep 1; echo c-done' } },
 )
 """
     b = fake("locks", script=script)
