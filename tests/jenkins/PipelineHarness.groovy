@@ -13,49 +13,87 @@ import org.codehaus.groovy.control.customizers.ImportCustomizer
  *
  * WHAT IT DOES
  *   - Compiles the Jenkinsfile and every vars/*.groovy with Groovy 2.4, with
- *     the library's src/ on the class path and `@Library` imported as on a
- *     controller; a library variable `foo` is called as `foo(...)` -> call().
- *   - Interprets Declarative Pipeline: pipeline, agent (recorded, never
- *     allocated), options (recorded; skipDefaultCheckout honoured, timeout not
- *     enforced), parameters (defaults fill `params`), stages/stage, when
- *     (expression, not, allOf, anyOf, environment, equals), steps, script,
- *     post (always, success, failure, unstable, unsuccessful, aborted,
- *     changed, fixed, regression, cleanup), with Declarative's rules: a stage
- *     that fails marks the build FAILURE and skips the later stages; post runs.
+ *     the library's src/ on the class path and `@Library` and `@NonCPS` (stubs/)
+ *     imported as on a controller; a library variable `foo` is called as
+ *     `foo(...)` -> call().
+ *   - Interprets Declarative Pipeline: pipeline, agent (any, none, label; for the
+ *     pipeline and per stage: a node is taken for it; no agent section is an error,
+ *     as Declarative's validation says), options (recorded; skipDefaultCheckout
+ *     honoured, also per stage agent; timeout not enforced), parameters (declare
+ *     the job's parameters), stages/stage, when (expression, not, allOf, anyOf,
+ *     environment, equals), steps, script, post (always, success, failure,
+ *     unstable, unsuccessful, aborted, changed, fixed, regression, cleanup), with
+ *     Declarative's rules: a stage that fails marks the build FAILURE and skips the
+ *     later stages; post runs.
+ *   - Build parameters: a value passed to the build reaches `params` only when the
+ *     job defines the parameter (Declarative parameters, properties([parameters]),
+ *     or the config's jobParameters, for a job configured in the UI); the others
+ *     are dropped, as Jenkins drops them, and listed in the report. The job is
+ *     assumed to have been built once (Jenkins learns a Jenkinsfile's parameters
+ *     on its first build).
+ *   - Nodes: `node(label)` and Declarative agents give a workspace per concurrent
+ *     use (WORKSPACE, WORKSPACE@2, ...) and set NODE_NAME; the steps that need a
+ *     workspace (NODE_STEPS: sh, junit, archiveArtifacts, checkout, dir, deleteDir,
+ *     pwd, readFile, writeFile, fileExists, ...) fail outside one with Jenkins'
+ *     "Required context class hudson.FilePath is missing". Labels are recorded,
+ *     never matched: every node is this machine.
+ *   - CPS (CpsChecks.groovy): a local variable that Java serialisation cannot write
+ *     in scope at a statement that calls a step fails the build
+ *     (NotSerializableException); a step inside a closure run by a method CPS does
+ *     not transform (sort, toSorted, a Java method...; the transformed ones are
+ *     allowlists/cps-translated-methods, from workflow-cps) or inside a @NonCPS
+ *     method fails; @NonCPS methods themselves run, unchecked, as in Jenkins.
+ *   - The script sandbox (Sandbox.groovy): every Jenkinsfile, and the library when
+ *     `trustedLibrary` is false (a folder-level library), may only call methods and
+ *     constructors on allowlists/generic-whitelist.subset (generated from
+ *     script-security's default allow-list), as RejectedAccessException does.
  *   - Provides these steps, and fails on any other: sh (run for real by
  *     `/bin/sh -xe` in the current directory, with the build's environment:
  *     returnStatus, returnStdout, label), echo, error, withEnv,
  *     withCredentials + usernamePassword / string (values from the test's
  *     credential store, masked in the log as Jenkins does), lock (a real lock
  *     per resource), parallel (branches on threads, their Groovy serialised as
- *     under CPS, their `sh` processes concurrent; failFast not emulated), junit
- *     (parses the real XML, UNSTABLE on failures, refuses missing or stale
- *     reports), archiveArtifacts (copies files to the report's artifacts dir),
- *     build (recorded; only wait: false), checkout (a real git fetch and
- *     checkout of the given branch/commit from the test's repository,
- *     CleanBeforeCheckout honoured), dir, deleteDir, pwd, readFile, writeFile,
- *     fileExists, isUnix, node, stage, timeout (not enforced), and the
- *     globals env, params, currentBuild, scm.
+ *     under CPS, their `sh` processes concurrent; failFast not emulated), node,
+ *     retry (count; any error retries), junit (parses the real XML, records suite
+ *     and case names, UNSTABLE on failures, refuses missing or stale reports),
+ *     archiveArtifacts (copies files to the report's artifacts dir), build
+ *     (resolves the job's path as Jenkins does - relative to the folder holding
+ *     this job, `..`, `/` - fails for a job not in the config's `jobs`, records;
+ *     only wait: false), checkout (a real git fetch of the remote's refspec and
+ *     checkout of the given branch/commit; tags fetched unless the extensions say
+ *     otherwise: a multibranch job's GitSCMSourceDefaults(includeTags: false),
+ *     CloneOption(noTags), in order; CleanBeforeCheckout honoured), properties
+ *     (parameters only), dir, deleteDir, pwd, readFile, writeFile, fileExists,
+ *     isUnix, stage, timeout (not enforced), and the globals env, params,
+ *     currentBuild, scm (a plain job's GitSCM, or with `branchName` a multibranch
+ *     branch job's: its branch, refspec and no-tags default, and BRANCH_NAME set).
  *   - Records every step call (name, arguments, the enclosing stage, parallel
- *     branch, lock and withCredentials as `context`), the log, the result and
- *     description of currentBuild, and whether a known secret appeared in the
- *     text of a `sh` step or, unmasked, in any process output.
+ *     branch, lock and withCredentials as `context`; node and workspace), the log,
+ *     the result and description of currentBuild, and whether a known secret
+ *     appeared in the text of a `sh` step or, unmasked, in any process output.
  *
  * WHAT IT DOES NOT EMULATE
- *   - CPS: code runs as plain Groovy, so nothing is serialised, builds cannot
- *     survive a restart, and CPS-only failures (non-serialisable locals across
- *     steps, closures in some DGM methods) are not caught here.
- *   - The script security sandbox: no method is ever rejected.
- *   - Declarative's compile-time validation (ModelParser/ModelValidator):
- *     a Jenkinsfile can run here that a controller would reject.
- *   - Agents, executors, workspaces per node, stashes, remoting: everything
- *     runs in one local workspace directory as the current user.
+ *   - CPS itself: code runs as plain Groovy, so nothing is really serialised or
+ *     resumed and builds cannot survive a restart. The CPS checks above are
+ *     approximations: locals are checked at the statement that calls a step (or a
+ *     method of the same class, which may), a little earlier and more often than
+ *     CPS saves them, and values reachable only through fields or the binding are
+ *     not checked; closures are judged by the Java stack between the script frames.
+ *   - The sandbox's checks of property and field access, operators (`+`, `in`,
+ *     `[]`, `<<`), casts and implicit coercions, and static fields: only method
+ *     calls with an explicit receiver and constructors are checked; an allow-list
+ *     entry for any applicable overload allows a call.
+ *   - Declarative's other compile-time validation (ModelParser/ModelValidator):
+ *     only the missing agent is reported.
+ *   - Agents, executors, labels, stashes, remoting: every node is one local
+ *     machine and user; workspaces are directories beside each other.
  *   - Plugins' real implementations: lock is local to one harness run (two
  *     builds in two processes do not exclude each other) and has no queue
- *     fairness, labels or quantities,
- *     junit keeps no history, build never runs the downstream job, credentials
- *     come from a map, checkout handles a plain git URL only.
- *   - Timeouts, input, aborts, retries, quiet periods, triggers, environment {}.
+ *     fairness, labels or quantities, junit keeps no history (and does not
+ *     prefix test names with branch names as Jenkins displays them), build never
+ *     runs the downstream job, credentials come from a map, checkout handles a
+ *     plain git URL only, retry has no conditions.
+ *   - Timeouts, input, aborts, quiet periods, triggers, environment {}.
  */
 class PipelineHarness {
 
@@ -453,10 +491,14 @@ class PipelineHarness {
             throw new PipelineFailure('WorkflowScript: Missing required section "agent"')
         }
         String label = agentLabel(agent)
-        return label == null ? runPipeline(p, skipDefaultCheckout) : onNode(label, [agent: true] as Object[]) {
-            runPipeline(p, skipDefaultCheckout)
+        declarativeCheckout = !skipDefaultCheckout && scmConfig
+        // with `agent none`, each stage with an agent checks out on its own node (runDeclarativeStage)
+        return label == null ? runPipeline(p, false) : onNode(label, [agent: true] as Object[]) {
+            runPipeline(p, declarativeCheckout)
         }
     }
+
+    private boolean declarativeCheckout
 
     /** The node label an `agent` section asks for ('' any), or null for `agent none`. */
     private String agentLabel(Map agent) {
@@ -483,9 +525,9 @@ class PipelineHarness {
         throw new UnsupportedOperationException("harness: agent ${a} is not emulated (any, none, label)")
     }
 
-    private Object runPipeline(Section p, boolean skipDefaultCheckout) {
+    private Object runPipeline(Section p, boolean checkoutFirst) {
         Throwable firstError = null
-        if (!skipDefaultCheckout && scmConfig) {
+        if (checkoutFirst) {
             firstError = runStage('Declarative: Checkout SCM', null) {
                 invoke('checkout', [binding.getVariable('scm')] as Object[])
             }
@@ -537,7 +579,16 @@ class PipelineHarness {
         Map agent = s.first('agent')
         String label = agent == null ? null : agentLabel(agent)
         if (label != null) {
-            return onNode(label, [agent: true] as Object[]) { runStage(name, post, steps) } as Throwable
+            return onNode(label, [agent: true] as Object[]) {
+                Closure stageBody = steps
+                if (declarativeCheckout) {
+                    stageBody = {
+                        invoke('checkout', [binding.getVariable('scm')] as Object[])
+                        steps.call()
+                    }
+                }
+                runStage(name, post, stageBody)
+            } as Throwable
         }
         return runStage(name, post, steps)
     }

@@ -157,7 +157,7 @@ class Sandbox {
                 Class[] p = m.parameterTypes
                 if (m.name == name && Modifier.isStatic(m.modifiers) && p.length >= 1 && p.length == args.length + 1
                         && box(p[0]).isInstance(receiver)
-                        && applicable(p[1..-1] as Class[], args, false)) {
+                        && applicable(Arrays.copyOfRange(p, 1, p.length), args, false)) {
                     String sig = "staticMethod ${g.name} ${name}${names(p)}"
                     if (allowed.contains(sig)) {
                         return
