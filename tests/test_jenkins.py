@@ -102,7 +102,7 @@ def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jen
               script: str | None = None, agent_env: dict[str, str], credentials: dict, scm: dict | None,
               params: dict | None = None, timeout: float = 900, job: str | None = None,
               branch: str | None = None, jobs: list[str] | None = None, trusted_library: bool = True,
-              job_parameters: list[str] | None = None, library: Path = JENKINS) -> Build:
+              job_parameters: list[str] | None = None, library: Path = JENKINS, agent_failures: int = 0) -> Build:
     """One build of job `job` (full name; default `name`). branch: a multibranch project's branch job
     (BRANCH_NAME, the branch source's checkout); jobs: the jobs that exist, for `build`;
     trusted_library False: the library is a folder-level one, run in the sandbox; job_parameters:
@@ -113,7 +113,7 @@ def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jen
         "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": job or name,
         "env": agent_env, "credentials": credentials, "scm": scm, "params": params or {},
         "branchName": branch, "jobs": jobs, "trustedLibrary": trusted_library,
-        "jobParameters": job_parameters or [],
+        "jobParameters": job_parameters or [], "agentFailures": agent_failures,
     }
     if jenkinsfile is not None:
         config["jenkinsfile"] = str(jenkinsfile)
@@ -386,6 +386,23 @@ def test_job2_promotion_credential_is_bound_only_around_promote(fake):
     assert all(i["password_ok"] for i in invs)
     for secret in (SECRET, promote_secret):
         assert_no_secret_leak(b, secret)
+
+
+@pytest.mark.parametrize("retries, result", [(1, "SUCCESS"), (0, "FAILURE")])
+def test_job2_retries_a_branch_whose_agent_is_lost(fake, retries, result):
+    """retries: a test branch whose node fails (a lost agent) runs again, on a fresh node, and the
+    release is promoted; without retries the build fails and nothing is promoted."""
+    script = ("@Library('ci-kit') _\n"
+              f"ciKitTestAndPromote(pythonVersions: ['3.11', '3.12'], retries: {retries})\n")
+    b = fake(f"retry-{retries}", script=script, params=job2_params(fake), agent_failures=1,
+             job_parameters=["REQUIREMENT", "COMMIT", "INDEX_URL", "UNSTABLE_INDEX"])
+    assert b.result == result, b.explain()
+    assert "the agent went offline" in b.report["log"]
+    if retries:
+        assert len(b.steps("retrying")) == 1 and len(b.sh("test")) == 2 and b.sh("promote")
+    else:
+        assert not b.steps("retrying") and not b.sh("promote")
+        assert "the agent went offline" in b.report["error"]["message"]
 
 
 def test_job2_template_with_a_failing_python_fails_and_never_promotes(fake):

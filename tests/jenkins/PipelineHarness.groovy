@@ -36,7 +36,8 @@ import org.codehaus.groovy.control.customizers.ImportCustomizer
  *     workspace (NODE_STEPS: sh, junit, archiveArtifacts, checkout, dir, deleteDir,
  *     pwd, readFile, writeFile, fileExists, ...) fail outside one with Jenkins'
  *     "Required context class hudson.FilePath is missing". Labels are recorded,
- *     never matched: every node is this machine.
+ *     never matched: every node is this machine. The config's agentFailures: N
+ *     makes the first N nodes taken fail as a lost agent does (for retry).
  *   - CPS (CpsChecks.groovy): a local variable that Java serialisation cannot write
  *     in scope at a statement that calls a step fails the build
  *     (NotSerializableException); a step inside a closure run by a method CPS does
@@ -115,6 +116,7 @@ class PipelineHarness {
     String branchName
     List<String> knownJobs
     final List<String> droppedParams = []
+    int agentFailures = 0
 
     // ---------------------------------------------------------------- state
     final List<Map> calls = Collections.synchronizedList(new ArrayList<Map>())
@@ -151,6 +153,7 @@ class PipelineHarness {
         (cfg.jobParameters ?: []).each { Object name -> declareParameter(name as String, null) }
         trustedLibrary = cfg.containsKey('trustedLibrary') ? cfg.trustedLibrary as boolean : true
         branchName = cfg.branchName as String
+        agentFailures = (cfg.agentFailures ?: 0) as int
         knownJobs = cfg.jobs == null ? null : (cfg.jobs as List).collect { it as String }
         currentBuild.number = (cfg.buildNumber ?: 1) as int
         currentBuild.projectName = jobName
@@ -710,6 +713,18 @@ class PipelineHarness {
         try {
             Map rec = record('node', args, [label: label, allocated: ws.path])
             logLine("Running on agent-1 in ${ws.path}")
+            boolean lost = false
+            synchronized (busyWorkspaces) {
+                if (agentFailures > 0) {
+                    agentFailures--
+                    lost = true
+                }
+            }
+            if (lost) {
+                rec.lost = true
+                throw new PipelineFailure('Cannot contact agent-1: java.io.IOException: the agent went offline ' +
+                    '(harness: agentFailures)')
+            }
             return withCtx([node: label ?: '(any)', nodeWs: ws, cwd: ws]) {
                 rec.node = label ?: '(any)'
                 body.call()
