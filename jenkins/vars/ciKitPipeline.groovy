@@ -52,6 +52,7 @@ void call(Map args = [:]) {
                     label(cfg.agentLabel ?: '')
                 }
                 when {
+                    beforeAgent true
                     expression { building }
                 }
                 steps {
@@ -91,6 +92,7 @@ void call(Map args = [:]) {
                     label(cfg.agentLabel ?: '')
                 }
                 when {
+                    beforeAgent true
                     expression { cfg.image && testing }
                 }
                 steps {
