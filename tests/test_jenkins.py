@@ -5,13 +5,18 @@ Tools: Debian's `groovy` (2.4.21, run on the JDK 17 under /usr/lib/jvm) and npm-
 in .tools/node (scripts/setup-jenkins-tools installs both). Without them these tests skip,
 except under CI_KIT_REQUIRE_ALL=1, where they fail.
 
-Three layers:
+Four layers:
   * static: every Groovy file compiles; lint; help pages and docs list every parameter; no
-    `sh` string can interpolate Groovy values;
+    `sh` string can interpolate Groovy values; one place binds each credential;
   * the harness with a stand-in ci-kit (tests/jenkins/fake-ci-kit): the wiring of each step
-    and template (parameters, parallel, junit, lock, credentials, results), in seconds;
+    and template (parameters, nodes, parallel, junit per branch, lock, credentials, retries,
+    multibranch triggers and tags, the library in the sandbox), in seconds;
+  * the harness's own strictness: constructs a controller rejects (steps outside a node, no
+    agent, undeclared parameters, non-serialisable locals across steps, steps in closures CPS
+    does not transform or in @NonCPS methods, calls outside script-security's allow-list) are
+    rejected, and those it accepts (@NonCPS, each/collect closures) run;
   * the harness with the real ci-kit against a real devpi-server: both job templates end to
-    end, passing and failing tests.
+    end, passing and failing tests, and a multibranch job 1 on a tagged commit.
 """
 
 from __future__ import annotations
