@@ -5,13 +5,18 @@ Tools: Debian's `groovy` (2.4.21, run on the JDK 17 under /usr/lib/jvm) and npm-
 in .tools/node (scripts/setup-jenkins-tools installs both). Without them these tests skip,
 except under CI_KIT_REQUIRE_ALL=1, where they fail.
 
-Three layers:
+Four layers:
   * static: every Groovy file compiles; lint; help pages and docs list every parameter; no
-    `sh` string can interpolate Groovy values;
+    `sh` string can interpolate Groovy values; one place binds each credential;
   * the harness with a stand-in ci-kit (tests/jenkins/fake-ci-kit): the wiring of each step
-    and template (parameters, parallel, junit, lock, credentials, results), in seconds;
+    and template (parameters, nodes, parallel, junit per branch, lock, credentials, retries,
+    multibranch triggers and tags, the library in the sandbox), in seconds;
+  * the harness's own strictness: constructs a controller rejects (steps outside a node, no
+    agent, undeclared parameters, non-serialisable locals across steps, steps in closures CPS
+    does not transform or in @NonCPS methods, calls outside script-security's allow-list) are
+    rejected, and those it accepts (@NonCPS, each/collect closures) run;
   * the harness with the real ci-kit against a real devpi-server: both job templates end to
-    end, passing and failing tests.
+    end, passing and failing tests, and a multibranch job 1 on a tagged commit.
 """
 
 from __future__ import annotations
@@ -100,12 +105,20 @@ class Build:
 
 def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jenkinsfile: Path | None = None,
               script: str | None = None, agent_env: dict[str, str], credentials: dict, scm: dict | None,
-              params: dict | None = None, timeout: float = 900) -> Build:
+              params: dict | None = None, timeout: float = 900, job: str | None = None,
+              branch: str | None = None, jobs: list[str] | None = None, trusted_library: bool = True,
+              job_parameters: list[str] | None = None, library: Path = JENKINS, agent_failures: int = 0) -> Build:
+    """One build of job `job` (full name; default `name`). branch: a multibranch project's branch job
+    (BRANCH_NAME, the branch source's checkout); jobs: the jobs that exist, for `build`;
+    trusted_library False: the library is a folder-level one, run in the sandbox; job_parameters:
+    parameters the job defines in its configuration (a Jenkinsfile's own are always known)."""
     workspace, artifacts = tmp / f"{name}-ws", tmp / f"{name}-artifacts"
     config = {
-        "library": str(JENKINS), "stubs": str(HARNESS / "stubs"), "workspace": str(workspace),
-        "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": name,
+        "library": str(library), "stubs": str(HARNESS / "stubs"), "workspace": str(workspace),
+        "artifacts": str(artifacts), "report": str(tmp / f"{name}-report.json"), "jobName": job or name,
         "env": agent_env, "credentials": credentials, "scm": scm, "params": params or {},
+        "branchName": branch, "jobs": jobs, "trustedLibrary": trusted_library,
+        "jobParameters": job_parameters or [], "agentFailures": agent_failures,
     }
     if jenkinsfile is not None:
         config["jenkinsfile"] = str(jenkinsfile)
@@ -117,6 +130,11 @@ def run_build(groovy_exe: str, env: dict[str, str], tmp: Path, name: str, *, jen
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"harness crashed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return Build(json.loads(Path(config["report"]).read_text()), workspace, artifacts)
+
+
+def branch_of(call: dict) -> str | None:
+    """The parallel branch a recorded call ran in."""
+    return next((label for label in call["context"] if label.startswith("parallel:")), None)
 
 
 def assert_no_secret_leak(build: Build, secret: str) -> None:
@@ -193,7 +211,14 @@ def test_sh_strings_are_single_quoted_and_reference_no_secret():
     assert text.count("withCredentials([steps.usernamePassword(") == 1  # one binding helper for both
     flat = " ".join(text.split())
     assert "usernameVariable: userVariable, passwordVariable: passwordVariable" in flat
-    assert "withUsernamePassword(steps, cfg.credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)" in flat
+    assert "withUsernamePassword(steps, credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)" in flat
+    # least privilege: the index credential is chosen in two places only, tests and promotion
+    assert "withIndexCredential(steps, cfg, cfg.credentialsId, extraEnv, body)" in flat
+    assert "withIndexCredential(steps, cfg, promotionCredentialsId(cfg), extraEnv, body)" in flat
+    assert "return cfg.promoteCredentialsId ?: cfg.credentialsId" in flat
+    step = sources[JENKINS / "vars/ciKitTestAndPromote.groovy"]
+    assert step.count("CiKit.withPromotion(") == 1 and "cfg.promoteCredentialsId" not in step
+    assert step.index("CiKit.withPromotion(") > step.index("private Map promoteOnce(")  # the promotion only
     assert ("withUsernamePassword(steps, cfg.registryCredentialsId, 'CI_KIT_REGISTRY_USER', 'CI_KIT_REGISTRY_PASSWORD', body)"
             in flat)
 
@@ -246,6 +271,7 @@ def fake(groovy, java_env, tmp_path):
 
     def run(name, **kw):
         kw.setdefault("agent_env", agent_env)
+        kw.setdefault("job_parameters", [])
         kw.setdefault("credentials", {"ci-kit-devpi": {"username": "alice", "password": SECRET}})
         kw.setdefault("scm", {"url": str(repo), "branch": "*/main"})
         return run_build(groovy, java_env, tmp_path, name, **kw)
@@ -259,16 +285,21 @@ def fake(groovy, java_env, tmp_path):
 
 def test_job1_template_builds_records_and_triggers_job2(fake):
     assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.build-and-push").read_text()
-    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push")
+    b = fake("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push", job="team/build-and-push",
+             jobs=["team/build-and-push", "team/test-and-promote"])
     assert b.result == "SUCCESS", b.explain()
     commit = git("rev-parse", "HEAD", cwd=fake.repo)
     [checkout] = b.steps("checkout")
-    assert checkout["commit"] == commit
+    assert checkout["commit"] == commit and checkout["tags"] is True
+    assert {"$class": "CloneOption", "noTags": False, "shallow": False, "depth": 0, "reference": "",
+            "honorRefspec": False} in checkout["args"][0]["extensions"]
     [push] = b.sh("build-and-push")
+    assert push["node"] == "(any)"  # agent any
     assert push["script"] == '"$CIKIT_BIN" build-and-push --output "$CIKIT_OUTPUT"'
     assert push["context"] == ["stage:Build and push", "withCredentials:ci-kit-devpi"]
     [trigger] = b.steps("build")
     assert trigger["job"] == "test-and-promote" and trigger["wait"] is False
+    assert trigger["resolvedJob"] == "team/test-and-promote"  # next to job 1
     assert trigger["parameters"] == {"REQUIREMENT": "churn-model==0.1.dev1", "COMMIT": commit, "INDEX_URL": "",
                                      "UNSTABLE_INDEX": "alice/unstable"}
     assert b.report["description"] == f"churn-model==0.1.dev1 @ {commit}"
@@ -285,24 +316,40 @@ def job2_params(fake) -> dict:
 
 
 def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
+    """Each Python is a parallel branch on a node of its own (its own workspace and checkout), with
+    its own `junit` whose suites name the Python and the file kind; the promotion runs after, on a
+    node, inside the lock, and only it may hold the promotion credential."""
     assert "@Library('ci-kit') _" in (JENKINS / "Jenkinsfile.test-and-promote").read_text()
     b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
     assert b.result == "SUCCESS", b.explain()
-    [checkout] = b.steps("checkout")
-    assert checkout["commit"] == job2_params(fake)["COMMIT"] and checkout["branch"] == job2_params(fake)["COMMIT"]
+    commit = job2_params(fake)["COMMIT"]
+    assert not b.report["droppedParams"]
+    checkouts = b.steps("checkout")  # one per branch, one for the promotion (its [tool.ci-kit])
+    assert len(checkouts) == 3 and all(c["commit"] == commit and c["branch"] == commit for c in checkouts)
+    assert len({c["workspace"] for c in checkouts if c["context"][-1].startswith("parallel:")}) == 2
     [par] = b.steps("parallel")
     assert par["args"] == [["Python 3.11", "Python 3.12"]]
+    assert par["node"] is None  # agent none: no executor waits during the tests
     tests = b.sh("test")
-    assert sorted(c["context"][-1] for c in tests) == ["parallel:Python 3.11", "parallel:Python 3.12"]
-    assert all(c["status"] == 0 for c in tests)
-    [junit] = b.steps("junit")
-    assert junit["files"] == ["ci-kit-results/junit-py3.11-wheel.xml", "ci-kit-results/junit-py3.12-wheel.xml"]
-    assert junit["totalCount"] == 4 and junit["failCount"] == 0
+    assert sorted(branch_of(c) for c in tests) == ["parallel:Python 3.11", "parallel:Python 3.12"]
+    assert all(c["status"] == 0 and c["node"] == "(any)" for c in tests)
+    assert all(c["context"][-1] == "withCredentials:ci-kit-devpi" for c in tests)
+    junits = sorted(b.steps("junit"), key=lambda j: j["files"])
+    assert [j["files"] for j in junits] == [
+        [f"ci-kit-results/py{py}/jenkins/junit-py{py}-{kind}.xml" for kind in ("sdist", "wheel")]
+        for py in ("3.11", "3.12")]
+    for junit, py in zip(junits, ("3.11", "3.12")):
+        assert f"parallel:Python {py}" in junit["context"]
+        assert junit["totalCount"] == 4 and junit["failCount"] == 0
+        assert sorted(junit["suites"]) == [f"Python {py} sdist / pytest", f"Python {py} wheel / pytest"]
     [promote] = b.sh("promote")
-    assert promote["context"][-1] == "lock:ci-kit-promote-churn-model", promote
-    assert "withCredentials:ci-kit-devpi" in promote["context"]
-    # order: tests, junit, lock, promote, lock released
-    order = [c["n"] for c in (*tests, junit, *b.steps("lock"), promote, *b.steps("lock-released"))]
+    assert promote["context"][-2:] == ["lock:ci-kit-promote-churn-model", "withCredentials:ci-kit-devpi"], promote
+    assert promote["node"] == "(any)"
+    # order: each branch's test, then its junit; all of them, then lock, promote, lock released
+    for junit in junits:
+        assert [c["n"] for c in tests if branch_of(c) == branch_of(junit)][0] < junit["n"]
+    order = [max(c["n"] for c in (*tests, *junits)), *(c["n"] for c in (*b.steps("lock"), promote,
+                                                                          *b.steps("lock-released")))]
     assert order == sorted(order)
     assert b.report["description"] == "churn-model==0.1.dev1 -> alice/testing"
     assert [p["args"] for p in b.steps("post")] == [["success"]]
@@ -311,18 +358,66 @@ def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
     test_inv = [i for i in invs if i["argv"][0] == "test"]
     assert sorted(i["argv"][i["argv"].index("--python") + 1] for i in test_inv) == ["3.11", "3.12"]
     assert all(i["password_ok"] and "CI_KIT_INDEX_URL" in i["ci_kit_env"] for i in invs)
-    assert all(i["argv"][i["argv"].index("--commit") + 1] == job2_params(fake)["COMMIT"] for i in test_inv)
+    assert all(i["argv"][i["argv"].index("--commit") + 1] == commit for i in test_inv)
     assert_no_secret_leak(b, SECRET)
     ci_kit_calls_are_credentialed(b)
+
+
+def test_job2_promotion_credential_is_bound_only_around_promote(fake):
+    """promoteCredentialsId: the test branches (which run the product's code) bind only credentialsId;
+    the promotion credential exists only in the promotion's withCredentials."""
+    promote_secret = "pr0mote-Only-5kd!"
+    fake.agent_env["FAKE_CI_KIT_EXPECT_PROMOTE_PASSWORD"] = promote_secret
+    credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
+                   "ci-kit-promote": {"username": "promoter", "password": promote_secret}}
+    script = ("@Library('ci-kit') _\n"
+              "ciKitTestAndPromote(pythonVersions: ['3.11', '3.12'], promoteCredentialsId: 'ci-kit-promote',"
+              " agentLabel: 'linux && python', retries: 1)\n")
+    b = fake("least-privilege", script=script, params=job2_params(fake), credentials=credentials,
+             job_parameters=["REQUIREMENT", "COMMIT", "INDEX_URL", "UNSTABLE_INDEX"])
+    assert b.result == "SUCCESS", b.explain()
+    for call in b.sh("test"):
+        assert "withCredentials:ci-kit-devpi" in call["context"] and "withCredentials:ci-kit-promote" not in call["context"]
+        assert call["node"] == "linux && python"
+    [promote] = b.sh("promote")
+    assert "withCredentials:ci-kit-promote" in promote["context"]
+    assert "withCredentials:ci-kit-devpi" not in promote["context"]
+    assert [r["count"] for r in b.steps("retry")] == [2, 2, 2]  # two branches and the promotion
+    bindings = [w for w in b.steps("withCredentials") if "ci-kit-promote" in json.dumps(w["args"])]
+    assert len(bindings) == 1 and "lock:ci-kit-promote-churn-model" in bindings[0]["context"]
+    invs = fake.invocations()
+    assert {i["user"] for i in invs if i["argv"][0] == "test"} == {"alice"}
+    assert [i["user"] for i in invs if i["argv"][0] == "promote"] == ["promoter"]
+    assert all(i["password_ok"] for i in invs)
+    for secret in (SECRET, promote_secret):
+        assert_no_secret_leak(b, secret)
+
+
+@pytest.mark.parametrize("retries, result", [(1, "SUCCESS"), (0, "FAILURE")])
+def test_job2_retries_a_branch_whose_agent_is_lost(fake, retries, result):
+    """retries: a test branch whose node fails (a lost agent) runs again, on a fresh node, and the
+    release is promoted; without retries the build fails and nothing is promoted."""
+    script = ("@Library('ci-kit') _\n"
+              f"ciKitTestAndPromote(pythonVersions: ['3.11', '3.12'], retries: {retries})\n")
+    b = fake(f"retry-{retries}", script=script, params=job2_params(fake), agent_failures=1,
+             job_parameters=["REQUIREMENT", "COMMIT", "INDEX_URL", "UNSTABLE_INDEX"])
+    assert b.result == result, b.explain()
+    assert "the agent went offline" in b.report["log"]
+    if retries:
+        assert len(b.steps("retrying")) == 1 and len(b.sh("test")) == 2 and b.sh("promote")
+    else:
+        assert not b.steps("retrying") and not b.sh("promote")
+        assert "the agent went offline" in b.report["error"]["message"]
 
 
 def test_job2_template_with_a_failing_python_fails_and_never_promotes(fake):
     fake.agent_env["FAKE_CI_KIT_FAIL_PYTHON"] = "3.12"
     b = fake("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=job2_params(fake))
     assert b.result == "FAILURE", b.explain()
-    [junit] = b.steps("junit")
-    assert junit["failCount"] == 1 and junit["totalCount"] == 4
-    assert {c["outcome"] for c in junit["cases"]} == {"passed", "failed"}
+    junits = {branch_of(j): j for j in b.steps("junit")}
+    assert junits["parallel:Python 3.12"]["failCount"] == 2 and junits["parallel:Python 3.12"]["totalCount"] == 4
+    assert junits["parallel:Python 3.11"]["failCount"] == 0
+    assert {c["outcome"] for c in junits["parallel:Python 3.12"]["cases"]} == {"passed", "failed"}
     assert not b.sh("promote") and not b.steps("lock")
     assert "ci-kit test failed (Python 3.12: exit 9)" in b.report["error"]["message"]
     assert [p["args"] for p in b.steps("post")] == [["failure"]]
@@ -353,7 +448,9 @@ def test_ci_kit_pipeline_runs_both_jobs_and_the_image_in_one_build(fake):
     assert b.result == "SUCCESS", b.explain()
     assert [(s["args"][0], s["status"]) for s in b.steps("stage")] == [
         ("Build and push", "run"), ("Test and promote", "run"), ("Image", "run")]
-    assert len(b.steps("checkout")) == 1 and not b.steps("build")
+    # build, the one test branch, the promotion and the image each check out on their own node
+    assert len(b.steps("checkout")) == 4 and not b.steps("build")
+    assert all(c["node"] == "(any)" for c in b.steps("sh"))
     [image] = b.sh("image")
     assert image["script"] == '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
     invs = {i["argv"][0]: i for i in fake.invocations()}
@@ -371,7 +468,7 @@ def test_ci_kit_image_binds_the_registry_credential_only_when_asked(fake):
     credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
                    "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
     call = ("@Library('ci-kit') _\n"
-            "ciKitImage(requirement: 'churn-model==0.1.dev1', push: '127.0.0.1:5000/churn-model'%s)\n")
+            "node { ciKitImage(requirement: 'churn-model==0.1.dev1', push: '127.0.0.1:5000/churn-model'%s) }\n")
     image_sh = '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
 
     b = fake("image-login", script=call % ", registryCredentialsId: 'ci-kit-registry'", credentials=credentials)
@@ -425,8 +522,8 @@ def test_ci_kit_pipeline_job_selects_stages(fake):
 def test_harness_catches_an_interpolated_secret(fake, credential, secret):
     """The check of (3) is not vacuous: a Groovy-interpolated secret in `sh` is caught, the
     index's as well as the registry's."""
-    script = (f"withCredentials([usernamePassword(credentialsId: '{credential}', usernameVariable: 'U',"
-              " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n}\n")
+    script = (f"node {{ withCredentials([usernamePassword(credentialsId: '{credential}', usernameVariable: 'U',"
+              " passwordVariable: 'P')]) {\n    sh \"echo ${env.P} > /dev/null\"\n} }\n")
     credentials = {"ci-kit-devpi": {"username": "alice", "password": SECRET},
                    "ci-kit-registry": {"username": "robot-push", "password": REGISTRY_SECRET}}
     b = fake("leak", script=script, credentials=credentials)
@@ -439,9 +536,9 @@ def test_harness_lock_excludes_and_parallel_runs_sh_concurrently(fake):
     """What the lock assertions rely on: lock() really excludes, parallel() really overlaps."""
     script = """
 parallel(
-    a: { lock('r') { sh 'echo a-in; sleep 1; echo a-out' } },
-    b: { lock('r') { sh 'echo b-in; sleep 1; echo b-out' } },
-    c: { sh 'sleep 1; echo c-done' },
+    a: { node { lock('r') { sh 'echo a-in; sleep 1; echo a-out' } } },
+    b: { node { lock('r') { sh 'echo b-in; sleep 1; echo b-out' } } },
+    c: { node { sh 'sleep 1; echo c-done' } },
 )
 """
     b = fake("locks", script=script)
@@ -490,16 +587,21 @@ def test_e2e_passing_tests_are_promoted(agent, fresh_user, product_repo):
     assert params["UNSTABLE_INDEX"] == f"{fresh_user.user}/unstable"
     assert b2.result == "SUCCESS", b2.explain()
 
-    [junit] = b2.steps("junit")
-    assert junit["files"] == [f"ci-kit-results/junit-py{py}-{kind}.xml" for py in ("3.11", "3.12")
-                              for kind in ("sdist", "wheel")]
-    assert junit["totalCount"] > 0 and junit["failCount"] == 0
-    for f in junit["files"]:
-        assert (b2.workspace / f).read_text().lstrip().startswith("<?xml")
+    junits = sorted(b2.steps("junit"), key=lambda j: j["files"])  # one per branch, each on its node
+    assert [j["files"] for j in junits] == [[f"ci-kit-results/py{py}/jenkins/junit-py{py}-{kind}.xml"
+                                            for kind in ("sdist", "wheel")] for py in ("3.11", "3.12")]
+    for junit, py in zip(junits, ("3.11", "3.12")):
+        assert branch_of(junit) == f"parallel:Python {py}"
+        assert junit["totalCount"] > 0 and junit["failCount"] == 0
+        suites = set(junit["suites"])
+        assert {s.split(" / ")[0] for s in suites} == {f"Python {py} sdist", f"Python {py} wheel"}, suites
+        for f in junit["files"]:  # ci-kit's own XML, archived (the promotion's clean checkout may reuse the workspace)
+            assert (b2.artifacts / f.replace("/jenkins/", "/")).read_text().lstrip().startswith("<?xml")
 
     [promote] = b2.sh("promote")
     assert promote["status"] == 0
-    assert promote["context"][-1] == f"lock:ci-kit-promote-{params['REQUIREMENT'].split('==')[0]}"
+    assert promote["context"][-2:] == [f"lock:ci-kit-promote-{params['REQUIREMENT'].split('==')[0]}",
+                                       "withCredentials:ci-kit-devpi"]
     returned = b2.report["description"]
     assert returned == f"{params['REQUIREMENT']} -> {fresh_user.user}/testing", returned
 
@@ -532,11 +634,12 @@ def test_e2e_failing_tests_are_not_promoted(agent, fresh_user, tmp_path):
 
     b1, params, b2 = run_both_jobs(agent, repo)
     assert b2.result == "FAILURE", b2.explain()
-    [junit] = b2.steps("junit")
-    assert junit["failCount"] > 0
-    assert any(c["outcome"] == "failed" for c in junit["cases"])
+    junits = b2.steps("junit")
+    assert len(junits) == 2 and all(j["failCount"] > 0 for j in junits)
+    assert all(any(c["outcome"] == "failed" for c in j["cases"]) for j in junits)
     # the real pytest outcome is in the XML Jenkins read (as a test case or in a failure's text)
-    assert any("test_ci_kit_jenkins_deliberate_failure" in (b2.workspace / f).read_text() for f in junit["files"])
+    assert any("test_ci_kit_jenkins_deliberate_failure" in (b2.artifacts / f.replace("/jenkins/", "/")).read_text()
+               for j in junits for f in j["files"])
     assert all(c["status"] != 0 for c in b2.sh("test"))
     assert not b2.sh("promote") and not b2.steps("lock")
     assert "is not promoted" in b2.report["error"]["message"]
@@ -549,6 +652,36 @@ def test_e2e_failing_tests_are_not_promoted(agent, fresh_user, tmp_path):
         assert_no_secret_leak(b, fresh_user.password)
 
 
+@pytest.mark.slow
+def test_e2e_multibranch_tagged_commit_builds_its_final_version_and_is_promoted_to_stable(agent, fresh_user,
+                                                                                          product_repo):
+    """Job 1 as the `main` branch job of a multibranch project, on a commit tagged v1.0.0: its checkout
+    fetches the tag (a multibranch source would not), so setuptools_scm builds 1.0.0, not a dev
+    version; job 1 starts job 2 next to the multibranch project; job 2 promotes 1.0.0 to stable."""
+    git("tag", "v1.0.0", cwd=product_repo)
+    jobs = ["churn-model/build", "churn-model/build/main", "churn-model/test-and-promote"]
+    b1 = agent("mb-build-and-push", product_repo, jenkinsfile=JENKINS / "Jenkinsfile.build-and-push",
+               job="churn-model/build/main", branch="main", jobs=jobs)
+    assert b1.result == "SUCCESS", b1.explain()
+    [checkout] = b1.steps("checkout")
+    assert checkout["tags"] is True and checkout["refspec"] == "+refs/heads/main:refs/remotes/origin/main"
+    [trigger] = b1.steps("build")
+    assert trigger["resolvedJob"] == "churn-model/test-and-promote"
+    params = trigger["parameters"]
+    assert params["REQUIREMENT"] == "churn-model==1.0.0", params
+    b2 = agent("mb-test-and-promote", product_repo, jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote",
+               job="churn-model/test-and-promote", params=params)
+    assert b2.result == "SUCCESS", b2.explain()
+    assert b2.report["description"] == f"churn-model==1.0.0 -> {fresh_user.user}/stable"
+    idx = fresh_user.index()
+    stable = idx.release(f"{fresh_user.user}/stable", "churn-model", "1.0.0")
+    unstable = idx.release(f"{fresh_user.user}/unstable", "churn-model", "1.0.0")
+    assert stable is not None and {f.sha256 for f in stable.files} == {f.sha256 for f in unstable.files}
+    for b in (b1, b2):
+        assert_no_secret_leak(b, fresh_user.password)
+        ci_kit_calls_are_credentialed(b)
+
+
 def test_promotion_lock_is_named_after_the_normalised_project(groovy, java_env):
     """Two spellings of one project (one typed by hand) must serialise on one lock."""
     script = ("['Churn_Model==1.0', 'churn-model==1.0+g1', ' churn..model ==2', 'CHURN-MODEL==3'].each { "
@@ -557,3 +690,140 @@ def test_promotion_lock_is_named_after_the_normalised_project(groovy, java_env):
                           timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["churn-model"] * 4
+
+
+# --------------------------------------------------------------------------- the harness is as strict as Jenkins
+
+STRICT = [
+    # (id, script, accepted?, what the error says)
+    ("sh-outside-node", "sh 'true'\n", False, "Required context class hudson.FilePath is missing"),
+    ("junit-outside-node", "junit(testResults: 'x.xml', allowEmptyResults: true)\n", False,
+     "surround the junit step"),
+    ("archive-outside-node", "archiveArtifacts(artifacts: 'x', allowEmptyArchive: true)\n", False,
+     "surround the archiveArtifacts step"),
+    ("dir-outside-node", "dir('x') { echo 'in x' }\n", False, "surround the dir step"),
+    ("checkout-outside-node", "checkout(scm)\n", False, "surround the checkout step"),
+    ("sh-in-node", "node { sh 'true' }\n", True, None),
+    ("declarative-without-agent",
+     "pipeline {\n  stages { stage('s') { steps { echo 'x' } } }\n}\n", False, 'Missing required section "agent"'),
+    ("declarative-agent-none-sh",
+     "pipeline {\n  agent none\n  stages { stage('s') { steps { sh 'true' } } }\n}\n", False,
+     "Required context class hudson.FilePath is missing"),
+    ("declarative-stage-agent",
+     "pipeline {\n  agent none\n  stages { stage('s') { agent { label 'linux' }\n steps { sh 'true' } } }\n}\n", True, None),
+    ("matcher-across-step",
+     "node {\n  def m = ('v1.2.3' =~ /v(\\d+)/)\n  m.find()\n  sh 'true'\n}\n", False,
+     "java.io.NotSerializableException: java.util.regex.Matcher"),
+    ("matcher-in-closure-across-step",
+     "node {\n  def m = ('v1.2.3' =~ /v(\\d+)/)\n  dir('x') { sh 'true' }\n}\n", False,
+     "NotSerializableException: java.util.regex.Matcher"),
+    ("matcher-in-noncps-method",
+     "@NonCPS\nString major(String v) {\n  def m = (v =~ /v(\\d+)/)\n  return m.find() ? m.group(1) : null\n}\n"
+     "node {\n  String major = major('v1.2.3')\n  sh \"test ${major} = 1\"\n}\n", True, None),
+    ("step-in-noncps-method",
+     "@NonCPS\nvoid hello() {\n  echo 'hello'\n}\nnode { hello() }\n", False, "called from @NonCPS method"),
+    ("step-in-sort-closure",
+     "node {\n  ['b', 'a'].sort { x, y -> sh 'true'; x <=> y }\n}\n", False,
+     "inside a closure called by org.codehaus.groovy.runtime.DefaultGroovyMethods.sort"),
+    ("step-in-toSorted-closure",
+     "node {\n  ['b', 'a'].toSorted { x, y -> echo(x); x <=> y }\n}\n", False, "wound up catching echo"),
+    ("step-in-java-comparator",
+     "node {\n  List l = ['b', 'a']\n  Collections.sort(l, { x, y -> echo(x); x <=> y })\n}\n", False,
+     "inside a closure called by java.util.Collections.sort"),
+    ("java-forEach", "node {\n  ['a'].forEach { echo(it) }\n}\n", False, "forEach"),
+    ("step-in-each-closure", "node {\n  ['a', 'b'].each { sh \"echo ${it}\" }\n}\n", True, None),
+    ("step-in-collect-closure-on-map", "node {\n  [a: 1].collect { k, v -> echo(k) }\n}\n", True, None),
+    ("new-file", "node {\n  def f = new File('x.txt')\n  echo(f.path)\n}\n", False,
+     "Scripts not permitted to use new java.io.File java.lang.String"),
+    ("new-linkedhashmap-of-map", "Map m = new LinkedHashMap([a: 1])\necho(m.toString())\n", False,
+     "Scripts not permitted to use new java.util.LinkedHashMap java.util.Map"),
+    ("allowed-methods",
+     "Map m = new HashMap([a: 1])\nm.put('b', 2)\nList l = new ArrayList(m.keySet())\n"
+     "echo(l.sort().join(',') + ' ' + 'A_b'.toLowerCase().replaceAll('_', '-'))\n", True, None),
+    ("static-not-allowed", "echo(System.getenv('HOME'))\n", False,
+     "Scripts not permitted to use staticMethod java.lang.System getenv java.lang.String"),
+]
+
+
+@pytest.mark.parametrize("script, accepted, message", [s[1:] for s in STRICT], ids=[s[0] for s in STRICT])
+def test_harness_accepts_and_rejects_what_jenkins_does(fake, script, accepted, message):
+    """Each construct is run in the harness and accepted or rejected as a controller would: steps that
+    need a workspace outside a node, Declarative without agent, a non-serializable local in scope
+    when a step runs, steps in closures CPS does not transform or in @NonCPS methods, methods outside
+    script-security's default allow-list (a Jenkinsfile always runs sandboxed), and @NonCPS itself."""
+    b = fake("strict", script=script)
+    if accepted:
+        assert b.result == "SUCCESS", b.explain()
+    else:
+        assert b.result == "FAILURE", b.explain()
+        assert message in b.report["error"]["message"], b.report["error"]["message"]
+
+
+def test_readme_job2_one_liner_declares_its_parameters_and_runs(fake):
+    """The README's one-line Jenkinsfile for job 2 runs as is: it declares the parameters job 1 passes
+    and takes its nodes itself. The one-liner it replaced (ciKitTestAndPromote alone) loses them."""
+    readme = (ROOT / "README.md").read_text()
+    [snippet] = re.findall(r"```groovy\n(@Library\('ci-kit'\) _\nciKitPipeline\(job: 'test-and-promote'.*?)```",
+                           readme, flags=re.S)
+    b = fake("readme-job2", script=snippet, params=job2_params(fake))
+    assert b.result == "SUCCESS", b.explain()
+    assert not b.report["droppedParams"] and len(b.sh("test")) == 2 and b.sh("promote")
+
+    old = "@Library('ci-kit') _\nciKitTestAndPromote(credentialsId: 'ci-kit-devpi', pythonVersions: ['3.11', '3.12'])\n"
+    b = fake("old-one-liner", script=old, params=job2_params(fake))
+    assert b.result == "FAILURE" and "no requirement" in b.report["error"]["message"]
+    assert sorted(b.report["droppedParams"]) == ["COMMIT", "INDEX_URL", "REQUIREMENT", "UNSTABLE_INDEX"]
+
+
+@pytest.mark.parametrize("template", ["Jenkinsfile.build-and-push", "Jenkinsfile.test-and-promote"])
+def test_templates_run_with_the_library_in_the_sandbox(fake, template):
+    """As a folder-level (untrusted) library, the steps run inside the script sandbox: every call they
+    make is on script-security's default allow-list (no `new LinkedHashMap(Map)`)."""
+    b = fake(f"untrusted-{template}", jenkinsfile=JENKINS / template, trusted_library=False,
+             params=job2_params(fake) if "test" in template else None)
+    assert b.result == "SUCCESS", b.explain()
+    b = fake("untrusted-pipeline", trusted_library=False,
+             script="@Library('ci-kit') _\nciKitPipeline(pythonVersions: ['3.11'], image: true)\n")
+    assert b.result == "SUCCESS", b.explain()
+
+
+def test_harness_sandbox_applies_to_an_untrusted_library_only(fake, tmp_path):
+    """The check is not vacuous: a library construct outside the allow-list fails when the library is
+    folder-level, and runs when it is a global trusted library."""
+    library = tmp_path / "lib"
+    shutil.copytree(JENKINS, library)
+    (library / "vars" / "copyMap.groovy").write_text(
+        "Map call(Map m) {\n    return new LinkedHashMap(m)\n}\n")
+    script = "@Library('ci-kit') _\necho(copyMap([a: 1]).toString())\n"
+    for trusted, result in ((True, "SUCCESS"), (False, "FAILURE")):
+        b = fake(f"sandbox-{trusted}", script=script, trusted_library=trusted, library=library)
+        assert b.result == result, b.explain()
+    assert "new java.util.LinkedHashMap java.util.Map" in b.report["error"]["message"]
+
+
+def test_multibranch_job1_triggers_job2_next_to_the_project_with_tags(fake):
+    """Job 1 as a branch job of a multibranch project (team/churn-model/main): its checkout fetches
+    tags (a multibranch source fetches none), so a tagged commit gets its final version; job 2's plain
+    name resolves next to the multibranch project, not inside it."""
+    git("tag", "v1.0.0", cwd=fake.repo)
+    jobs = ["team/churn-model", "team/churn-model/main", "team/test-and-promote"]
+    b = fake("mb-job1", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push", job="team/churn-model/main",
+             branch="main", jobs=jobs)
+    assert b.result == "SUCCESS", b.explain()
+    [checkout] = b.steps("checkout")
+    assert checkout["tags"] is True and checkout["refspec"] == "+refs/heads/main:refs/remotes/origin/main"
+    assert {"$class": "GitSCMSourceDefaults", "includeTags": False} in checkout["args"][0]["extensions"]
+    [trigger] = b.steps("build")
+    assert trigger["job"] == "../test-and-promote" and trigger["resolvedJob"] == "team/test-and-promote"
+    assert trigger["parameters"]["REQUIREMENT"] == "churn-model==1.0.0"
+    b2 = fake("mb-job2", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", job="team/test-and-promote",
+              params=trigger["parameters"])
+    assert b2.result == "SUCCESS", b2.explain()
+    assert b2.report["description"] == "churn-model==1.0.0 -> alice/testing"
+
+    # what the issue saw: the plain name from a branch job, and a checkout without tags
+    b = fake("mb-plain-name", job="team/churn-model/main", branch="main", jobs=jobs, script=(
+        "node {\n  checkout(scm)\n  sh 'test -z \"$(git tag)\"'\n}\n"
+        "build(job: 'test-and-promote', wait: false)\n"))
+    assert b.result == "FAILURE" and "No item named test-and-promote found" in b.report["error"]["message"]
+    assert b.steps("build")[0]["resolvedJob"] == "team/churn-model/test-and-promote"

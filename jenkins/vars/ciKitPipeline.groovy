@@ -12,6 +12,10 @@ import cikit.CiKit
  * parameters REQUIREMENT, COMMIT, INDEX_URL, UNSTABLE_INDEX). With image:
  * true, ciKitImage runs last.
  *
+ * `agent none`: the build-and-push and image stages run on a node of
+ * agentLabel; ciKitTestAndPromote allocates its own nodes (one per test
+ * branch, one for the promotion), so no executor waits idle during the tests.
+ *
  * Parameters and defaults: cikit.CiKit.PARAMETERS.ciKitPipeline; help:
  * ciKitPipeline.txt.
  */
@@ -29,9 +33,7 @@ void call(Map args = [:]) {
     Map state = [requirement: null, commit: null]
 
     pipeline {
-        agent {
-            label(cfg.agentLabel ?: '')
-        }
+        agent none
         options {
             skipDefaultCheckout()
             timeout(time: cfg.timeoutMinutes, unit: 'MINUTES')
@@ -46,7 +48,11 @@ void call(Map args = [:]) {
         }
         stages {
             stage('Build and push') {
+                agent {
+                    label(cfg.agentLabel ?: '')
+                }
                 when {
+                    beforeAgent true
                     expression { building }
                 }
                 steps {
@@ -74,19 +80,26 @@ void call(Map args = [:]) {
                             stepArgs.requirement = state.requirement
                             stepArgs.commit = state.commit
                             stepArgs.unstableIndex = cfg.unstableIndex ?: state.unstableIndex
-                            stepArgs.checkout = false
                         }
                         Map tested = ciKitTestAndPromote(stepArgs)
                         state.requirement = tested.requirement
+                        state.commit = state.commit ?: stepArgs.commit ?: params.COMMIT
                     }
                 }
             }
             stage('Image') {
+                agent {
+                    label(cfg.agentLabel ?: '')
+                }
                 when {
+                    beforeAgent true
                     expression { cfg.image && testing }
                 }
                 steps {
                     script {
+                        if (state.commit) {
+                            checkout(CiKit.commitScm(scm, state.commit))  // the product's [tool.ci-kit]
+                        }
                         Map stepArgs = CiKit.forStep('ciKitImage', cfg)
                         stepArgs.requirement = state.requirement
                         stepArgs.push = cfg.imagePush

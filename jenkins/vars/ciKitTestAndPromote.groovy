@@ -1,12 +1,19 @@
 import cikit.CiKit
 
 /**
- * Job 2 of ci-kit: check out the commit job 1 built, run `ci-kit test` once
- * per Python version in parallel (each installs the exact files from the
- * unstable index in a fresh environment, runs the repository's tests, attaches
- * the results to the release), publish the JUnit XML, then, only when every
- * run passed, `ci-kit promote` inside lock("ci-kit-promote-<name>"). ci-kit's
- * gate decides whether the files may be promoted and where to.
+ * Job 2 of ci-kit: `ci-kit test` once per Python version as parallel branches,
+ * each on a node of its own (agentLabel) with a fresh checkout of the commit job
+ * 1 built, its own JUnit folder and its own `junit` (suites named after the
+ * Python and the file kind); then, only when every run passed, `ci-kit promote`
+ * on a node, inside lock("ci-kit-promote-<name>"). ci-kit's gate decides whether
+ * the files may be promoted and where to.
+ *
+ * Allocates its nodes itself: call it outside any node (Declarative `agent
+ * none`). Credentials: the test branches bind only credentialsId (attaching
+ * results); promoteCredentialsId (default: credentialsId) is bound only around
+ * `ci-kit promote`. With retries, a branch (or the promotion) that fails with an
+ * error (a lost agent, a failed checkout) is run again; failing tests are a
+ * result, not an error, and are never retried.
  *
  * Returns [requirement:, tests: [<python or 'default'>: exit code], passed:,
  * promoted:, promoted_to:, changed:]. Fails the build (after `junit`) when a
@@ -29,89 +36,161 @@ Map call(Map args = [:]) {
         error('ciKitTestAndPromote: no requirement: pass requirement: or the build parameter REQUIREMENT ' +
               '(NAME==VERSION, as job 1 prints it)')
     }
-    if (cfg.checkout) {
-        if (!cfg.commit) {
-            error('ciKitTestAndPromote: no commit to check out: pass commit:, the build parameter COMMIT, ' +
-                  'or checkout: false')
-        }
-        checkout([$class: 'GitSCM', branches: [[name: cfg.commit]],
-                  userRemoteConfigs: scm.userRemoteConfigs,
-                  extensions: [[$class: 'CleanBeforeCheckout']]])
+    if (cfg.checkout && !cfg.commit) {
+        error('ciKitTestAndPromote: no commit to check out: pass commit:, the build parameter COMMIT, ' +
+              'or checkout: false')
     }
 
-    String outputFile = "${pwd(tmp: true)}/ci-kit-promote.out"
-    List<String> jobEnv = [
+    Map result = [requirement: cfg.requirement, tests: [:], passed: false, promoted: false]
+    Map branches = [:]
+    List versions = cfg.pythonVersions ?: []
+    if (versions) {
+        for (Object version in versions) {
+            String python = version.toString()
+            branches["Python ${python}".toString()] = {
+                result.tests[python] = testBranch(cfg, python)
+            }
+        }
+    } else {
+        branches['ci-kit test'] = {
+            result.tests['default'] = testBranch(cfg, null)
+        }
+    }
+    parallel(branches)
+
+    List<String> failed = []
+    for (Object python in result.tests.keySet()) {
+        if (result.tests[python] != 0) {
+            failed.add("Python ${python}: exit ${result.tests[python]}".toString())
+        }
+    }
+    if (failed) {
+        error("ci-kit test failed (${failed.join('; ')}): ${cfg.requirement} is not promoted")
+    }
+    result.passed = true
+    if (!cfg.promote) {
+        echo("ci-kit: ${cfg.requirement} passed; promote: false, so it stays where it is")
+        return result
+    }
+
+    Map promoted = [:]
+    lock(resource: "ci-kit-promote-${CiKit.projectName(cfg.requirement)}") {
+        onAgent(cfg) {
+            promoted = promoteOnce(cfg)
+        }
+    }
+    result.putAll(promoted)
+    result.promoted = true
+    currentBuild.description = "${cfg.requirement} -> ${result.promoted_to}"
+    echo("ci-kit: ${cfg.requirement} promoted to ${result.promoted_to} (changed: ${result.changed})")
+    return result
+}
+
+/** body on a node of cfg.agentLabel (any without), run again up to cfg.retries times after an error. */
+private void onAgent(Map cfg, Closure body) {
+    int attempts = (cfg.retries ?: 0) + 1
+    retry(attempts) {
+        if (cfg.agentLabel) {
+            node(cfg.agentLabel) {
+                body()
+            }
+        } else {
+            node {
+                body()
+            }
+        }
+    }
+}
+
+/**
+ * One test branch: a node, a clean checkout of the commit, `ci-kit test` for
+ * python (null: ci-kit's configured versions) with its JUnit in a folder of its
+ * own, `junit` of that folder with the suites named after the run. Returns
+ * ci-kit's exit code (tests that fail are a result, not an error).
+ */
+private Integer testBranch(Map cfg, String python) {
+    String run = python ? "py${python}" : 'default'
+    String junitDir = "${cfg.junitDir}/${run}"
+    String command = '"$CIKIT_BIN" test "$CIKIT_REQUIREMENT" --junit-dir "$CIKIT_JUNIT_DIR"'
+    if (cfg.commit) {
+        command += ' --commit "$CIKIT_COMMIT"'
+    }
+    if (python) {
+        command += ' --python "$CIKIT_PYTHON"'
+    }
+    List<String> branchEnv = [
         "CIKIT_REQUIREMENT=${cfg.requirement}",
         "CIKIT_COMMIT=${cfg.commit ?: ''}",
-        "CIKIT_JUNIT_DIR=${cfg.junitDir}",
-        "CIKIT_OUTPUT=${outputFile}",
+        "CIKIT_JUNIT_DIR=${junitDir}",
+        "CIKIT_PYTHON=${python ?: ''}",
     ]
-    String testCommand = '"$CIKIT_BIN" test "$CIKIT_REQUIREMENT" --junit-dir "$CIKIT_JUNIT_DIR"'
-    if (cfg.commit) {
-        testCommand += ' --commit "$CIKIT_COMMIT"'
-    }
-    Map result = [requirement: cfg.requirement, tests: [:], passed: false, promoted: false]
-
-    dir(cfg.projectDir) {
-        CiKit.withIndex(this, cfg, jobEnv) {
-            dir(cfg.junitDir) {
+    Integer status = null
+    onAgent(cfg) {
+        if (cfg.checkout) {
+            checkout(CiKit.commitScm(scm, cfg.commit))
+        }
+        dir(cfg.projectDir) {
+            dir(junitDir) {
                 deleteDir()
             }
-            Map branches = [:]
-            List versions = cfg.pythonVersions ?: []
-            if (versions) {
-                for (Object version in versions) {
-                    String python = version
-                    branches["Python ${python}".toString()] = {
-                        withEnv(["CIKIT_PYTHON=${python}"]) {
-                            result.tests[python] = sh(label: "ci-kit test (Python ${python})", returnStatus: true,
-                                                      script: testCommand + ' --python "$CIKIT_PYTHON"')
-                        }
-                    }
-                }
-            } else {
-                branches['ci-kit test'] = {
-                    result.tests['default'] = sh(label: 'ci-kit test', returnStatus: true, script: testCommand)
-                }
+            CiKit.withIndex(this, cfg, branchEnv) {
+                status = sh(label: python ? "ci-kit test (Python ${python})" : 'ci-kit test', returnStatus: true,
+                            script: command)
             }
-            parallel(branches)
-            junit(testResults: "${cfg.junitDir}/**/*.xml", allowEmptyResults: true)
-            if (cfg.archive) {
-                archiveArtifacts(artifacts: "${cfg.junitDir}/**/*.xml", allowEmptyArchive: true)
-            }
+            publishJunit(cfg, junitDir, python)
+        }
+    }
+    return status
+}
 
-            List<String> failed = []
-            for (Object python in result.tests.keySet()) {
-                if (result.tests[python] != 0) {
-                    failed.add("Python ${python}: exit ${result.tests[python]}".toString())
-                }
-            }
-            if (failed) {
-                error("ci-kit test failed (${failed.join('; ')}): ${cfg.requirement} is not promoted")
-            }
-            result.passed = true
-            if (!cfg.promote) {
-                echo("ci-kit: ${cfg.requirement} passed; promote: false, so it stays where it is")
-                return
-            }
-
-            lock(resource: "ci-kit-promote-${CiKit.projectName(cfg.requirement)}") {
-                writeFile(file: outputFile, text: '')
-                sh(label: 'ci-kit promote',
-                   script: '"$CIKIT_BIN" promote "$CIKIT_REQUIREMENT" --output "$CIKIT_OUTPUT"')
-            }
-            String written = readFile(file: outputFile)
-            result.putAll(CiKit.parseOutput(written))
-            result.promoted = true
-            if (cfg.archive) {
-                writeFile(file: 'ci-kit-promote.txt', text: written)
-                archiveArtifacts(artifacts: 'ci-kit-promote.txt')
+/**
+ * `junit` for one branch. ci-kit writes junit-py<X.Y>-<wheel|sdist>.xml per run
+ * (docs/CONTRACT.md); each is published as a copy whose suites are named
+ * "Python X.Y <kind> / ...", so the wheel's and the sdist's runs stay apart.
+ * Without a Python (ci-kit's configured versions) the file names are not known
+ * in advance and ci-kit's files are published as they are.
+ */
+private void publishJunit(Map cfg, String junitDir, String python) {
+    String published = junitDir
+    if (python) {
+        published = "${junitDir}/jenkins"
+        for (String kind in ['wheel', 'sdist']) {
+            String name = "junit-py${python}-${kind}.xml"
+            if (fileExists("${junitDir}/${name}")) {
+                String xml = readFile(file: "${junitDir}/${name}")
+                writeFile(file: "${published}/${name}", text: CiKit.prefixSuites(xml, "Python ${python} ${kind}"))
             }
         }
     }
-    if (result.promoted) {
-        currentBuild.description = "${cfg.requirement} -> ${result.promoted_to}"
-        echo("ci-kit: ${cfg.requirement} promoted to ${result.promoted_to} (changed: ${result.changed})")
+    junit(testResults: "${published}/*.xml", allowEmptyResults: true)
+    if (cfg.archive) {
+        archiveArtifacts(artifacts: "${junitDir}/*.xml", allowEmptyArchive: true)
     }
-    return result
+}
+
+/** `ci-kit promote` with the promotion credential only; returns ci-kit's --output lines. */
+private Map promoteOnce(Map cfg) {
+    if (cfg.checkout) {
+        checkout(CiKit.commitScm(scm, cfg.commit))
+    }
+    String outputFile = "${pwd(tmp: true)}/ci-kit-promote.out"
+    List<String> promoteEnv = [
+        "CIKIT_REQUIREMENT=${cfg.requirement}",
+        "CIKIT_OUTPUT=${outputFile}",
+    ]
+    Map promoted = [:]
+    dir(cfg.projectDir) {
+        writeFile(file: outputFile, text: '')
+        CiKit.withPromotion(this, cfg, promoteEnv) {
+            sh(label: 'ci-kit promote',
+               script: '"$CIKIT_BIN" promote "$CIKIT_REQUIREMENT" --output "$CIKIT_OUTPUT"')
+        }
+        String written = readFile(file: outputFile)
+        promoted = CiKit.parseOutput(written)
+        if (cfg.archive) {
+            writeFile(file: 'ci-kit-promote.txt', text: written)
+            archiveArtifacts(artifacts: 'ci-kit-promote.txt')
+        }
+    }
+    return promoted
 }

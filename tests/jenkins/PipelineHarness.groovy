@@ -13,49 +13,88 @@ import org.codehaus.groovy.control.customizers.ImportCustomizer
  *
  * WHAT IT DOES
  *   - Compiles the Jenkinsfile and every vars/*.groovy with Groovy 2.4, with
- *     the library's src/ on the class path and `@Library` imported as on a
- *     controller; a library variable `foo` is called as `foo(...)` -> call().
- *   - Interprets Declarative Pipeline: pipeline, agent (recorded, never
- *     allocated), options (recorded; skipDefaultCheckout honoured, timeout not
- *     enforced), parameters (defaults fill `params`), stages/stage, when
- *     (expression, not, allOf, anyOf, environment, equals), steps, script,
- *     post (always, success, failure, unstable, unsuccessful, aborted,
- *     changed, fixed, regression, cleanup), with Declarative's rules: a stage
- *     that fails marks the build FAILURE and skips the later stages; post runs.
+ *     the library's src/ on the class path and `@Library` and `@NonCPS` (stubs/)
+ *     imported as on a controller; a library variable `foo` is called as
+ *     `foo(...)` -> call().
+ *   - Interprets Declarative Pipeline: pipeline, agent (any, none, label; for the
+ *     pipeline and per stage: a node is taken for it; no agent section is an error,
+ *     as Declarative's validation says), options (recorded; skipDefaultCheckout
+ *     honoured, also per stage agent; timeout not enforced), parameters (declare
+ *     the job's parameters), stages/stage, when (expression, not, allOf, anyOf,
+ *     environment, equals), steps, script, post (always, success, failure,
+ *     unstable, unsuccessful, aborted, changed, fixed, regression, cleanup), with
+ *     Declarative's rules: a stage that fails marks the build FAILURE and skips the
+ *     later stages; post runs.
+ *   - Build parameters: a value passed to the build reaches `params` only when the
+ *     job defines the parameter (Declarative parameters, properties([parameters]),
+ *     or the config's jobParameters, for a job configured in the UI); the others
+ *     are dropped, as Jenkins drops them, and listed in the report. The job is
+ *     assumed to have been built once (Jenkins learns a Jenkinsfile's parameters
+ *     on its first build).
+ *   - Nodes: `node(label)` and Declarative agents give a workspace per concurrent
+ *     use (WORKSPACE, WORKSPACE@2, ...) and set NODE_NAME; the steps that need a
+ *     workspace (NODE_STEPS: sh, junit, archiveArtifacts, checkout, dir, deleteDir,
+ *     pwd, readFile, writeFile, fileExists, ...) fail outside one with Jenkins'
+ *     "Required context class hudson.FilePath is missing". Labels are recorded,
+ *     never matched: every node is this machine. The config's agentFailures: N
+ *     makes the first N nodes taken fail as a lost agent does (for retry).
+ *   - CPS (CpsChecks.groovy): a local variable that Java serialisation cannot write
+ *     in scope at a statement that calls a step fails the build
+ *     (NotSerializableException); a step inside a closure run by a method CPS does
+ *     not transform (sort, toSorted, a Java method...; the transformed ones are
+ *     allowlists/cps-translated-methods, from workflow-cps) or inside a @NonCPS
+ *     method fails; @NonCPS methods themselves run, unchecked, as in Jenkins.
+ *   - The script sandbox (Sandbox.groovy): every Jenkinsfile, and the library when
+ *     `trustedLibrary` is false (a folder-level library), may only call methods and
+ *     constructors on allowlists/generic-whitelist.subset (generated from
+ *     script-security's default allow-list), as RejectedAccessException does.
  *   - Provides these steps, and fails on any other: sh (run for real by
  *     `/bin/sh -xe` in the current directory, with the build's environment:
  *     returnStatus, returnStdout, label), echo, error, withEnv,
  *     withCredentials + usernamePassword / string (values from the test's
  *     credential store, masked in the log as Jenkins does), lock (a real lock
  *     per resource), parallel (branches on threads, their Groovy serialised as
- *     under CPS, their `sh` processes concurrent; failFast not emulated), junit
- *     (parses the real XML, UNSTABLE on failures, refuses missing or stale
- *     reports), archiveArtifacts (copies files to the report's artifacts dir),
- *     build (recorded; only wait: false), checkout (a real git fetch and
- *     checkout of the given branch/commit from the test's repository,
- *     CleanBeforeCheckout honoured), dir, deleteDir, pwd, readFile, writeFile,
- *     fileExists, isUnix, node, stage, timeout (not enforced), and the
- *     globals env, params, currentBuild, scm.
+ *     under CPS, their `sh` processes concurrent; failFast not emulated), node,
+ *     retry (count; any error retries), junit (parses the real XML, records suite
+ *     and case names, UNSTABLE on failures, refuses missing or stale reports),
+ *     archiveArtifacts (copies files to the report's artifacts dir), build
+ *     (resolves the job's path as Jenkins does - relative to the folder holding
+ *     this job, `..`, `/` - fails for a job not in the config's `jobs`, records;
+ *     only wait: false), checkout (a real git fetch of the remote's refspec and
+ *     checkout of the given branch/commit; tags fetched unless the extensions say
+ *     otherwise: a multibranch job's GitSCMSourceDefaults(includeTags: false),
+ *     CloneOption(noTags), in order; CleanBeforeCheckout honoured), properties
+ *     (parameters only), dir, deleteDir, pwd, readFile, writeFile, fileExists,
+ *     isUnix, stage, timeout (not enforced), and the globals env, params,
+ *     currentBuild, scm (a plain job's GitSCM, or with `branchName` a multibranch
+ *     branch job's: its branch, refspec and no-tags default, and BRANCH_NAME set).
  *   - Records every step call (name, arguments, the enclosing stage, parallel
- *     branch, lock and withCredentials as `context`), the log, the result and
- *     description of currentBuild, and whether a known secret appeared in the
- *     text of a `sh` step or, unmasked, in any process output.
+ *     branch, lock and withCredentials as `context`; node and workspace), the log,
+ *     the result and description of currentBuild, and whether a known secret
+ *     appeared in the text of a `sh` step or, unmasked, in any process output.
  *
  * WHAT IT DOES NOT EMULATE
- *   - CPS: code runs as plain Groovy, so nothing is serialised, builds cannot
- *     survive a restart, and CPS-only failures (non-serialisable locals across
- *     steps, closures in some DGM methods) are not caught here.
- *   - The script security sandbox: no method is ever rejected.
- *   - Declarative's compile-time validation (ModelParser/ModelValidator):
- *     a Jenkinsfile can run here that a controller would reject.
- *   - Agents, executors, workspaces per node, stashes, remoting: everything
- *     runs in one local workspace directory as the current user.
+ *   - CPS itself: code runs as plain Groovy, so nothing is really serialised or
+ *     resumed and builds cannot survive a restart. The CPS checks above are
+ *     approximations: locals are checked at the statement that calls a step (or a
+ *     method of the same class, which may), a little earlier and more often than
+ *     CPS saves them, and values reachable only through fields or the binding are
+ *     not checked; closures are judged by the Java stack between the script frames.
+ *   - The sandbox's checks of property and field access, operators (`+`, `in`,
+ *     `[]`, `<<`), casts and implicit coercions, and static fields: only method
+ *     calls with an explicit receiver and constructors are checked; an allow-list
+ *     entry for any applicable overload allows a call.
+ *   - Declarative's other compile-time validation (ModelParser/ModelValidator):
+ *     only the missing agent is reported.
+ *   - Agents, executors, labels, stashes, remoting: every node is one local
+ *     machine and user; workspaces are directories beside each other.
  *   - Plugins' real implementations: lock is local to one harness run (two
  *     builds in two processes do not exclude each other) and has no queue
- *     fairness, labels or quantities,
- *     junit keeps no history, build never runs the downstream job, credentials
- *     come from a map, checkout handles a plain git URL only.
- *   - Timeouts, input, aborts, retries, quiet periods, triggers, environment {}.
+ *     fairness, labels or quantities, junit keeps no history (and does not
+ *     prefix test names with branch names as Jenkins displays them), build never
+ *     runs the downstream job, credentials come from a map, checkout handles a
+ *     plain git URL only, retry has no conditions.
+ *   - Timeouts, input, aborts, quiet periods, triggers, environment {}.
  */
 class PipelineHarness {
 
@@ -73,6 +112,11 @@ class PipelineHarness {
     Map<String, Map> credentials = [:]
     Map scmConfig
     Map<String, Object> buildParams = [:]
+    boolean trustedLibrary = true
+    String branchName
+    List<String> knownJobs
+    final List<String> droppedParams = []
+    int agentFailures = 0
 
     // ---------------------------------------------------------------- state
     final List<Map> calls = Collections.synchronizedList(new ArrayList<Map>())
@@ -90,7 +134,11 @@ class PipelineHarness {
     boolean secretInOutput = false
     Binding binding
     GroovyClassLoader loader
+    GroovyClassLoader scriptLoader
     final Map<String, Script> vars = [:]
+    final Set<Integer> busyWorkspaces = new HashSet<Integer>()
+    private Set<String> userClassNames = new HashSet<String>()
+    private int userClassCount = -1
 
     PipelineHarness(Map cfg) {
         library = new File(cfg.library as String).canonicalFile
@@ -102,29 +150,98 @@ class PipelineHarness {
         (cfg.credentials ?: [:]).each { k, v -> credentials[k as String] = v as Map }
         scmConfig = cfg.scm as Map
         (cfg.params ?: [:]).each { k, v -> buildParams[k as String] = v }
-        params.putAll(buildParams)
+        (cfg.jobParameters ?: []).each { Object name -> declareParameter(name as String, null) }
+        trustedLibrary = cfg.containsKey('trustedLibrary') ? cfg.trustedLibrary as boolean : true
+        branchName = cfg.branchName as String
+        agentFailures = (cfg.agentFailures ?: 0) as int
+        knownJobs = cfg.jobs == null ? null : (cfg.jobs as List).collect { it as String }
         currentBuild.number = (cfg.buildNumber ?: 1) as int
         currentBuild.projectName = jobName
     }
 
     // ================================================================ loading and running
 
-    private CompilerConfiguration compilerConfiguration() {
+    /** Steps the harness knows (its step_* methods, the library's variables, Jenkins' usual ones). */
+    private Set<String> stepNames() {
+        Set<String> names = new HashSet<String>(['bat', 'git', 'stash', 'unstash', 'input', 'sleep', 'catchError',
+                                                 'warnError', 'waitUntil', 'properties', 'retry', 'node', 'ws'])
+        this.metaClass.methods.each { MetaMethod m ->
+            if (m.name.startsWith('step_')) {
+                names << m.name.substring(5)
+            }
+        }
+        (new File(library, 'vars').listFiles() ?: []).each { File f ->
+            if (f.name.endsWith('.groovy')) {
+                names << f.name[0..-8]
+            }
+        }
+        return names
+    }
+
+    /**
+     * How Jenkins compiles pipeline code: `@Library` and `@NonCPS` need no import, CPS
+     * rules are checked (CpsChecks), and sandboxed code goes through Sandbox's checks.
+     */
+    private CompilerConfiguration compilerConfiguration(boolean sandboxed) {
         CompilerConfiguration cc = new CompilerConfiguration()
         cc.scriptBaseClass = 'PipelineScript'
         ImportCustomizer imports = new ImportCustomizer()
-        imports.addStarImports('org.jenkinsci.plugins.workflow.libs')
+        imports.addStarImports('org.jenkinsci.plugins.workflow.libs', 'com.cloudbees.groovy.cps')
         cc.addCompilationCustomizers(imports)
+        cc.addCompilationCustomizers(CpsChecks.localsCustomizer(stepNames()))
+        if (sandboxed) {
+            cc.addCompilationCustomizers(Sandbox.customizer())
+        }
         return cc
     }
 
+    /** Whether a class (by name) is the build's own code: the Jenkinsfile, vars/, src/, their closures. */
+    synchronized boolean isUserClass(String name) {
+        List<Class> loaded = (loader.loadedClasses as List) + (scriptLoader == null ? [] : scriptLoader.loadedClasses as List)
+        if (loaded.size() != userClassCount) {
+            userClassNames = new HashSet<String>(loaded.collect { Class c -> c.name.contains('$') ? c.name.substring(0, c.name.indexOf('$')) : c.name })
+            userClassCount = loaded.size()
+        }
+        String top = name.contains('$') ? name.substring(0, name.indexOf('$')) : name
+        return top in userClassNames
+    }
+
+    private boolean isTrustedClass(Class c) {
+        ClassLoader cl = c.classLoader
+        while (cl != null) {
+            if (cl.is(loader) || cl.is(scriptLoader)) {
+                return true
+            }
+            if (!(cl instanceof GroovyClassLoader.InnerLoader)) {
+                break
+            }
+            cl = cl.parent
+        }
+        return Script.isAssignableFrom(c) || c.name in CpsChecks.HARNESS
+    }
+
     private void load() {
-        loader = new GroovyClassLoader(PipelineHarness.classLoader, compilerConfiguration())
+        File allowlists = new File(stubs.parentFile, 'allowlists')
+        Sandbox.load(new File(allowlists, 'generic-whitelist.subset'))
+        Sandbox.trusted = { Class c -> isTrustedClass(c) }
+        CpsChecks.load(new File(allowlists, 'cps-translated-methods'))
+        CpsChecks.userClass = { String name -> isUserClass(name) }
+        CpsChecks.loadClass = { String name ->
+            try {
+                return Class.forName(name, false, scriptLoader ?: loader)
+            } catch (ClassNotFoundException | NoClassDefFoundError ignored) {
+                return null
+            }
+        }
+        // the library: sandboxed only when it is untrusted (a folder-level library)
+        loader = new GroovyClassLoader(PipelineHarness.classLoader, compilerConfiguration(!trustedLibrary))
         loader.addClasspath(stubs.path)
         File src = new File(library, 'src')
         if (src.isDirectory()) {
             loader.addClasspath(src.path)
         }
+        // the Jenkinsfile: always sandboxed, as every Jenkinsfile from SCM is
+        scriptLoader = new GroovyClassLoader(loader, compilerConfiguration(true))
         binding = new Binding()
         binding.setVariable('__harness', this)
         binding.setVariable('env', new EnvProxy(this))
@@ -133,11 +250,14 @@ class PipelineHarness {
         binding.setVariable('any', 'any')
         binding.setVariable('none', 'none')
         if (scmConfig) {
+            // a multibranch job's `scm`: its one branch, and the branch source's defaults (no tags)
+            boolean multibranch = branchName != null
             binding.setVariable('scm', [
                 $class: 'GitSCM',
-                userRemoteConfigs: [[url: scmConfig.url]],
-                branches: [[name: scmConfig.branch ?: '*/main']],
-                extensions: [],
+                userRemoteConfigs: [[url: scmConfig.url, refspec: multibranch ?
+                    "+refs/heads/${branchName}:refs/remotes/origin/${branchName}".toString() : null]],
+                branches: [[name: multibranch ? branchName : (scmConfig.branch ?: '*/main')]],
+                extensions: multibranch ? [[$class: 'GitSCMSourceDefaults', includeTags: false]] : [],
             ])
         }
         File varsDir = new File(library, 'vars')
@@ -158,7 +278,7 @@ class PipelineHarness {
         cps.acquire()
         try {
             load()
-            Script script = (Script) loader.parseClass(scriptText, scriptName).newInstance()
+            Script script = (Script) scriptLoader.parseClass(scriptText, scriptName).newInstance()
             script.binding = binding
             returned = script.run()
         } catch (Throwable t) {
@@ -167,6 +287,11 @@ class PipelineHarness {
             logLine("ERROR: ${t.message ?: t.class.name}")
         } finally {
             cps.release()
+        }
+        buildParams.keySet().each { String name ->
+            if (!params.containsKey(name)) {
+                droppedParams << name
+            }
         }
         if (failure == null && currentBuild.result == null) {
             currentBuild.setResult('SUCCESS')
@@ -177,6 +302,7 @@ class PipelineHarness {
             description: currentBuild.description,
             displayName: currentBuild.displayName,
             params: plain(params),
+            droppedParams: new ArrayList<String>(droppedParams),
             calls: plain(calls),
             error: failure == null ? null : [type: failure.class.name, message: failure.message,
                                              trace: trace(failure)],
@@ -198,8 +324,21 @@ class PipelineHarness {
     // ================================================================ dispatch
 
     /** Every method a pipeline script does not define arrives here. */
+    /** Steps that need a workspace, i.e. a node (Jenkins: "Required context class hudson.FilePath is missing"). */
+    static final List<String> NODE_STEPS = ['sh', 'bat', 'junit', 'archiveArtifacts', 'checkout', 'git', 'dir',
+                                            'deleteDir', 'pwd', 'readFile', 'writeFile', 'fileExists', 'isUnix',
+                                            'stash', 'unstash']
+
     Object invoke(String name, Object[] args) {
         Ctx c = ctx.get()
+        if (c.collector == null) {
+            CpsChecks.checkCallSite(name)
+            if (name in NODE_STEPS && c.node == null) {
+                record(name, args, [refused: 'no node'])
+                throw new PipelineFailure('Required context class hudson.FilePath is missing\n' +
+                    "Perhaps you forgot to surround the ${name} step with a step that provides this, such as: node")
+            }
+        }
         if (vars.containsKey(name)) {
             record(name, args)
             return withCtx([collector: null]) {
@@ -227,7 +366,7 @@ class PipelineHarness {
     synchronized Map record(String step, Object[] args, Map extra = [:]) {
         Ctx c = ctx.get()
         Map rec = [n: counter.incrementAndGet(), step: step, args: plain(args as List), context: new ArrayList<String>(c.labels),
-                   cwd: c.cwd.path]
+                   cwd: c.cwd.path, node: c.node, workspace: c.nodeWs?.path]
         rec.putAll(extra)
         calls << rec
         return rec
@@ -283,16 +422,24 @@ class PipelineHarness {
 
     Map<String, String> effectiveEnv(Ctx c) {
         Map<String, String> e = new LinkedHashMap<String, String>(agentEnv)
+        File ws = c.nodeWs ?: workspace
         e.putAll([
-            WORKSPACE: workspace.path,
-            WORKSPACE_TMP: "${workspace.path}@tmp".toString(),
+            WORKSPACE: ws.path,
+            WORKSPACE_TMP: "${ws.path}@tmp".toString(),
             JOB_NAME: jobName,
-            JOB_BASE_NAME: jobName,
+            JOB_BASE_NAME: jobName.tokenize('/')[-1],
             BUILD_NUMBER: currentBuild.number as String,
             BUILD_ID: currentBuild.number as String,
             BUILD_TAG: "jenkins-${jobName}-${currentBuild.number}".toString(),
             JENKINS_URL: 'http://jenkins.invalid/',
         ])
+        if (c.node != null) {
+            e.NODE_NAME = 'agent-1'
+            e.NODE_LABELS = 'agent-1 linux'
+        }
+        if (branchName != null) {
+            e.BRANCH_NAME = branchName
+        }
         params.each { k, v ->
             if (v != null) {
                 e[k] = v as String
@@ -325,9 +472,7 @@ class PipelineHarness {
                 Object dflt = e.name == 'choice' ? (a.choices instanceof List ? a.choices[0] :
                     (a.choices as String).readLines()[0]) : a.defaultValue
                 declared << [type: e.name, name: a.name, defaultValue: dflt]
-                if (!params.containsKey(a.name)) {
-                    params[a.name as String] = dflt
-                }
+                declareParameter(a.name as String, dflt)
             }
             record('parameters', [declared] as Object[])
         }
@@ -344,12 +489,48 @@ class PipelineHarness {
             record('options', [declared] as Object[])
         }
         Map agent = p.first('agent')
-        if (agent) {
-            Object a = agent.args[0]
-            record('agent', [a instanceof Closure ? collect('agent', (Closure) a).describe() : a] as Object[])
+        if (agent == null) {
+            // Declarative's validation (ModelValidator), before anything runs
+            throw new PipelineFailure('WorkflowScript: Missing required section "agent"')
         }
+        String label = agentLabel(agent)
+        declarativeCheckout = !skipDefaultCheckout && scmConfig
+        // with `agent none`, each stage with an agent checks out on its own node (runDeclarativeStage)
+        return label == null ? runPipeline(p, false) : onNode(label, [agent: true] as Object[]) {
+            runPipeline(p, declarativeCheckout)
+        }
+    }
+
+    private boolean declarativeCheckout
+
+    /** The node label an `agent` section asks for ('' any), or null for `agent none`. */
+    private String agentLabel(Map agent) {
+        Object a = agent.args[0]
+        record('agent', [a instanceof Closure ? collect('agent', (Closure) a).describe() : a] as Object[])
+        if (a == 'none') {
+            return null
+        }
+        if (a == 'any') {
+            return ''
+        }
+        if (a instanceof Closure) {
+            Section s = collect('agent', (Closure) a)
+            Map l = s.first('label') ?: s.first('node')
+            if (l == null) {
+                throw new UnsupportedOperationException("harness: agent ${s.describe()} is not emulated (any, none, label)")
+            }
+            Object v = l.args ? l.args[0] : ''
+            if (v instanceof Closure) {
+                v = collect('node', (Closure) v).first('label')?.args?.getAt(0) ?: ''
+            }
+            return (v instanceof Map ? (v as Map).label : v) as String ?: ''
+        }
+        throw new UnsupportedOperationException("harness: agent ${a} is not emulated (any, none, label)")
+    }
+
+    private Object runPipeline(Section p, boolean checkoutFirst) {
         Throwable firstError = null
-        if (!skipDefaultCheckout && scmConfig) {
+        if (checkoutFirst) {
             firstError = runStage('Declarative: Checkout SCM', null) {
                 invoke('checkout', [binding.getVariable('scm')] as Object[])
             }
@@ -398,6 +579,20 @@ class PipelineHarness {
             throw new IllegalArgumentException("harness: stage '${name}' has no steps {}")
         }
         Closure post = s.closure('post')
+        Map agent = s.first('agent')
+        String label = agent == null ? null : agentLabel(agent)
+        if (label != null) {
+            return onNode(label, [agent: true] as Object[]) {
+                Closure stageBody = steps
+                if (declarativeCheckout) {
+                    stageBody = {
+                        invoke('checkout', [binding.getVariable('scm')] as Object[])
+                        steps.call()
+                    }
+                }
+                runStage(name, post, stageBody)
+            } as Throwable
+        }
         return runStage(name, post, steps)
     }
 
@@ -496,8 +691,97 @@ class PipelineHarness {
     }
 
     Object step_node(Object[] args) {
-        record('node', args)
-        return runtime((Closure) args[-1])
+        String label = args.length > 1 ? (args[0] instanceof Map ? (args[0] as Map).label : args[0]) as String : ''
+        return onNode(label ?: '', args) { runtime((Closure) args[-1]) }
+    }
+
+    /**
+     * body on a node: a workspace of its own (as an agent gives each concurrent use of
+     * a job's workspace, WORKSPACE@2, @3...), which the steps that need a node require.
+     */
+    private Object onNode(String label, Object[] args, Closure body) {
+        int slot
+        synchronized (busyWorkspaces) {
+            slot = 1
+            while (slot in busyWorkspaces) {
+                slot++
+            }
+            busyWorkspaces << slot
+        }
+        File ws = slot == 1 ? workspace : new File("${workspace.path}@${slot}")
+        ws.mkdirs()
+        try {
+            Map rec = record('node', args, [label: label, allocated: ws.path])
+            logLine("Running on agent-1 in ${ws.path}")
+            boolean lost = false
+            synchronized (busyWorkspaces) {
+                if (agentFailures > 0) {
+                    agentFailures--
+                    lost = true
+                }
+            }
+            if (lost) {
+                rec.lost = true
+                throw new PipelineFailure('Cannot contact agent-1: java.io.IOException: the agent went offline ' +
+                    '(harness: agentFailures)')
+            }
+            return withCtx([node: label ?: '(any)', nodeWs: ws, cwd: ws]) {
+                rec.node = label ?: '(any)'
+                body.call()
+            }
+        } finally {
+            synchronized (busyWorkspaces) {
+                busyWorkspaces.remove(slot)
+            }
+        }
+    }
+
+    Object step_retry(Object[] args) {
+        int count = (args[0] instanceof Map ? (args[0] as Map).count : args[0]) as int
+        record('retry', args, [count: count])
+        Throwable last = null
+        for (int attempt = 1; attempt <= count; attempt++) {
+            try {
+                return runtime((Closure) args[-1])
+            } catch (Throwable t) {
+                last = t
+                logLine("ERROR: ${t.message ?: t.class.name}")
+                if (attempt < count) {
+                    logLine('Retrying')
+                    record('retrying', [attempt] as Object[])
+                }
+            }
+        }
+        throw last
+    }
+
+    /** Scripted `properties([parameters([...])])`: declares the job's parameters (see declareParameter). */
+    Object step_properties(Object[] args) {
+        record('properties', args)
+        (args[0] as List).each { Object property ->
+            Map d = property as Map
+            if (d.__step == 'parameters') {
+                (d.definitions as List).each { Object definition ->
+                    Map p = definition as Map
+                    declareParameter(p.name as String, p.defaultValue)
+                }
+            }
+        }
+        return null
+    }
+
+    Object step_parameters(Object[] args) {
+        return [__step: 'parameters', definitions: args[0]]
+    }
+
+    /**
+     * A parameter the job defines: its value is the one passed to the build, else its
+     * default. Jenkins drops passed values of parameters that the job does not define;
+     * the harness assumes the job already knows what its Jenkinsfile declares (it was
+     * built once), and reports the dropped ones.
+     */
+    synchronized void declareParameter(String name, Object defaultValue) {
+        params[name] = buildParams.containsKey(name) ? buildParams[name] : defaultValue
     }
 
     Object step_stage(Object[] args) {
@@ -759,13 +1043,25 @@ class PipelineHarness {
         String url = ((s.userRemoteConfigs as List)[0] as Map).url as String
         String branch = (((s.branches ?: []) as List)[0] as Map)?.name as String ?: 'HEAD'
         boolean clean = (s.extensions ?: []).any { (it as Map).get('$class') == 'CleanBeforeCheckout' }
-        Map rec = record('checkout', args, [url: url, branch: branch])
+        // the git plugin fetches tags unless an extension says otherwise, in order: a
+        // multibranch source's defaults (no tags unless discovered), CloneOption(noTags)
+        boolean tags = true
+        (s.extensions ?: []).each { Object ext ->
+            Map e = ext as Map
+            if (e.get('$class') == 'GitSCMSourceDefaults') {
+                tags = e.includeTags as boolean
+            } else if (e.get('$class') == 'CloneOption') {
+                tags = !(e.noTags as boolean)
+            }
+        }
+        String refspec = ((s.userRemoteConfigs as List)[0] as Map).refspec as String ?: '+refs/heads/*:refs/remotes/origin/*'
+        Map rec = record('checkout', args, [url: url, branch: branch, tags: tags, refspec: refspec])
         File dir = ctx.get().cwd
         dir.mkdirs()
         if (!new File(dir, '.git').exists()) {
             git(dir, 'init', '-q')
         }
-        git(dir, 'fetch', '-q', '--tags', '--force', url, '+refs/heads/*:refs/remotes/origin/*')
+        git(dir, 'fetch', '-q', tags ? '--tags' : '--no-tags', '--force', url, refspec)
         List<String> candidates = [branch.replaceFirst('^\\*/', 'origin/'), "origin/${branch}".toString(), branch]
         String sha = null
         for (String candidate in candidates) {
@@ -825,8 +1121,10 @@ class PipelineHarness {
         int failed = 0
         int skipped = 0
         List<Map> cases = []
+        List<String> suites = []
         fresh.each { File f ->
             def xml = new XmlSlurper(false, false).parse(f)
+            xml.depthFirst().findAll { it.name() == 'testsuite' }.each { suites << it.@name.text() }
             xml.depthFirst().findAll { it.name() == 'testcase' }.each { tc ->
                 String outcome = tc.failure.size() || tc.error.size() ? 'failed' : (tc.skipped.size() ? 'skipped' : 'passed')
                 total++
@@ -843,6 +1141,7 @@ class PipelineHarness {
         rec.failCount = failed
         rec.skipCount = skipped
         rec.cases = cases
+        rec.suites = suites
         logLine("Recording test results: ${total} tests, ${failed} failed, ${skipped} skipped")
         if (failed > 0) {
             currentBuild.setResult('UNSTABLE')
@@ -877,7 +1176,11 @@ class PipelineHarness {
             values[d.name as String] = d.value
         }
         boolean wait = a.containsKey('wait') ? a.wait as boolean : true
-        record('build', args, [job: a.job, parameters: plain(values), wait: wait])
+        String resolved = resolveJob(a.job as String)
+        record('build', args, [job: a.job, resolvedJob: resolved, parameters: plain(values), wait: wait])
+        if (knownJobs != null && !(resolved in knownJobs)) {
+            throw new PipelineFailure("No item named ${a.job} found")
+        }
         if (wait) {
             throw new UnsupportedOperationException(
                 "harness: build(job: '${a.job}', wait: true) would need that job's result; only wait: false is emulated")
@@ -886,10 +1189,26 @@ class PipelineHarness {
         return null
     }
 
+    /** A job name as Jenkins resolves it for `build`: relative to the folder holding this job, `..` up, `/` absolute. */
+    String resolveJob(String name) {
+        List<String> path = name.startsWith('/') ? [] : jobName.tokenize('/').dropRight(1)
+        for (String part in name.tokenize('/')) {
+            if (part == '..') {
+                if (path) {
+                    path.remove(path.size() - 1)
+                }
+            } else if (part != '.') {
+                path << part
+            }
+        }
+        return path.join('/')
+    }
+
     // ================================================================ helpers
 
     private String relative(File f) {
-        return workspace.toPath().relativize(f.toPath()).toString()
+        File ws = ctx.get()?.nodeWs ?: workspace
+        return ws.toPath().relativize(f.toPath()).toString()
     }
 
     /** Ant-style pattern (**, *, ?) relative to the current directory; .git is never matched. */
@@ -981,9 +1300,11 @@ class Ctx {
     File cwd
     List<String> labels = []
     Section collector
+    String node
+    File nodeWs
 
     Ctx copy(Map changes) {
-        Ctx c = new Ctx(env: env, cwd: cwd, labels: labels, collector: collector)
+        Ctx c = new Ctx(env: env, cwd: cwd, labels: labels, collector: collector, node: node, nodeWs: nodeWs)
         changes.each { k, v -> c."${k}" = v }
         return c
     }

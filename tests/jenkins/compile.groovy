@@ -15,7 +15,7 @@ int failures = 0
 args.drop(2).each { String path ->
     CompilerConfiguration cc = new CompilerConfiguration()
     ImportCustomizer imports = new ImportCustomizer()
-    imports.addStarImports('org.jenkinsci.plugins.workflow.libs')
+    imports.addStarImports('org.jenkinsci.plugins.workflow.libs', 'com.cloudbees.groovy.cps')
     cc.addCompilationCustomizers(imports)
     GroovyClassLoader loader = new GroovyClassLoader(this.class.classLoader, cc)
     loader.addClasspath(stubs.path)

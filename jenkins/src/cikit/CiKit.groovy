@@ -7,12 +7,17 @@ package cikit
  * does that, in Python. This class only knows
  *   - each step's named parameters and their defaults (PARAMETERS),
  *   - how they map to ci-kit's CI_KIT_* environment (environment()),
- *   - how to bind the index credentials (withIndex()) and, for `ci-kit image`,
- *     the registry's (withRegistry()),
+ *   - how to bind the index credentials (withIndex() for building and testing,
+ *     withPromotion() for promoting) and, for `ci-kit image`, the registry's
+ *     (withRegistry()),
+ *   - which Git checkout the steps ask for (scmWithTags(), commitScm()) and
+ *     where job 2 is (jobPath()),
  *   - how to read the KEY=VALUE lines that `ci-kit ... --output FILE` writes
  *     (parseOutput()).
- * Plain loops, no closures over collections: the code runs under Jenkins' CPS
- * transformation and, for folder libraries, in the script sandbox.
+ * Plain loops, no closures over collections, only constructors and methods of
+ * script-security's default allow-list (no `new LinkedHashMap(Map)`): the code
+ * runs under Jenkins' CPS transformation and, for folder libraries, in the
+ * script sandbox.
  */
 class CiKit implements Serializable {
 
@@ -33,8 +38,11 @@ class CiKit implements Serializable {
         pythonVersions: [],               // one parallel branch per X.Y; []: one branch, ci-kit's configured versions
         testCommand   : null,             // CI_KIT_TEST_COMMAND; null: ci-kit's default ("pytest")
         testExtras    : [],               // CI_KIT_TEST_EXTRAS
-        junitDir      : 'ci-kit-results', // where ci-kit writes JUnit XML, relative to projectDir
+        junitDir      : 'ci-kit-results', // where ci-kit writes JUnit XML (a folder per branch), relative to projectDir
         promote       : true,             // false: test only, never promote
+        agentLabel    : null,             // label of each test branch's node and the promotion's (ciKitPipeline: every stage's); null: any
+        retries       : 0,                // extra attempts of a branch or the promotion after an agent/step error
+        promoteCredentialsId: null,       // credential bound only around `ci-kit promote`; null: credentialsId
     ]
 
     /** Every step's parameters and defaults: the single source for the checks and the docs tests. */
@@ -59,7 +67,6 @@ class CiKit implements Serializable {
         ],
         ciKitPipeline      : COMMON + [
             job           : 'both', // 'both', 'build-and-push' or 'test-and-promote'
-            agentLabel    : null,   // label expression for `agent`; null: any agent
             timeoutMinutes: 60,     // the whole build
             triggerJob    : null,   // job 'build-and-push' only: start this job 2
             waitForTrigger: false,
@@ -90,10 +97,16 @@ class CiKit implements Serializable {
         return null
     }
 
-    /** The defaults of step, overridden by args (a new map). */
+    /** The defaults of step, overridden by args (a new map; a copy by loop: the sandbox rejects new LinkedHashMap(Map)). */
     static Map<String, Object> settings(String step, Map args) {
-        Map<String, Object> cfg = new LinkedHashMap<String, Object>(PARAMETERS[step])
-        cfg.putAll(args)
+        Map<String, Object> defaults = PARAMETERS[step]
+        Map<String, Object> cfg = [:]
+        for (Object key in defaults.keySet()) {
+            cfg[key.toString()] = defaults[key]
+        }
+        for (Object key in args.keySet()) {
+            cfg[key.toString()] = args[key]
+        }
         return cfg
     }
 
@@ -141,10 +154,28 @@ class CiKit implements Serializable {
      * environment of its process: `sh` strings must reference no secret.
      */
     static Object withIndex(Object steps, Map cfg, List<String> extraEnv, Closure body) {
+        return withIndexCredential(steps, cfg, cfg.credentialsId, extraEnv, body)
+    }
+
+    /**
+     * As withIndex(), for `ci-kit promote` only: binds cfg.promoteCredentialsId
+     * (null: cfg.credentialsId). The test branches never hold this credential.
+     */
+    static Object withPromotion(Object steps, Map cfg, List<String> extraEnv, Closure body) {
+        return withIndexCredential(steps, cfg, promotionCredentialsId(cfg), extraEnv, body)
+    }
+
+    /** The credential that promotion binds: promoteCredentialsId, else credentialsId. */
+    static Object promotionCredentialsId(Map cfg) {
+        return cfg.promoteCredentialsId ?: cfg.credentialsId
+    }
+
+    private static Object withIndexCredential(Object steps, Map cfg, Object credentialsId, List<String> extraEnv,
+                                              Closure body) {
         List<String> vars = environment(cfg)
         vars.addAll(extraEnv)
         return steps.withEnv(vars) {
-            return withUsernamePassword(steps, cfg.credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)
+            return withUsernamePassword(steps, credentialsId, 'CI_KIT_USER', 'CI_KIT_PASSWORD', body)
         }
     }
 
@@ -187,6 +218,59 @@ class CiKit implements Serializable {
             }
         }
         return values
+    }
+
+    /**
+     * Git's CloneOption that fetches tags and full history: setuptools_scm and
+     * hatch-vcs need the tags to give a tagged commit its final version, and
+     * multibranch checkouts fetch none by default.
+     */
+    static Map<String, Object> fetchTags() {
+        return [$class: 'CloneOption', noTags: false, shallow: false, depth: 0, reference: '', honorRefspec: false]
+    }
+
+    /**
+     * The job's own checkout (`scm`: its branches, remotes and extensions,
+     * e.g. a multibranch job's exact revision) plus fetchTags(), last, so that
+     * it overrides a branch source's "no tags".
+     */
+    static Map<String, Object> scmWithTags(Object scm) {
+        List<Object> extensions = []
+        for (Object extension in (scm.extensions ?: [])) {
+            extensions.add(extension)
+        }
+        extensions.add(fetchTags())
+        return [$class: 'GitSCM', branches: scm.branches, userRemoteConfigs: scm.userRemoteConfigs,
+                extensions: extensions]
+    }
+
+    /** A checkout of one commit with the job's Git remotes, cleaned first, tags fetched. */
+    static Map<String, Object> commitScm(Object scm, String commit) {
+        return [$class: 'GitSCM', branches: [[name: commit]], userRemoteConfigs: scm.userRemoteConfigs,
+                extensions: [[$class: 'CleanBeforeCheckout'], fetchTags()]]
+    }
+
+    /**
+     * The job that `build` should start for triggerJob. A plain name is job 2
+     * in the folder that holds job 1's project: in a plain job `build`
+     * resolves it there itself; in a multibranch job (branchName set, as
+     * Jenkins sets BRANCH_NAME) job 1 is a branch inside the multibranch
+     * project, so the name becomes `../name`. A path (with '/') is used as is.
+     */
+    static String jobPath(String triggerJob, Object branchName) {
+        if (triggerJob.contains('/') || !branchName) {
+            return triggerJob
+        }
+        return '../' + triggerJob
+    }
+
+    /**
+     * JUnit XML with prefix put before every <testsuite name="...">, so that the
+     * suites of one run (a Python and a wheel or sdist) say which run they are.
+     */
+    static String prefixSuites(String xml, String prefix) {
+        String safe = prefix.replaceAll('[^A-Za-z0-9 ._:-]', '_')
+        return xml.replaceAll('(<testsuite\\b[^>]*?\\sname=")', '$1' + safe + ' / ')
     }
 
     /**
