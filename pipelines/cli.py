@@ -147,7 +147,10 @@ def _test_summary(report: Any, error: str = "") -> str:
                      for r in report.runs)
     head = f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`\n\n"
     table = "| file | Python | result | tests | failed | skipped | JUnit |\n|---|---|---|---|---|---|---|\n" + rows
-    return head + table + (f"\n\n**{error}**" if error else "")
+    failing = [f"- `{name}` ({r.kind}, Python {r.python})" for r in report.runs for name in r.failed_tests]
+    listing = ("\n\nFailed tests:\n\n" + "\n".join(failing[:30]) + (f"\n- … and {len(failing) - 30} more" if len(failing) > 30 else "")
+               if failing else "")
+    return head + table + listing + (f"\n\n**{error}**" if error else "")
 
 
 def _promote_summary(p: Any) -> str:

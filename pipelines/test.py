@@ -48,6 +48,7 @@ class RunResult:
     record_path: str
     message: str = ""
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+    failed_tests: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "record"}
@@ -196,7 +197,9 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
-        "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={box.output(junit)} -o junit_family=xunit2",
+        # the suite is named after what ran, so CI's test reports tell the runs apart
+        "PYTEST_ADDOPTS": (f"-p ci_kit_probe -p no:cacheprovider --junitxml={box.output(junit)} -o junit_family=xunit2 "
+                           + "-o " + shlex.quote(f"junit_suite_name={spec.name} Python {py} {f.kind}")),
         "CI_KIT_PROBE_OUT": str(box.output(probe_out)),
         "CI_KIT_PROBE_MODULES": ",".join(modules),
         "CI_KIT_PROBE_DIST": spec.name,
@@ -258,7 +261,18 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     (own / f"result-{tag}.json").write_text(json.dumps(record, indent=2))
     published = [_publish(own / n, out_dir) for n in (junit.name, f"result-{tag}.json")]
     return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(published[0]),
-                     str(published[1]), message, record)
+                     str(published[1]), message, record, junit_failures(junit) if counted else [])
+
+
+def junit_failures(path: Path, limit: int = 50) -> list[str]:
+    """The names of failed or errored test cases (classname::name), for job summaries."""
+    try:
+        root = ET.fromstring(_XML_INVALID.sub("", path.read_text(encoding="utf-8", errors="replace")))
+    except (OSError, ET.ParseError):
+        return []
+    names = [f"{c.get('classname', '')}::{c.get('name', '')}".lstrip(":") for c in root.iter("testcase")
+             if c.find("failure") is not None or c.find("error") is not None]
+    return names[:limit]
 
 
 def _verdict(rc: int, counts: dict[str, int] | None, require_junit: bool) -> str:

@@ -42,6 +42,7 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     junit = sorted(p.name for p in (tmp_path / "junit").glob("*.xml"))
     assert junit == [f"junit-py{_py()}-sdist.xml", f"junit-py{_py()}-wheel.xml"]
     assert 'tests="4"' in (tmp_path / "junit" / junit[1]).read_text()
+    assert f'name="churn-model Python {_py()} wheel"' in (tmp_path / "junit" / junit[1]).read_text()  # CI tells runs apart
 
     testing = idx.release(f"{user}/testing", "churn-model", o["version"])
     assert {f.basename: f.sha256 for f in testing.files} == {f["filename"]: f["sha256"] for f in files}

@@ -64,6 +64,7 @@ def test_failed_tests_refuse_and_promote_nothing(fresh_user, product_repo):
     r = run_cikit("test-and-promote", "churn-model==1.1.0", "--summary", str(summary), cwd=product_repo, env=env)
     assert r.returncode == 9, r.output
     assert "❌ failed" in summary.read_text() and "promote" not in summary.read_text()
+    assert "Failed tests:" in summary.read_text() and "test_model::test_regression` (wheel" in summary.read_text()
     assert "tests failed" in error_line(r) and "Nothing was promoted" in r.stderr
     idx = fresh_user.index()
     _stable_is_empty(fresh_user, idx)
