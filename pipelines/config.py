@@ -88,7 +88,7 @@ def _dep_url(v: str) -> str | None:
     from urllib.parse import urlsplit
 
     try:
-        urlsplit(v).port
+        _ = urlsplit(v).port  # parsing the port is what raises
     except ValueError as exc:
         return f"a valid URL ({exc})"
     return None if re.match(r"^https?://[^\s/]+", v) else "a URL starting with http:// or https://"
@@ -265,7 +265,7 @@ def _coerce(key: Key, value: Any, source: str) -> Any:
     def bad(expected: str) -> UsageError:
         shown = redact(value) if isinstance(value, str) else value
         return UsageError(f"{source}: `{key.name}` must be {expected}, got {shown!r}",
-                          f"see the configuration table in README (ci-kit config --table)")
+                          "see the configuration table in README (ci-kit config --table)")
 
     from_text = isinstance(value, str) and not source.endswith("[tool.ci-kit]")
     if key.kind == "str":

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import __version__, console, dockerfile, results, runner
-from pipelines.errors import CiKitError, ImageError, NotFound, TimedOut, UsageError
+from pipelines import __version__, console, dockerfile, runner
+from pipelines.errors import ImageError, NotFound, TimedOut, UsageError
 from pipelines.release import Spec
 
 if TYPE_CHECKING:

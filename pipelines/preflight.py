@@ -25,13 +25,23 @@ def why(exc: OSError) -> str:
 
 
 def writable_dir(path: Path, what: str) -> Path:
-    """Make the folder if needed and prove a file can be written in it (a probe file is
-    written and removed: the only honest test on full or read-only file systems)."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{what} {path} is a file, not a folder", f"point {what} at a folder")
+    """Prove a file can be written where the folder is or will be, without making it: a
+    probe file is written and removed in the folder, or in its nearest existing parent
+    (the only honest test on full or read-only file systems)."""
+    here = path
+    for here in (path, *path.parents):
+        try:
+            os.stat(here)
+            break
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a symlink loop, a file in the way, a folder we may not enter
+            raise UsageError(f"{what} {path}: {why(exc)}", f"point {what} at a folder you can write") from None
+    if not here.is_dir():
+        raise UsageError(f"{what} {path}: {here} is a file, not a folder" if here != path else f"{what} {path} is a file, not a folder",
+                         f"point {what} at a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".ci-kit-probe-") as fh:
+        with tempfile.NamedTemporaryFile(dir=here, prefix=".ci-kit-probe-") as fh:
             fh.write(b"x" * 4096)
             fh.flush()
             os.fsync(fh.fileno())

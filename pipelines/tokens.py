@@ -334,10 +334,10 @@ def _needed(method: str, url: str, root: str) -> str:
 
 def credentials(settings: Settings) -> dict[str, Any]:
     """What the credential ci-kit holds is and may do, for `ci-kit config`; never its value."""
-    if os.environ.get("CI_KIT_PASSWORD"):
+    if settings.secret_env.get("CI_KIT_PASSWORD"):  # the environment given to config.load()
         source = "environment CI_KIT_PASSWORD"
-    elif settings.password_file or os.environ.get("CI_KIT_PASSWORD_FILE"):
-        source = f"file {settings.password_file or os.environ['CI_KIT_PASSWORD_FILE']}"
+    elif settings.password_files and settings.password_files[0] != settings.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE"):
+        source = f"file {settings.password_files[0]}"
     else:
         return {"value": "none (reads only; writes need CI_KIT_PASSWORD or a password file)", "source": "default"}
     secret = settings.password or ""

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import CIKIT, error_line, git, make_repo, run_cikit
+from conftest import CIKIT, error_line, git, run_cikit
 from faultproxy import FaultProxy
 
 V = "1.1.0"
@@ -354,7 +352,7 @@ def test_interrupted_promotion_gets_its_record_on_rerun(fresh_user, product_repo
         proxy.add("POST", _is_promotion_record, "drop-after")
         r = run_cikit("promote", f"churn-model=={V}", cwd=product_repo, env={**env, "CI_KIT_INDEX_URL": proxy.url})
     assert r.returncode != 0 and "Traceback" not in r.output
-    for forced_run in range(2):
+    for _ in range(2):
         r = run_cikit("promote", f"churn-model=={V}", "--json", cwd=product_repo, env=env)
         assert r.returncode == 0, r.output
     stable = _release(fresh_user, "stable")

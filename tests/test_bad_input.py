@@ -4,7 +4,6 @@ no traceback, and the index untouched."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 

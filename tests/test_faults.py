@@ -155,7 +155,7 @@ def test_stale_pid_file_is_not_signalled_and_start_works(tmp_path):
     try:
         (server_dir / "ci-kit-server.pid").write_text(f"{sleeper.pid}\n")
         st = run_cikit("server", "status", env=env)
-        assert st.returncode == 7 and f"stale pid file" in st.stdout and f"pid {sleeper.pid} (sleep 300)" in st.stdout, st.output
+        assert st.returncode == 7 and "stale pid file" in st.stdout and f"pid {sleeper.pid} (sleep 300)" in st.stdout, st.output
         r = run_cikit("server", "stop", env=env)
         assert r.returncode == 0, r.output
         assert "stale pid file" in r.stderr and "removed it" in r.stderr, r.output

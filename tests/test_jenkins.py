@@ -827,3 +827,57 @@ def test_multibranch_job1_triggers_job2_next_to_the_project_with_tags(fake):
         "build(job: 'test-and-promote', wait: false)\n"))
     assert b.result == "FAILURE" and "No item named test-and-promote found" in b.report["error"]["message"]
     assert b.steps("build")[0]["resolvedJob"] == "team/churn-model/test-and-promote"
+
+
+@pytest.mark.slow
+def test_e2e_stealing_product_finds_no_credential_through_the_templates(groovy, java_env, cikit, devpi, tmp_path):
+    """Issue 11 through Jenkins: the job templates with a product whose test (and setup.py)
+    hunts for the password; the credential is bound as Jenkins binds it. The sentinel is
+    nowhere: not in what the thief found, not in any record, file or build log."""
+    from test_secrets import _thief_repo
+    from pipelines.index import Index
+
+    require(shutil.which("python3.12") or glob.glob(os.path.expanduser("~/.pyenv/versions/3.12.*/bin/python3.12")),
+            "the job 2 template tests on Python 3.11 and 3.12")
+    import secrets as _secrets
+    import tempfile
+
+    sentinel = "SENTINEL" + _secrets.token_hex(12)
+    user = f"jthief{os.getpid()}"
+    idx = Index(devpi.url, user)
+    idx.create_user(user, sentinel)
+    idx.login(sentinel)
+    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
+        idx.create_index(f"{user}/{name}", volatile=volatile)
+    loot = Path(tempfile.mkdtemp(prefix="ci-kit-loot-", dir="/tmp"))
+    loot.chmod(0o1777)
+    try:
+        repo = _thief_repo(tmp_path / "thief", loot, guess="/nonexistent", guess_home="/root", fail=False, build=True)
+        agent_env = {**clean_env(), **devpi.env, "CI_KIT_USER": user, "PATH": f"{Path(cikit).parent}:{os.environ['PATH']}"}
+        for var in ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE"):
+            agent_env.pop(var, None)
+        credentials = {"ci-kit-devpi": {"username": user, "password": sentinel}}
+
+        def agent(name, **kw):
+            return run_build(groovy, java_env, tmp_path, name, agent_env=agent_env, credentials=credentials,
+                             scm={"url": str(repo), "branch": "*/main"}, **kw)
+
+        b1 = agent("build-and-push", jenkinsfile=JENKINS / "Jenkinsfile.build-and-push")
+        assert b1.result == "SUCCESS", b1.explain()
+        [trigger] = b1.steps("build")
+        b2 = agent("test-and-promote", jenkinsfile=JENKINS / "Jenkinsfile.test-and-promote", params=trigger["parameters"])
+        assert b2.result == "SUCCESS", b2.explain()
+        stolen = sorted(loot.glob("loot-test-*.json"))
+        assert len(stolen) >= 2, "the stealing test did not run"
+        for p in [*stolen, *loot.glob("loot-build-*.json")]:
+            assert sentinel not in p.read_text(), f"the product's code found the credential ({p.name})"
+        assert sentinel not in b1.report["log"] + b2.report["log"]
+        for owner_index in (f"{user}/unstable", f"{user}/testing"):
+            for rel in idx.releases(owner_index, "churn-model").values():
+                for link in rel.results:
+                    assert sentinel not in json.dumps(idx.read_result(link))
+        for p in tmp_path.rglob("*"):  # workspaces, archived artifacts, JUnit; not the harness's credential store
+            if p.is_file() and not p.is_symlink() and not p.name.endswith("-config.json"):
+                assert sentinel.encode() not in p.read_bytes(), p
+    finally:
+        shutil.rmtree(loot, ignore_errors=True)

@@ -90,7 +90,7 @@ def test_test_stage_token_cannot_upload_or_promote(fresh_user, product_repo):
     r = run_cikit("build-and-push", cwd=product_repo, env=as_test)
     assert r.returncode == 6, r.output
     line = error_line(r)
-    assert f"403" in line and f"/{u}/unstable/" in line
+    assert "403" in line and f"/{u}/unstable/" in line
     assert f"ci-kit: hint: the token held may only toxresult_upload on {u}/unstable" in r.stderr
     assert f"this needs upload on {u}/unstable" in r.stderr
     assert test_token not in r.output
