@@ -79,6 +79,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     m = build(_settings(args))
     console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
                                         "commit": m.commit, "files": [f.__dict__ for f in m.files]})
+    rows = "\n".join(f"| `{f.filename}` | `{f.sha256}` |" for f in m.files)
+    console.write_summary(args.summary, f"### ci-kit build: `{m.requirement}` (not uploaded)\n\n"
+                                        f"Commit `{m.commit}`; {len(m.files)} file(s) built and checked.\n\n"
+                                        f"| file | sha256 |\n|---|---|\n{rows}")
     if args.json:
         console.out_json(m.to_json())
     else:
