@@ -781,3 +781,14 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     assert warm.seconds < cold.seconds, (warm.seconds, cold.seconds)
     for index in ("unstable", "testing", "stable"):
         assert fresh_user.index().projects(f"{fresh_user.user}/{index}") == [], index
+
+
+def test_only_python_must_be_one_of_the_matrix(cikit: str, tmp_path: Path) -> None:
+    """The test jobs pass the whole matrix and their own Python; one outside the matrix is a
+    usage error (exit 2) before any work, not a silently empty job."""
+    from conftest import clean_env
+
+    proc = subprocess.run([cikit, "test", "churn-model==1.0", "--python", "3.12", "--only-python", "3.11"],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "--only-python 3.11 is not one of python-versions (3.12)" in proc.stderr
