@@ -12,6 +12,11 @@ product repository adds -- in a copy of the example product, in host mode, with
 act runs cover the four scenarios of the issue: passing tests with the image (and the
 password never printed), a re-run of the same commit, failing tests. A fourth runs the
 composite actions on their own (tests/actions/composite.yml).
+
+Issue 14: the caller that docs/github-actions.md shows is read from the doc (placeholders
+filled in) and run as a team would: ci-kit from a devpi index without a PyPI base, a token
+per stage; a branch and its tag pushed at once; a pull_request with no secret, with cold
+and warm pip/uv caches (times printed). Each stage's token reaches only its own job.
 """
 
 from __future__ import annotations
@@ -714,7 +719,7 @@ def test_doc_caller_branch_and_tag_pushed_together_both_green_one_promotion(
     """The caller exactly as docs/github-actions.md shows it (placeholders filled in): ci-kit
     installed as `ci-kit==X.Y.Z` from a devpi index without a PyPI base, a token per stage.
     A tagged commit pushed as the branch and as the tag at once: two first runs, both green,
-    the release promoted to stable once (act does not enforce `concurrency`: ci-kit alone
+    one copy of the tested bytes on stable (act does not enforce `concurrency`: ci-kit alone
     keeps concurrent promotions safe). The sdist is tested once, on the first Python."""
     caller = tmp_path / "ci.yml"
     caller.write_text(fill_placeholders(doc_caller(), fresh_user.url, fresh_user.user))
@@ -738,15 +743,18 @@ def test_doc_caller_branch_and_tag_pushed_together_both_green_one_promotion(
         # ci-kit came from the devpi index, its dependencies from PyPI
         assert "Install ci-kit" in run.output
         print(f"\n{name}: {run.seconds:.0f} s; Install ci-kit: {run.step_seconds('Install ci-kit')}")
-    verbs = [("promoted to" in r.summary("promote"), "was already on" in r.summary("promote")) for r in runs.values()]
-    assert sorted(verbs) == [(False, True), (True, False)], [r.summary("promote") for r in runs.values()]
+    # Without the concurrency group (act ignores it) both may copy at once: devpi takes an
+    # identical re-upload, so both say "promoted to"; serialised (GitHub), the later one
+    # says "was already on". Either way: one copy of the bytes.
+    said = [r.summary("promote") for r in runs.values()]
+    assert all(("promoted to" in t) != ("was already on" in t) for t in said), said
+    assert any("promoted to" in t for t in said), said
     row = _row(_status(cikit, fresh_user, "churn-model"), "1.0.0")
     assert set(row["indexes"]) == {"unstable", "stable"}, row
     # one copy: stable holds exactly the built file set, the bytes that were tested
     assert row["indexes"]["stable"]["files"] == row["indexes"]["unstable"]["files"], row["indexes"]
-    # Without GitHub's concurrency group (act ignores it) the later run may find the files
-    # there before the first run's promotion record and add one of its own (ci-kit completes
-    # what looks like an interrupted promotion): one or two records, one target, never forced.
+    # Without GitHub's concurrency group each run may attach its promotion record: one or
+    # two records, one target, never forced.
     assert 1 <= len(row["promoted"]) <= 2, row["promoted"]
     assert {(p["to"], p["forced"]) for p in row["promoted"]} == {(f"{fresh_user.user}/stable", False)}, row["promoted"]
     assert row["tests"].get("py3.11") == "passed" and row["tests"].get("py3.12") == "passed", row["tests"]
