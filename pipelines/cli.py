@@ -100,6 +100,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     m = build(_preflight(args, _settings(args), dist=True))
     console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
                                         "commit": m.commit, "files": [f.__dict__ for f in m.files]})
+    rows = "\n".join(f"| `{f.filename}` | `{f.sha256}` |" for f in m.files)
+    console.write_summary(args.summary, f"### ci-kit build: `{m.requirement}` (not uploaded)\n\n"
+                                        f"Commit `{m.commit}`; {len(m.files)} file(s) built and checked.\n\n"
+                                        f"| file | sha256 |\n|---|---|\n{rows}")
     if args.json:
         console.out_json(m.to_json())
     else:
@@ -179,7 +183,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     s = _preflight(args, _settings(args), results=True)
     with _summary_on_failure(args):
         report = test(s, _spec(args.requirement), commit=args.commit,
-                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
+                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
+                      only_python=getattr(args, "only_python", None))
     console.write_summary(args.summary, _test_summary(report))
     if args.json:
         console.out_json(report.to_json())
@@ -346,6 +351,10 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         sp.add_argument("requirement", metavar="NAME==VERSION")
         sp.add_argument("--commit", help="commit the release was built from (job 1 prints it; default HEAD)")
         sp.add_argument("--junit-dir", metavar="DIR", help="where JUnit XML goes (default: results-dir)")
+        if name == "test":
+            sp.add_argument("--only-python", metavar="X.Y",
+                            help="run only this Python's share of the plan for python-versions (one job of a CI "
+                                 "matrix per Python: the sdist is then tested once, not in every job)")
     sp = verb("promote", cmd_promote, "Gate NAME==VERSION on passing results for each file's sha256, then copy it server-side.")
     sp.add_argument("requirement", metavar="NAME==VERSION")
     sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")

@@ -126,9 +126,12 @@ def built_from(settings: Settings, index: Index, release: Release, commit: str |
 
 
 def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: list[str] | None = None,
-         junit_dir: Path | None = None, index: Index | None = None) -> TestReport:
+         junit_dir: Path | None = None, index: Index | None = None, only_python: str | None = None) -> TestReport:
     pythons = pythons or settings.python_versions
-    for py in pythons:
+    if only_python is not None and only_python not in pythons:
+        raise UsageError(f"--only-python {only_python} is not one of python-versions ({', '.join(pythons)})",
+                         "pass the whole matrix as python-versions (CI_KIT_PYTHON_VERSIONS) and this job's Python")
+    for py in ([only_python] if only_python else pythons):
         envs.find_python(py)  # fail before any work if an interpreter is missing
     project = settings.project_dir
     repo.require_project(project)
@@ -144,6 +147,8 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
     out_dir.mkdir(parents=True, exist_ok=True)
     report = TestReport(spec, commit)
     plan = _plan(release, pythons)
+    if only_python:  # one CI job of a per-Python matrix runs its share of the plan: the sdist runs once
+        plan = [(f, py) for f, py in plan if py == only_python]
     if not plan:
         raise NotFound(f"{spec} on {source} has no file installable on Python {', '.join(pythons)}",
                        "build a wheel for these Pythons, or change python-versions")

@@ -12,6 +12,11 @@ product repository adds -- in a copy of the example product, in host mode, with
 act runs cover the four scenarios of the issue: passing tests with the image (and the
 password never printed), a re-run of the same commit, failing tests. A fourth runs the
 composite actions on their own (tests/actions/composite.yml).
+
+Issue 14: the caller that docs/github-actions.md shows is read from the doc (placeholders
+filled in) and run as a team would: ci-kit from a devpi index without a PyPI base, a token
+per stage; a branch and its tag pushed at once; a pull_request with no secret, with cold
+and warm pip/uv caches (times printed). Each stage's token reaches only its own job.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ KIT_PIN = "0" * 40
 KIT_REPO = "OWNER/ci-kit"
 
 # Steps that download from GitHub and so cannot run here: skipped when ACT is set.
-DOWNLOADING = ("actions/setup-python", "actions/upload-artifact", "actions/download-artifact")
+DOWNLOADING = ("actions/setup-python", "actions/cache", "actions/upload-artifact", "actions/download-artifact")
 DANGEROUS_TRIGGERS = {"pull_request_target", "workflow_run", "issue_comment", "issues", "discussion_comment"}
 
 
@@ -159,20 +164,37 @@ def test_reusable_workflow_shape() -> None:
     assert list(js) == ["build-and-push", "test", "promote", "image"]
     assert js["test"]["needs"] == "build-and-push"
     assert js["test"]["strategy"]["matrix"]["python"] == "${{ fromJSON(inputs.python-versions) }}"
+    assert js["test"]["if"] == "${{ needs.build-and-push.outputs.uploaded == 'true' }}"
     assert set(js["promote"]["needs"]) == {"build-and-push", "test"}
     assert set(js["image"]["needs"]) == {"build-and-push", "promote"}
-    # one ci-kit verb per job: the matrix only tests, promotion happens once
+    # one ci-kit verb per job (job 1: `build` in build-only mode, else `build-and-push`):
+    # the matrix only tests, promotion happens once
     verbs = {name: [s["run"].split("ci-kit ", 1)[1].split()[0] for s in job["steps"]
                     if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
              for name, job in js.items()}
-    assert verbs == {"build-and-push": ["build-and-push"], "test": ["test"], "promote": ["promote"], "image": ["image"]}
-    # two secrets, both declared: the index's (required) reaches steps as CI_KIT_PASSWORD only,
-    # the registry's (optional) only the image job's ci-kit step, as CI_KIT_REGISTRY_PASSWORD
-    assert set(call["secrets"]) == {"index-password", "registry-password"}
-    assert call["secrets"]["index-password"]["required"] is True
-    assert call["secrets"]["registry-password"]["required"] is False
-    text = REUSABLE.read_text()
-    assert text.count("secrets.index-password") == text.count("CI_KIT_PASSWORD: ${{ secrets.index-password }}") == 4
+    assert verbs == {"build-and-push": ["build", "build-and-push"], "test": ["test"], "promote": ["promote"],
+                     "image": ["image"]}
+    # the test jobs run their share of the plan for the whole matrix: the sdist runs once
+    [test_step] = [s for s in js["test"]["steps"] if "ci-kit test" in s.get("run", "")]
+    assert "--only-python \"$PYTHON\"" in test_step["run"]
+    assert data["env"]["CI_KIT_PYTHON_VERSIONS"] == "${{ join(fromJSON(inputs.python-versions), ',') }}"
+    # every job: runner labels as a JSON list, a time limit
+    for name, job in js.items():
+        assert job["runs-on"] == "${{ fromJSON(inputs.runs-on) }}", name
+        assert job["timeout-minutes"] in ("${{ inputs.timeout-minutes }}", "${{ inputs.test-timeout-minutes }}"), name
+    # promotion: its own job, an environment, one at a time per project, never cancelled
+    assert js["promote"]["environment"] == "${{ inputs.environment }}"
+    assert js["promote"]["concurrency"]["cancel-in-progress"] is False
+    assert "needs.build-and-push.outputs.name" in js["promote"]["concurrency"]["group"]
+    # build-only mode: job 1's check step has no credential; the upload runs only without it
+    steps1 = {s.get("id"): s for s in js["build-and-push"]["steps"]}
+    assert not any("secrets." in str(v) for v in (steps1["check"].get("env") or {}).values())
+    assert "github.event_name == 'pull_request'" in steps1["check"]["if"]
+    assert steps1["build"]["if"] == "${{ steps.check.conclusion == 'skipped' }}"
+    assert js["build-and-push"]["outputs"]["uploaded"] == "${{ steps.build.outcome == 'success' }}"
+    # no secret is required (a fork's pull request has none); each is declared
+    assert set(call["secrets"]) == {"index-password", "build-token", "test-token", "promote-token", "registry-password"}
+    assert not any(v.get("required") for v in call["secrets"].values())
     [image_step] = [s for s in js["image"]["steps"] if "ci-kit image" in s.get("run", "")]
     assert image_step["env"]["CI_KIT_REGISTRY_PASSWORD"] == "${{ secrets.registry-password }}"
     assert image_step["env"]["CI_KIT_REGISTRY_USER"] == "${{ inputs.registry-user }}"
@@ -181,14 +203,37 @@ def test_reusable_workflow_shape() -> None:
         m = re.fullmatch(r"\$\{\{ jobs\.([\w-]+)\.outputs\.([\w-]+) \}\}", out["value"])
         assert m, name
         assert m.group(2) in js[m.group(1)]["outputs"], name
-    # the steps of the test job upload JUnit XML even when tests fail
+    # the test jobs upload JUnit XML even when tests fail; job 1 keeps the built files
     upload = [s for s in js["test"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert len(upload) == 1 and "always()" in upload[0]["if"]
+    dist = [s for s in js["build-and-push"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert len(dist) == 1 and dist[0]["with"]["path"] == "${{ runner.temp }}/ci-kit-dist"
+    # every job that installs ci-kit restores the caches first (skipped under act)
+    for name, job in js.items():
+        uses = [str(s.get("uses", "")).split("@")[0] or s.get("name", "") for s in job["steps"]]
+        assert uses.index("actions/cache") == uses.index("Install ci-kit") - 1, name
+
+
+def test_each_stage_credential_reaches_only_its_own_job() -> None:
+    """build-token, test-token and promote-token each reach only their job (index-password
+    is each one's fallback); the image job holds no devpi credential; the tests' step
+    gets the results-only token, never the promotion one."""
+    js = jobs(REUSABLE)
+    held = {name: sorted({v for s in job["steps"] for k, v in (s.get("env") or {}).items() if k == "CI_KIT_PASSWORD"})
+            for name, job in js.items()}
+    assert held == {
+        "build-and-push": ["${{ secrets.build-token || secrets.index-password }}"],
+        "test": ["${{ secrets.test-token || secrets.index-password }}"],
+        "promote": ["${{ secrets.promote-token || secrets.index-password }}"],
+        "image": [],
+    }
 
 
 # Where each password may be referenced: the expression, and the one env variable that carries it.
 PASSWORDS: dict[Path, dict[str, str]] = {
-    REUSABLE: {"secrets.index-password": "CI_KIT_PASSWORD", "secrets.registry-password": "CI_KIT_REGISTRY_PASSWORD"},
+    REUSABLE: {"secrets.index-password": "CI_KIT_PASSWORD", "secrets.build-token": "CI_KIT_PASSWORD",
+               "secrets.test-token": "CI_KIT_PASSWORD", "secrets.promote-token": "CI_KIT_PASSWORD",
+               "secrets.registry-password": "CI_KIT_REGISTRY_PASSWORD"},
     **{path: {"inputs.password": "CI_KIT_PASSWORD"} for path in ACTIONS if "password" in load(path).get("inputs", {})},
 }
 PASSWORDS[ROOT / "github-actions" / "image" / "action.yml"]["inputs.registry-password"] = "CI_KIT_REGISTRY_PASSWORD"
@@ -228,7 +273,11 @@ def test_passwords_reach_ci_kit_only_as_its_env_variable(path: Path) -> None:
             if not re.search(rf"\b{re.escape(expr)}\b(?!-)", value):
                 continue
             found[expr] = found.get(expr, 0) + 1
-            assert value == "${{ %s }}" % expr, f"{rel(path)}: {'.'.join(where)} is more than the password: {value!r}"
+            # the password alone, or a stage's token with the password as its fallback
+            alone = re.fullmatch(r"\$\{\{ ([\w.-]+)(?: \|\| ([\w.-]+))? \}\}", value)
+            assert alone and expr in alone.groups() and {e for e in alone.groups() if e} <= set(expected), \
+                f"{rel(path)}: {'.'.join(where)} is more than the password: {value!r}"
+            assert len({expected[e] for e in alone.groups() if e}) == 1, f"{rel(path)}: mixes credentials: {value!r}"
             # jobs.J.steps.N.env.VAR (workflow) or runs.steps.N.env.VAR (composite action)
             assert len(where) >= 4 and where[-2] == "env" and where[-4] == "steps", \
                 f"{rel(path)}: {expr} outside a step's env: at {'.'.join(where)}"
@@ -324,11 +373,25 @@ class ActRun:
         last = name.rsplit("/", 1)[-1].strip()
         return last == job or last.startswith(job + " ") or re.fullmatch(rf"{re.escape(job)}-\d+", last) is not None
 
+    def step_seconds(self, step: str) -> list[float]:
+        """How long each job's step of that name took, as act reports it (`✅  Success - Main NAME [1m2.3s]`)."""
+        found = []
+        for m in re.finditer(r"^\[[^\]]+\]\s+✅\s+Success - (?:Main )?(.+?) \[([0-9.hmsµ]+)\]\s*$", self.output, re.M):
+            if m.group(1).strip() == step:
+                found.append(_go_duration(m.group(2)))
+        return found
+
     def ran(self, job: str) -> bool:
         return any(self._is(job, n) for n in self.job_results())
 
     def failed(self, job: str) -> bool:
         return any(self._is(job, n) and r == "failed" for n, r in self.job_results().items())
+
+
+def _go_duration(text: str) -> float:
+    """Seconds of a Go duration as act prints it: 1m2.5s, 830.2ms, 12µs."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(h|ms|µs|us|ns|m|s)", text))
 
 
 @pytest.fixture(scope="module")
@@ -382,7 +445,10 @@ def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path, kit_wheel: Path)
     secret_file.chmod(0o600)
 
     def run(workflow: Path, repo: Path, python_versions: list[str], name: str,
-            image: dict[str, str] | None = None) -> ActRun:
+            image: dict[str, str] | None = None, event: str = "push", payload: dict[str, Any] | None = None,
+            secrets: dict[str, str] | None = None, caches: Path | None = None) -> ActRun:
+        """payload: the event (act -e), e.g. a tag push's ref; secrets: instead of
+        DEVPI_PASSWORD; caches: pip's and uv's caches in this folder (cold, then warm)."""
         report = tmp_path / f"{name}.json"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CI_KIT_", "GITHUB_", "GH_", "RUNNER_")) and k != "ACT"}
@@ -390,12 +456,25 @@ def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path, kit_wheel: Path)
         if image and image.get("DOCKER_HOST"):
             env["DOCKER_HOST"] = image["DOCKER_HOST"]
         # act keeps each job's workspace, RUNNER_TEMP and venv under $XDG_CACHE_HOME/act:
-        # per test, so runs never see each other's leftovers; pip's and uv's caches stay shared.
+        # per run, so runs (also two at once) never see each other's leftovers; pip's and
+        # uv's caches stay shared unless `caches` names a folder of their own.
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         env.setdefault("PIP_CACHE_DIR", str(cache / "pip"))
         env.setdefault("UV_CACHE_DIR", str(cache / "uv"))
-        env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-        cmd = [act, "push", "-W", str(workflow),
+        if caches is not None:
+            env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))
+        env["XDG_CACHE_HOME"] = str(tmp_path / f"cache-{name}")
+        secrets_arg = secret_file
+        if secrets is not None:
+            secrets_arg = tmp_path / f"{name}.secrets"
+            secrets_arg.write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
+            secrets_arg.chmod(0o600)
+        events: list[str] = []
+        if payload is not None:
+            event_file = tmp_path / f"{name}.event.json"
+            event_file.write_text(json.dumps(payload))
+            events = ["-e", str(event_file)]
+        cmd = [act, event, *events, "-W", str(workflow),
                "-P", "ubuntu-latest=-self-hosted",       # host mode: no image is pulled
                "--local-repository", f"{KIT_REPO}@{KIT_PIN}={kit_tree}", *_stand_ins(),
                "--action-offline-mode", "--no-cache-server",
@@ -406,7 +485,7 @@ def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path, kit_wheel: Path)
                "--var", f"IMAGE={'true' if image else 'false'}",
                "--var", f"IMAGE_REPOSITORY={(image or {}).get('repository', '')}",
                "--var", f"IMAGE_BASE={(image or {}).get('base', '')}",
-               "--secret-file", str(secret_file)]   # never -s: argv is visible to every process
+               "--secret-file", str(secrets_arg)]   # never -s: argv is visible to every process
         t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
         seconds = time.monotonic() - t0
@@ -540,3 +619,195 @@ def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fre
 def _kit_version() -> str:
     text = (ROOT / "pipelines" / "__init__.py").read_text()
     return re.search(r"__version__\s*=\s*[\"']([^\"']+)", text).group(1)
+
+
+# -- the caller workflow exactly as docs/github-actions.md shows it ----------------------------
+
+# The placeholders the doc tells a team to replace, and what the tests put there.
+DOC_CALLER_MARK = "<!-- caller: tests/test_actions.py runs this block under act, placeholders filled in -->"
+TOOLS_INDEX = "tools/ci-kit"   # where the doc's caller installs ci-kit from (its ci-kit-index-url)
+
+
+def doc_caller() -> str:
+    """The ```yaml block that follows the caller mark in docs/github-actions.md."""
+    text = DOC.read_text()
+    assert DOC_CALLER_MARK in text, "docs/github-actions.md lost the caller example's mark"
+    m = re.search(r"```yaml\n(.*?)```", text[text.index(DOC_CALLER_MARK):], re.S)
+    assert m
+    return m.group(1)
+
+
+def fill_placeholders(text: str, url: str, user: str) -> str:
+    for placeholder in ("OWNER/ci-kit/.github/workflows/ci-kit.yml@<full commit sha>", "ci-kit==X.Y.Z",
+                        "https://devpi.example.org", "data-team"):
+        assert placeholder in text, f"the doc's caller has no {placeholder!r}"
+    text = text.replace("@<full commit sha>", f"@{KIT_PIN}")
+    text = text.replace("X.Y.Z", _kit_version())
+    text = text.replace("https://devpi.example.org", url)
+    text = re.sub(r"\bdata-team\b", user, text)
+    return text
+
+
+def test_doc_caller_is_valid_and_lints_clean(tmp_path: Path) -> None:
+    """The doc's caller (placeholders filled in) is a workflow actionlint and zizmor
+    (--pedantic) accept, and it passes each stage's token to its own secret only."""
+    text = fill_placeholders(doc_caller(), "https://devpi.example.org", "data-team")
+    data = yaml.safe_load(text)
+    call = data["jobs"]["ci-kit"]
+    assert call["secrets"] == {"build-token": "${{ secrets.DEVPI_BUILD_TOKEN }}",
+                               "test-token": "${{ secrets.DEVPI_TEST_TOKEN }}",
+                               "promote-token": "${{ secrets.DEVPI_PROMOTE_TOKEN }}"}
+    assert set(call["with"]) <= set(load(REUSABLE)["on"]["workflow_call"]["inputs"])
+    wf = tmp_path / ".github" / "workflows" / "ci.yml"
+    wf.parent.mkdir(parents=True)
+    # actionlint cannot read OWNER/ci-kit's inputs; the reusable workflow is checked on its own
+    wf.write_text(text)
+    zizmor = tool("zizmor")
+    require(zizmor is not None, "zizmor (PyPI) is not installed: pip install zizmor")
+    for extra in ([], ["--pedantic"]):
+        proc = subprocess.run([zizmor, "--offline", "--no-progress", "--format", "plain", *extra, str(wf)],
+                              env=_lint_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    actionlint = tool("actionlint")
+    require(actionlint is not None, "actionlint is not installed: scripts/setup-actions-tools")
+    proc = subprocess.run([actionlint, "-no-color", str(wf)], cwd=tmp_path, env=_lint_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_pedantic_reports_nothing() -> None:
+    zizmor = tool("zizmor")
+    require(zizmor is not None, "zizmor (PyPI) is not installed: pip install zizmor")
+    proc = subprocess.run([zizmor, "--offline", "--pedantic", "--no-progress", "--format", "plain",
+                           *[rel(p) for p in ALL_YAML]], cwd=ROOT, env=_lint_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def tools_index(devpi: Any, kit_wheel: Path) -> str:
+    """ci-kit's wheel on the devpi index the doc's caller installs it from (`tools/ci-kit`,
+    non-volatile, no PyPI base: ci-kit's dependencies must come from PyPI)."""
+    from pipelines.index import Index
+    from pipelines.push import read_metadata
+
+    user, name = TOOLS_INDEX.split("/")
+    idx = Index(devpi.url, user)
+    idx.create_user(user, "tools-Pa55word-k3")
+    idx.login("tools-Pa55word-k3")
+    idx.create_index(TOOLS_INDEX, volatile=False)
+    version = _kit_version()
+    release = idx.release(TOOLS_INDEX, "ci-kit", version)
+    if release is None or not any(f.basename == kit_wheel.name for f in release.files):
+        idx.upload(TOOLS_INDEX, kit_wheel, read_metadata(kit_wheel))
+    return f"{devpi.url}/{TOOLS_INDEX}/+simple/"
+
+
+def _stage_tokens(cikit: str, user: Any) -> dict[str, str]:
+    tokens = {}
+    for stage, secret in (("build-and-push", "DEVPI_BUILD_TOKEN"), ("test", "DEVPI_TEST_TOKEN"),
+                          ("promote", "DEVPI_PROMOTE_TOKEN")):
+        proc = subprocess.run([cikit, "token", stage, "--expires", "1d", "--project", "churn-model"],
+                              env={**os.environ, **user.env}, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        tokens[secret] = proc.stdout.strip()
+    return tokens
+
+
+@pytest.mark.slow
+def test_doc_caller_branch_and_tag_pushed_together_both_green_one_promotion(
+        act_runner: Any, product_repo: Path, fresh_user: Any, cikit: str, tools_index: str, tmp_path: Path) -> None:
+    """The caller exactly as docs/github-actions.md shows it (placeholders filled in): ci-kit
+    installed as `ci-kit==X.Y.Z` from a devpi index without a PyPI base, a token per stage.
+    A tagged commit pushed as the branch and as the tag at once: two first runs, both green,
+    one copy of the tested bytes on stable (act does not enforce `concurrency`: ci-kit alone
+    keeps concurrent promotions safe). The sdist is tested once, on the first Python."""
+    caller = tmp_path / "ci.yml"
+    caller.write_text(fill_placeholders(doc_caller(), fresh_user.url, fresh_user.user))
+    git = ["git", "-c", "user.name=ci-kit tests", "-c", "user.email=tests@ci-kit.invalid"]
+    subprocess.run([*git, "tag", "-a", "v1.0.0", "-m", "v1.0.0"], cwd=product_repo, check=True)
+    tokens = _stage_tokens(cikit, fresh_user)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        branch = pool.submit(act_runner, caller, product_repo, [], "branch", secrets=tokens,
+                             payload={"ref": "refs/heads/main"})
+        tag = pool.submit(act_runner, caller, product_repo, [], "tag", secrets=tokens,
+                          payload={"ref": "refs/tags/v1.0.0"})
+        runs = {"branch": branch.result(), "tag": tag.result()}
+    for name, run in runs.items():
+        assert run.returncode == 0, f"{name}: {run.why()}"
+        for job in ("build-and-push", "test", "promote"):
+            assert run.ran(job) and not run.failed(job), (name, job, run.job_results())
+        for secret in (fresh_user.password, *tokens.values()):
+            assert secret not in run.output, name
+        # ci-kit came from the devpi index, its dependencies from PyPI
+        assert "Install ci-kit" in run.output
+        print(f"\n{name}: {run.seconds:.0f} s; Install ci-kit: {run.step_seconds('Install ci-kit')}")
+    # Without the concurrency group (act ignores it) both may copy at once: devpi takes an
+    # identical re-upload, so both say "promoted to"; serialised (GitHub), the later one
+    # says "was already on". Either way: one copy of the bytes.
+    said = [r.summary("promote") for r in runs.values()]
+    assert all(("promoted to" in t) != ("was already on" in t) for t in said), said
+    assert any("promoted to" in t for t in said), said
+    row = _row(_status(cikit, fresh_user, "churn-model"), "1.0.0")
+    assert set(row["indexes"]) == {"unstable", "stable"}, row
+    # one copy: stable holds exactly the built file set, the bytes that were tested
+    assert row["indexes"]["stable"]["files"] == row["indexes"]["unstable"]["files"], row["indexes"]
+    # Without GitHub's concurrency group each run may attach its promotion record: one or
+    # two records, one target, never forced.
+    assert 1 <= len(row["promoted"]) <= 2, row["promoted"]
+    assert {(p["to"], p["forced"]) for p in row["promoted"]} == {(f"{fresh_user.user}/stable", False)}, row["promoted"]
+    assert row["tests"].get("py3.11") == "passed" and row["tests"].get("py3.12") == "passed", row["tests"]
+    # the matrix's share per job: the sdist on 3.11 only
+    for run in runs.values():
+        assert re.search(r"\.tar\.gz` \| 3\.11 \| ✅ passed", run.summary("test (Python 3.11)")), run.summary("test (Python 3.11)")
+        assert ".tar.gz" not in run.summary("test (Python 3.12)"), run.summary("test (Python 3.12)")
+
+
+@pytest.mark.slow
+def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
+        act_runner: Any, product_repo: Path, fresh_user: Any, tools_index: str, tmp_path: Path) -> None:
+    """A pull_request run of the doc's caller, with no secret at all (a fork's): it builds
+    and checks, uploads nothing, skips test and promote. Run twice, first with empty pip
+    and uv caches, then with the caches the first run filled: act skips actions/cache, so
+    what is measured is what a restored cache saves, the install and build with warm caches.
+    Printed, not asserted: on this machine PyPI answers within milliseconds, so a cold cache
+    costs about a second here (seen: cold 11.9 s, warm 12.5 s on a busy 2-core host), far
+    below the noise; the assertion is that the first run filled the caches that
+    actions/cache keeps, and that nothing in them is a credential or a built file."""
+    caller = tmp_path / "ci.yml"
+    caller.write_text(fill_placeholders(doc_caller(), fresh_user.url, fresh_user.user))
+    head = _head(product_repo)
+    payload = {"pull_request": {"number": 7, "head": {"ref": "feature", "sha": head}, "base": {"ref": "main"}},
+               "number": 7}
+    caches = tmp_path / "caches"
+    cold = act_runner(caller, product_repo, [], "pr-cold", event="pull_request", payload=payload, secrets={}, caches=caches)
+    assert cold.returncode == 0, cold.why()
+    assert cold.ran("build-and-push") and not cold.failed("build-and-push")
+    assert not cold.ran("test") and not cold.ran("promote"), cold.job_results()
+    summary = cold.summary("build-and-push")
+    assert re.search(r"### ci-kit build: `churn-model==[^`]+` \(not uploaded\)", summary), summary
+    for index in ("unstable", "testing", "stable"):
+        assert fresh_user.index().projects(f"{fresh_user.user}/{index}") == [], index
+    warm = act_runner(caller, product_repo, [], "pr-warm", event="pull_request", payload=payload, secrets={}, caches=caches)
+    assert warm.returncode == 0, warm.why()
+    install = (cold.step_seconds("Install ci-kit"), warm.step_seconds("Install ci-kit"))
+    print(f"\npull_request run with cold pip/uv caches: {cold.seconds:.1f} s (Install ci-kit {install[0]}); "
+          f"with warm caches: {warm.seconds:.1f} s (Install ci-kit {install[1]})")
+    assert install[0] and install[1], "act reported no duration for Install ci-kit"
+    cached = [f for f in caches.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in cached) > 1_000_000, "the run left nothing for actions/cache to keep"
+    assert not any(f.name.startswith("churn_model") for f in cached), "a built file in the cache"
+    for index in ("unstable", "testing", "stable"):
+        assert fresh_user.index().projects(f"{fresh_user.user}/{index}") == [], index
+
+
+def test_only_python_must_be_one_of_the_matrix(cikit: str, tmp_path: Path) -> None:
+    """The test jobs pass the whole matrix and their own Python; one outside the matrix is a
+    usage error (exit 2) before any work, not a silently empty job."""
+    from conftest import clean_env
+
+    proc = subprocess.run([cikit, "test", "churn-model==1.0", "--python", "3.12", "--only-python", "3.11"],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "--only-python 3.11 is not one of python-versions (3.12)" in proc.stderr
