@@ -115,8 +115,8 @@ private Integer testBranch(Map cfg, String python) {
     if (cfg.commit) {
         command += ' --commit "$CIKIT_COMMIT"'
     }
-    if (python) {
-        command += ' --python "$CIKIT_PYTHON"'
+    if (python) {  // this branch's share of the plan: the sdist is tested once, in the first branch
+        command += ' --only-python "$CIKIT_PYTHON"'
     }
     List<String> branchEnv = [
         "CIKIT_REQUIREMENT=${cfg.requirement}",

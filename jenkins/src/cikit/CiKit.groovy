@@ -144,6 +144,9 @@ class CiKit implements Serializable {
         if (cfg.testExtras) {
             vars.add("CI_KIT_TEST_EXTRAS=${cfg.testExtras.join(',')}".toString())
         }
+        if (cfg.pythonVersions) {  // the whole matrix: each branch tests its share, the gate checks them all
+            vars.add("CI_KIT_PYTHON_VERSIONS=${cfg.pythonVersions.join(',')}".toString())
+        }
         return vars
     }
 
