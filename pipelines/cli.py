@@ -27,12 +27,14 @@ The password (or a per-stage devpi token: ci-kit token) comes from CI_KIT_PASSWO
 """
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
+VERB_EPILOG = ("Every configuration key is also a flag, --KEY VALUE (e.g. --index-url URL, --test-extras test):\n"
+               "`ci-kit config --table` lists them all. Exit codes: `ci-kit --help`.")
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
     from pipelines.config import KEYS
 
-    g = p.add_argument_group("configuration (overrides [tool.ci-kit] and CI_KIT_*)")
+    g = p.add_argument_group("common configuration (overrides [tool.ci-kit] and CI_KIT_*)")
     g.add_argument("--project-dir", default=".", help="the product's directory (default: current)")
     g.add_argument("--password-file", help="file holding the devpi password (or set CI_KIT_PASSWORD)")
     g.add_argument("--python", dest="python_list", action="append", metavar="X.Y",
@@ -40,7 +42,8 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     for key in KEYS:
         if key.name in ("python-versions",):
             continue
-        g.add_argument(f"--{key.name}", dest=f"cfg_{key.attr}", metavar=key.kind.upper(), help=key.help.replace("%", "%%"))
+        # every key is a flag, but listed once (ci-kit config --table), not in every verb's help
+        g.add_argument(f"--{key.name}", dest=f"cfg_{key.attr}", metavar=key.kind.upper(), help=argparse.SUPPRESS)
 
 
 def _out_flags(p: argparse.ArgumentParser, output: bool = True) -> None:
@@ -84,6 +87,11 @@ def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results:
         junit = getattr(args, "junit_dir", None)
         preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.results_dir), "--junit-dir" if junit else "results-dir")
     return s
+
+
+def _n(count: int, noun: str) -> str:
+    """1 test, 2 tests."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _spec(text: str) -> Any:
@@ -191,7 +199,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         for r in report.runs:
             console.out(f"{r.filename}  Python {r.python}  {'passed' if r.passed else 'FAILED'}  "
-                        f"{r.counts['tests']} tests  {r.junit_path}")
+                        f"{_n(r.counts['tests'], 'test')}  {r.junit_path}")
     return 0
 
 
@@ -333,7 +341,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
 
     def verb(name: str, func: Callable[[argparse.Namespace], int], help: str, output: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp = sub.add_parser(name, help=help, description=help, epilog=VERB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
         sp.add_argument("--debug", action="store_true", help="show a traceback for unexpected errors")
@@ -355,7 +363,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             sp.add_argument("--only-python", metavar="X.Y",
                             help="run only this Python's share of the plan for python-versions (one job of a CI "
                                  "matrix per Python: the sdist is then tested once, not in every job)")
-    sp = verb("promote", cmd_promote, "Gate NAME==VERSION on passing results for each file's sha256, then copy it server-side.")
+    sp = verb("promote", cmd_promote, "Gate NAME==VERSION on trusted passing results for each file's sha256, then copy exactly those bytes to testing/stable.")
     sp.add_argument("requirement", metavar="NAME==VERSION")
     sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")
     sp.add_argument("--force", action="store_true", help="promote without passing results (recorded as forced, with who)")

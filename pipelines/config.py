@@ -165,6 +165,8 @@ KEY_BY_NAME = {k.name: k for k in KEYS}
 # CI_KIT_* variables that are not configuration keys.
 SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE")
 OTHER_ENV = {*SECRET_ENV, "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL", "CI_KIT_SANDBOX", "CI_KIT_SECRETS_FD",
+             # read by ci-kit's own scripts (scripts/demo, test, bench)
+             "CI_KIT_DEMO_VENV", "CI_KIT_TEST_VENV", "CI_KIT_BENCH_VENV", "CI_KIT_BENCH_TOXUV_VENV",
              # set by ci-kit for the product's test run
              "CI_KIT_PROBE_OUT", "CI_KIT_PROBE_MODULES", "CI_KIT_PROBE_DIST", "CI_KIT_METRICS_FILE"}
 
@@ -373,6 +375,9 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
                              "promotion copies from the unstable index to another one: set testing-index/stable-index to a non-volatile index of its own")
     if values["python-versions"] is None:
         values["python-versions"] = [_current_python()]
+    if "server-port" in sources and "index-url" not in sources:  # the embedded server is the index then
+        values["index-url"] = f"http://127.0.0.1:{values['server-port']}"
+        sources["index-url"] = f"{sources['server-port']} (server-port)"
     values["index-url"] = values["index-url"].rstrip("/")
     password_file = (flags or {}).get("password-file") or ""
     kwargs = {k.attr: values[k.name] for k in KEYS}

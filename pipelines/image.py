@@ -226,7 +226,7 @@ class Base:
 def resolve_base(given: str, allow_unpinned: bool) -> Base:
     if not given:
         raise UsageError("no base image configured",
-                         "set image-base = \"REGISTRY/REPO@sha256:...\" in [tool.ci-kit] or pass --base "
+                         "set image-base = \"REGISTRY/REPO@sha256:...\" in [tool.ci-kit] or pass --image-base "
                          "(scripts/make-base-image makes one here and prints its reference)")
     m = _DIGEST_REF.match(given)
     if m:

@@ -300,7 +300,14 @@ def _ensure_user(settings: Settings, url: str, server_dir: Path) -> str:
         password_file = str(path)
     admin = Index(url, settings.user)
     created = admin.create_user(settings.user, password)
-    admin.login(password)
+    try:
+        admin.login(password)
+    except AuthError:
+        kept = server_dir / f"{settings.user}.password"
+        raise AuthError(f"devpi user {settings.user!r} already exists on {url} with another password",
+                        (f"ci-kit made its password earlier: export CI_KIT_PASSWORD_FILE={kept} (and unset CI_KIT_PASSWORD)"
+                         if kept.exists() and not password_file else
+                         f"use that user's password, or reset it: devpi-passwd --serverdir {server_dir} {settings.user}")) from None
     for name, volatile in ((settings.unstable_index, True), (settings.testing_index, False), (settings.stable_index, False)):
         if name.split("/", 1)[0] != settings.user:
             continue

@@ -69,6 +69,10 @@ class TestReport:
                 "runs": [r.to_json() for r in self.runs]}
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def junit_counts(path: Path) -> dict[str, int] | None:
     """Test counts from a JUnit XML file; None when there is none or it is not JUnit."""
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -177,7 +181,8 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
             report.runs.append(run)
             index.attach_result(f, run.record)  # from memory: another run's file in out_dir is not ours
             console.step(f"test: {f.basename} on Python {py}: {'passed' if run.passed else 'FAILED'} "
-                         f"({run.counts['tests']} tests, {run.counts['failures']} failures, {run.counts['errors']} errors); result attached")
+                         f"({_plural(run.counts['tests'], 'test')}, {_plural(run.counts['failures'], 'failure')}, "
+                         f"{_plural(run.counts['errors'], 'error')}); result attached")
     failed = [r for r in report.runs if not r.passed]
     if failed:
         first = failed[0]
