@@ -42,7 +42,7 @@ def tour_commands(readme: str) -> list[str]:
 
 def tour_script(lines: list[str], password: str, product: Path, out: Path) -> str:
     """The tour as one bash script with its placeholders filled."""
-    script = ["set -euo pipefail", "set -x"]
+    script = ["set -eo pipefail", "set -x"]  # -e: any failing step fails the tour; no -u, as in an interactive shell
     for line in lines:
         line = line.replace("CI_KIT_PASSWORD=...", f"CI_KIT_PASSWORD={shlex.quote(password)}")
         line = re.sub(r"\bmy-data-product\b", shlex.quote(str(product)), line)
