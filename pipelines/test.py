@@ -210,12 +210,14 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         extras = f"[{','.join(settings.test_extras)}]" if settings.test_extras else ""
         reqs = [f"{spec.name}{extras} @ {path.as_uri()}"]
         argv = shlex.split(settings.test_command)
-        if argv and argv[0] == "pytest":
+        if runs_pytest(argv):
             reqs.append("pytest")
         envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.dependency_index_url)
         child = box.env({"VIRTUAL_ENV": str(env.path), "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}", **probe_env})
         if argv and argv[0] in ("pytest", "py.test"):
             argv[0] = str(env.bin / argv[0])
+        elif argv and _PYTHON.fullmatch(argv[0]):  # `python -m pytest`: the environment's Python, whatever PATH says
+            argv[0] = str(env.python)
         label = settings.test_command
     console.step(f"test: {label}  (Python {py}, in the clone, against the installed {f.kind})")
     started = time.monotonic()
@@ -259,6 +261,20 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     published = [_publish(own / n, out_dir) for n in (junit.name, f"result-{tag}.json")]
     return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(published[0]),
                      str(published[1]), message, record)
+
+
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
+
+
+def runs_pytest(argv: list[str]) -> bool:
+    """Whether the test command runs pytest: `pytest ...`, `py.test ...` or the form CI
+    configurations and pytest's docs use, `python -m pytest ...`. ci-kit then installs
+    pytest with the release, as it asks pytest for the JUnit XML it counts."""
+    if not argv:
+        return False
+    if argv[0] in ("pytest", "py.test"):
+        return True
+    return bool(_PYTHON.fullmatch(argv[0])) and argv[1:3] in (["-m", "pytest"], ["-m", "py.test"])
 
 
 def _verdict(rc: int, counts: dict[str, int] | None, require_junit: bool) -> str:
