@@ -3,8 +3,8 @@ README's five-minute tour step by step as written.
 
 The tour's commands are taken from the code block under "## A five-minute tour" in the
 clone's README.md and run in one shell (they `activate`, `export` and `cd`), with only
-the placeholders filled: the password (`...`), `my-data-product` (a git copy of
-examples/churn-model), and SHA / NAME==VERSION / NAME from what job 1 printed. The
+the placeholders filled: the password (`...`) and SHA / NAME==VERSION / NAME from what
+job 1 printed (the tour makes its product, ../my-data-product, from examples/churn-model). The
 server is a throwaway one: its port and directory come from CI_KIT_SERVER_PORT,
 CI_KIT_SERVER_DIR and CI_KIT_INDEX_URL in the environment, not the default 3141, so the
 test never meets another server. The clone is of the committed HEAD, so this tests what
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ID, ROOT, clean_env, free_port, git, require
+from conftest import GIT_ID, ROOT, clean_env, free_port, require
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +40,11 @@ def tour_commands(readme: str) -> list[str]:
     return lines
 
 
-def tour_script(lines: list[str], password: str, product: Path, out: Path) -> str:
+def tour_script(lines: list[str], password: str, out: Path) -> str:
     """The tour as one bash script with its placeholders filled."""
     script = ["set -eo pipefail", "set -x"]  # -e: any failing step fails the tour; no -u, as in an interactive shell
     for line in lines:
         line = line.replace("CI_KIT_PASSWORD=...", f"CI_KIT_PASSWORD={shlex.quote(password)}")
-        line = re.sub(r"\bmy-data-product\b", shlex.quote(str(product)), line)
         line = line.replace("NAME==VERSION", '"$REQ"').replace("--commit SHA", '--commit "$SHA"')
         line = re.sub(r"\bNAME\b", '"${REQ%%==*}"', line)
         if line.split()[:2] == ["ci-kit", "build-and-push"]:
@@ -73,20 +72,12 @@ def test_fresh_clone_demo_then_readme_tour(tmp_path):
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-8000:]
     assert "churn-model" in demo.stdout and "ci/testing" in demo.stdout, demo.stdout
 
-    product = tmp_path / "my-data-product"
-    shutil.copytree(ROOT / "examples" / "churn-model", product,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build", "ci-kit-results"))
-    (product / ".gitignore").write_text("dist/\nci-kit-results/\n__pycache__/\n*.egg-info/\nbuild/\n")
-    git("init", "-q", "-b", "main", cwd=product)
-    git("add", "-A", cwd=product)
-    git("commit", "-q", "-m", "my data product", cwd=product)
-
     port = free_port()
     server_dir = tmp_path / "devpi"
     tour_env = {**env, **GIT_ID, "CI_KIT_SERVER_PORT": str(port), "CI_KIT_SERVER_DIR": str(server_dir),
                 "CI_KIT_INDEX_URL": f"http://127.0.0.1:{port}"}
     script = tour_script(tour_commands((clone / "README.md").read_text()), "tour-" + secrets.token_urlsafe(12),
-                         product, tmp_path / "job1.out")
+                         tmp_path / "job1.out")
     (tmp_path / "tour.sh").write_text(script)
     try:
         tour = subprocess.run(["bash", str(tmp_path / "tour.sh")], cwd=clone, env=tour_env, capture_output=True,
@@ -99,5 +90,6 @@ def test_fresh_clone_demo_then_readme_tour(tmp_path):
     assert tour.returncode == 0, f"{script}\n--- stdout\n{tour.stdout[-4000:]}\n--- stderr\n{tour.stderr[-8000:]}"
     req = (tmp_path / "job1.out").read_text().strip().splitlines()[-1]
     assert req.startswith("churn-model==")
+    assert (tmp_path / "my-data-product" / "pyproject.toml").is_file()  # the tour's copy, next to the clone
     # the tour ends with `ci-kit status NAME`: the version, promoted by the tour's job 2
     assert req.split("==")[1] in tour.stdout and "testing" in tour.stdout, tour.stdout
