@@ -370,13 +370,17 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
         common += ["-x", f"{section}.pass_env+={passed}", "-x", f"{section}.base_python={python}"]
     # tox makes the environment and installs the exact file as ci-kit (as uv does without tox);
     # only the product's commands run in the box (sandbox.py), on that environment.
+    # tox-uv turns base_python into a spec ("cpython3.12") that uv looks up on PATH: an
+    # interpreter ci-kit found elsewhere (pyenv's) must be there first, and uv must never
+    # download one instead (this machine may be offline; the tests would run on another Python).
+    lookup = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")]), "UV_PYTHON_DOWNLOADS": "never"}
     prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
-                      env=runner.child_env(drop=("PYTHONHOME", "VIRTUAL_ENV")))
+                      env=runner.child_env(lookup, drop=("PYTHONHOME", "VIRTUAL_ENV")))
     if prep.returncode != 0:
         raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),
                         "check the tox configuration, the product's dependencies and dependency-index-url")
     box.give(workdir)
     argv = [sys.executable, "-m", "tox", "run", "--skip-pkg-install", *common]
-    child = box.env(probe_env)
+    child = box.env({**probe_env, **lookup})
     env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
     return env, argv, child, f"tox run -e {name}"
