@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.request
@@ -129,11 +130,13 @@ def test_project_is_promoted_with_its_own_test_count(project, corpus, corpus_use
     idx = corpus_user.index()
     release = idx.release(f"{user}/stable", project["name"], project["version"])
     assert release is not None and sorted(f.kind for f in release.files) == ["sdist", "wheel"]
+    pythons = set()
     for f in release.files:
         records = [idx.read_result(link) for link in release.results_for(f)]
         tests = [rec["ci_kit"] for rec in records if rec["ci_kit"]["kind"] == "test"]
         assert tests, f"{f.basename}: no test record on {user}/stable"
         ck = tests[-1]
+        pythons.update(t["python"] for t in tests)
         assert ck["sha256"] == f.sha256 and ck["passed"] and ck["counted"]
         assert (ck["tests"], ck["failures"], ck["errors"]) == (project["tests"], 0, 0), \
             f"{f.basename}: {ck['tests']} tests recorded, the project's own suite has {project['tests']}"
@@ -141,6 +144,7 @@ def test_project_is_promoted_with_its_own_test_count(project, corpus, corpus_use
         assert "problem" not in ck["proof"], ck["proof"]
         assert ck["proof"]["method"] == "pytest plugin"
         assert ck["proof"]["installed_version"] == project["version"]
+    assert pythons == set(project["config"].get("python-versions", ["%d.%d" % sys.version_info[:2]]))
     if "C extension" in project["covers"]:
         wheel = next(f for f in release.files if f.kind == "wheel")
         assert "-none-any" not in wheel.basename, wheel.basename  # compiled, platform-specific
