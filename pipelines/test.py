@@ -381,6 +381,9 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
                         "check the tox configuration, the product's dependencies and dependency-index-url")
     box.give(workdir)
     argv = [sys.executable, "-m", "tox", "run", "--skip-pkg-install", *common]
-    child = box.env({**probe_env, **lookup})
+    # in the box the environment exists already: the interpreter's folder goes last on PATH,
+    # so that it is found without putting ci-kit's own tools before the product's
+    found_last = {"PATH": os.pathsep.join([os.environ.get("PATH", ""), str(Path(python).parent)]), "UV_PYTHON_DOWNLOADS": "never"}
+    child = box.env({**probe_env, **found_last})
     env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
     return env, argv, child, f"tox run -e {name}"

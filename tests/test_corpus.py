@@ -4,7 +4,8 @@ Each project in tests/corpus.json is its PyPI sdist, pinned by version and sha25
 downloaded once with a plain HTTPS GET from files.pythonhosted.org into a cache outside
 the repository (CI_KIT_CORPUS_CACHE, default ~/.cache/ci-kit-corpus) and verified by
 sha256 on every use. It is unpacked, made into a git repository tagged with its version
-(the sdist's *.egg-info folders are dropped: a repository does not track it), and run through
+(the sdist's PKG-INFO and *.egg-info folders are dropped: a repository does not track
+them, and the version must come from the tag), and run through
 `ci-kit run` against the session's real devpi-server with the configuration its own
 tox/hatch/CI configuration suggests, given as CI_KIT_* variables: the project's files
 are never edited (ci-kit's outputs are kept out of `git status` by .git/info/exclude).
@@ -67,6 +68,9 @@ def make_project_repo(project: dict, dest: Path) -> Path:
         tar.extractall(dest.parent, filter="data")
         top = tar.getnames()[0].split("/")[0]
     (dest.parent / top).rename(dest)
+    # What the sdist adds and a repository does not track: PKG-INFO (hatchling would read the
+    # version from it, whatever the tag says) and setuptools' *.egg-info folders.
+    (dest / "PKG-INFO").unlink()
     for egg in [p for p in dest.rglob("*.egg-info") if p.is_dir()]:
         shutil.rmtree(egg)
     env = {**os.environ, **GIT_ID}
@@ -98,8 +102,9 @@ def corpus_user(devpi: Devpi) -> Devpi:
 
 
 @pytest.fixture(scope="module")
-def corpus(corpus_user: Devpi, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Result, float]]:
-    """`ci-kit run` on every project, a few at a time, longest first; name -> (result, seconds)."""
+def corpus(corpus_user: Devpi, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`ci-kit run` on every project, a few at a time, longest first; name -> (result, seconds),
+    "_total" -> the whole run's time, "_repos" -> name -> repository."""
     base = tmp_path_factory.mktemp("corpus")
     repos = {p["name"]: make_project_repo(p, base / p["name"]) for p in CORPUS}
 
@@ -112,6 +117,7 @@ def corpus(corpus_user: Devpi, tmp_path_factory: pytest.TempPathFactory) -> dict
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         out = dict(pool.map(one, CORPUS))  # corpus.json lists the longest first
     out["_total"] = (Result(0, "", ""), time.monotonic() - started)
+    out["_repos"] = repos
     return out
 
 
@@ -123,7 +129,7 @@ def test_project_is_promoted_with_its_own_test_count(project, corpus, corpus_use
     from packaging.utils import canonicalize_name
 
     assert canonicalize_name(data["requirement"].split("==")[0]) == canonicalize_name(project["name"])
-    assert data["requirement"].split("==")[1] == project["version"]  # the version came from the tag / PKG-INFO
+    assert data["requirement"].split("==")[1] == project["version"]  # the version came from the tag
     user = corpus_user.user
     assert data["promoted_to"] == f"{user}/stable"
 
@@ -155,3 +161,28 @@ def test_corpus_within_budget(corpus):
     _, total = corpus["_total"]
     print(f"corpus: {len(CORPUS)} projects in {total:.0f} s with {WORKERS} at a time")
     assert total < BUDGET_S
+
+
+VCS_VERSIONED = {"structlog": "26.1.1.dev1", "pluggy": "1.7.1.dev1"}  # hatch-vcs; setuptools_scm
+
+
+def test_the_next_untagged_commit_is_a_dev_version_promoted_to_testing(corpus, corpus_user):
+    """After the tagged release, one more commit: hatch-vcs and setuptools_scm give it a dev
+    version of its own, which is tested and goes to testing, not stable (no collision)."""
+    def one(name: str) -> tuple[str, Result]:
+        repo = corpus["_repos"][name]
+        subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "the next change"], cwd=repo,
+                       env={**os.environ, **GIT_ID}, check=True)
+        project = next(p for p in CORPUS if p["name"] == name)
+        return name, run_cikit("run", "--json", cwd=repo, env={**corpus_user.env, **config_env(project["config"])}, timeout=BUDGET_S)
+
+    with ThreadPoolExecutor(max_workers=len(VCS_VERSIONED)) as pool:
+        results = dict(pool.map(one, VCS_VERSIONED))
+    for name, r in results.items():
+        assert r.returncode == 0, f"{name}: {r.output[-4000:]}"
+        data = json.loads(r.stdout)
+        from packaging.version import Version
+
+        req_name, version = data["requirement"].split("==")
+        assert req_name == name and Version(version).public == VCS_VERSIONED[name], data["requirement"]  # pluggy keeps +g<sha>
+        assert data["promoted_to"] == f"{corpus_user.user}/testing"
