@@ -25,10 +25,15 @@ def why(exc: OSError) -> str:
 
 
 def writable_dir(path: Path, what: str) -> Path:
-    """Make the folder if needed and prove a file can be written in it (a probe file is
-    written and removed: the only honest test on full or read-only file systems)."""
+    """Prove a file can be written in the folder (a probe file is written and removed: the
+    only honest test on full or read-only file systems). Folders made for the probe are
+    removed again: a check leaves the work tree as it found it (the stage makes them)."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path} is a file, not a folder", f"point {what} at a folder")
+    made = path
+    while not made.parent.exists() and made.parent != made:
+        made = made.parent
+    made = None if path.exists() else made
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".ci-kit-probe-") as fh:
@@ -37,6 +42,11 @@ def writable_dir(path: Path, what: str) -> Path:
             os.fsync(fh.fileno())
     except OSError as exc:
         raise UsageError(f"{what} {path}: {why(exc)}", f"point {what} at a folder you can write") from None
+    finally:
+        if made is not None:
+            import shutil
+
+            shutil.rmtree(made, ignore_errors=True)
     return path
 
 
