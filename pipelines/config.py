@@ -138,7 +138,7 @@ KEYS: tuple[Key, ...] = (
     Key("stable-index", "str", "", "Promotion target for final releases (non-volatile). Default `<user>/stable`.", _index),
     Key("promote-to", "str", "auto", "`auto` routes final releases to stable and the rest to testing; `stable` or `testing` forces one.", _promote_to),
     Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
-    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell).", _test_command),
+    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell); for `pytest ...` and `python -m pytest ...` ci-kit installs pytest too.", _test_command),
     Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
     Key("test-groups", "list", [], "PEP 735 dependency groups of the repository's pyproject.toml installed for testing, e.g. `[\"test\"]`."),
     Key("test-requirements", "list", [], "Requirements files of the repository (paths from its root) installed for testing."),

@@ -222,12 +222,14 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         extras = f"[{','.join(settings.test_extras)}]" if settings.test_extras else ""
         reqs = [f"{spec.name}{extras} @ {path.as_uri()}"]
         argv = shlex.split(settings.test_command)
-        if argv and argv[0] == "pytest":
+        if runs_pytest(argv):
             reqs.append("pytest")
         envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.dependency_index_url)
         child = box.env({"VIRTUAL_ENV": str(env.path), "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}", **probe_env})
         if argv and argv[0] in ("pytest", "py.test"):
             argv[0] = str(env.bin / argv[0])
+        elif argv and _PYTHON.fullmatch(argv[0]):  # `python -m pytest`: the environment's Python, whatever PATH says
+            argv[0] = str(env.python)
         label = settings.test_command
     console.step(f"test: {label}  (Python {py}, in the clone, against the installed {f.kind})")
     started = time.monotonic()
@@ -282,6 +284,20 @@ def junit_failures(path: Path, limit: int = 50) -> list[str]:
     names = [f"{c.get('classname', '')}::{c.get('name', '')}".lstrip(":") for c in root.iter("testcase")
              if c.find("failure") is not None or c.find("error") is not None]
     return names[:limit]
+
+
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
+
+
+def runs_pytest(argv: list[str]) -> bool:
+    """Whether the test command runs pytest: `pytest ...`, `py.test ...` or the form CI
+    configurations and pytest's docs use, `python -m pytest ...`. ci-kit then installs
+    pytest with the release, as it asks pytest for the JUnit XML it counts."""
+    if not argv:
+        return False
+    if argv[0] in ("pytest", "py.test"):
+        return True
+    return bool(_PYTHON.fullmatch(argv[0])) and argv[1:3] in (["-m", "pytest"], ["-m", "py.test"])
 
 
 def _verdict(rc: int, counts: dict[str, int] | None, require_junit: bool) -> str:
@@ -377,13 +393,20 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
         common += ["-x", f"{section}.pass_env+={passed}", "-x", f"{section}.base_python={python}"]
     # tox makes the environment and installs the exact file as ci-kit (as uv does without tox);
     # only the product's commands run in the box (sandbox.py), on that environment.
+    # tox-uv turns base_python into a spec ("cpython3.12") that uv looks up on PATH: an
+    # interpreter ci-kit found elsewhere (pyenv's) must be there first, and uv must never
+    # download one instead (this machine may be offline; the tests would run on another Python).
+    lookup = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")]), "UV_PYTHON_DOWNLOADS": "never"}
     prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
-                      env=runner.child_env(drop=("PYTHONHOME", "VIRTUAL_ENV")))
+                      env=runner.child_env(lookup, drop=("PYTHONHOME", "VIRTUAL_ENV")))
     if prep.returncode != 0:
         raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),
                         "check the tox configuration, the product's dependencies and dependency-index-url")
     box.give(workdir)
     argv = [sys.executable, "-m", "tox", "run", "--skip-pkg-install", *common]
-    child = box.env(probe_env)
+    # in the box the environment exists already: the interpreter's folder goes last on PATH,
+    # so that it is found without putting ci-kit's own tools before the product's
+    found_last = {"PATH": os.pathsep.join([os.environ.get("PATH", ""), str(Path(python).parent)]), "UV_PYTHON_DOWNLOADS": "never"}
+    child = box.env({**probe_env, **found_last})
     env = envs.Env(workdir / name, workdir / name / "bin" / "python", py)
     return env, argv, child, f"tox run -e {name}"

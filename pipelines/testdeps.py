@@ -13,7 +13,8 @@ from pathlib import Path
 from pipelines.config import Settings
 from pipelines.errors import UsageError
 
-_MISSING = re.compile(r"No module named '([\w.]+)'")
+# ImportError says "No module named 'x'"; `python -m x` says "No module named x"
+_MISSING = re.compile(r"No module named '?([\w.]+)'?")
 
 
 def package_extras(path: Path) -> list[str]:

@@ -84,3 +84,23 @@ def test_colour_codes_and_control_characters_in_test_output_are_read(fresh_user,
     tests = [idx.read_result(l)["ci_kit"] for l in rel.results]
     tests = [t for t in tests if t["kind"] == "test"]
     assert len(tests) == 2 and all(t["tests"] == 5 and t["failures"] == 1 and t["counted"] for t in tests)
+
+
+def test_python_dash_m_pytest_gets_pytest_like_pytest_does(fresh_user, product_repo):
+    """`python -m pytest` is how many projects' CI runs their tests (corpus, issue 13): it
+    gets pytest installed as `pytest` does, runs on the environment's Python and is counted."""
+    from pipelines.test import runs_pytest
+    from pipelines.testdeps import _MISSING
+
+    assert runs_pytest(["python", "-m", "pytest", "-q"]) and runs_pytest(["python3.11", "-m", "pytest"])
+    assert not runs_pytest(["python", "-m", "unittest"]) and not runs_pytest(["nox"])
+    assert _MISSING.search("/env/bin/python: No module named pytest").group(1) == "pytest"  # `python -m`'s words
+    # no extra provides pytest: only ci-kit's own rule can install it
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.2", "CI_KIT_TEST_EXTRAS": "[]",
+           "CI_KIT_TEST_COMMAND": "python -m pytest -q"}
+    r = run_cikit("run", "--json", cwd=product_repo, env=env)
+    assert r.returncode == 0, r.output
+    runs = json.loads(r.stdout)["tests"]["runs"]
+    assert runs and all(run["counts"]["tests"] == 4 for run in runs)
+    record = json.loads(open(runs[0]["record_path"]).read())
+    assert "/site-packages/churn_model/" in record["ci_kit"]["proof"]["churn_model"]
