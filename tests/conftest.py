@@ -119,18 +119,25 @@ def devpi(tmp_path_factory: pytest.TempPathFactory, cikit: str):
 _users = itertools.count(1)
 
 
-@pytest.fixture
-def fresh_user(devpi: Devpi) -> Devpi:
-    """A user of its own with unstable (volatile), testing and stable (non-volatile) indexes."""
+def make_user(url: str, user: str, password: str):
+    """A devpi user with its unstable (volatile), testing and stable (non-volatile)
+    indexes, as `ci-kit server start` makes them; returns its logged-in Index."""
     from pipelines.index import Index
 
-    user = f"u{os.getpid()}x{next(_users)}"
-    password = f"pw-{user}-Zq9"
-    idx = Index(devpi.url, user)
+    idx = Index(url, user)
     idx.create_user(user, password)
     idx.login(password)
     for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
         idx.create_index(f"{user}/{name}", volatile=volatile)
+    return idx
+
+
+@pytest.fixture
+def fresh_user(devpi: Devpi) -> Devpi:
+    """A user of its own with unstable (volatile), testing and stable (non-volatile) indexes."""
+    user = f"u{os.getpid()}x{next(_users)}"
+    password = f"pw-{user}-Zq9"
+    make_user(devpi.url, user, password)
     env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password}
     return Devpi(devpi.url, user, password, devpi.server_dir, env)
 

@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import free_port, git, make_repo, make_user, run_cikit
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import free_port, git, make_repo, run_cikit
 
 V = "7.0.0"
 
@@ -39,15 +38,10 @@ def snapshot(url: str, user: str) -> str:
 @pytest.fixture(scope="module")
 def world(devpi, tmp_path_factory):
     """One user with one pushed release, a repository, and places for bad paths."""
-    from pipelines.index import Index
 
     user = f"cat{os.getpid()}"
     password = "pw-catalogue-8h2k"
-    idx = Index(devpi.url, user)
-    idx.create_user(user, password)
-    idx.login(password)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        idx.create_index(f"{user}/{name}", volatile=volatile)
+    make_user(devpi.url, user, password)
     base = tmp_path_factory.mktemp("catalogue")
     repo = make_repo(base / "repo")
     env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password, "SETUPTOOLS_SCM_PRETEND_VERSION": V}

@@ -31,8 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from conftest import Devpi, GIT_ID, Result, require, run_cikit
+from conftest import GIT_ID, Devpi, Result, make_user, require, run_cikit
 
 CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text())["projects"]
 CACHE = Path(os.environ.get("CI_KIT_CORPUS_CACHE") or Path.home() / ".cache" / "ci-kit-corpus")
@@ -89,15 +88,10 @@ def config_env(config: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpus_user(devpi: Devpi) -> Devpi:
-    from pipelines.index import Index
 
     user = f"corpus{os.getpid()}"
     password = f"pw-{user}-Zq9x"
-    idx = Index(devpi.url, user)
-    idx.create_user(user, password)
-    idx.login(password)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        idx.create_index(f"{user}/{name}", volatile=volatile)
+    make_user(devpi.url, user, password)
     return Devpi(devpi.url, user, password, devpi.server_dir, {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password})
 
 

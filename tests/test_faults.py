@@ -19,8 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import CIKIT, Devpi, clean_env, error_line, free_port, git, make_repo, run_cikit
+from conftest import (
+    CIKIT,
+    Devpi,
+    clean_env,
+    error_line,
+    free_port,
+    git,
+    make_repo,
+    make_user,
+    run_cikit,
+)
 
 PASSWORD = "fault-Test-Pa55word-k3j9"
 NUL = b"\0"
@@ -240,7 +249,6 @@ def test_slow_when_asked():
 def slow_product(devpi: Devpi, tmp_path_factory: pytest.TempPathFactory):
     """The example product plus a test that sleeps while a flag file exists, built and
     pushed once for a user of its own; yields (env, repo, requirement, commit, flag)."""
-    from pipelines.index import Index
 
     import tempfile
 
@@ -256,11 +264,7 @@ def slow_product(devpi: Devpi, tmp_path_factory: pytest.TempPathFactory):
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "a test that can be made slow", cwd=repo)
     user, password = f"faults{os.getpid()}", "pw-faults-Zq9x"
-    idx = Index(devpi.url, user)
-    idx.create_user(user, password)
-    idx.login(password)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        idx.create_index(f"{user}/{name}", volatile=volatile)
+    make_user(devpi.url, user, password)
     env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password}
     r = run_cikit("build-and-push", cwd=repo, env=env)
     assert r.returncode == 0, r.output

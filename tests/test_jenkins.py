@@ -31,8 +31,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, clean_env, git, make_repo, require
+from conftest import ROOT, clean_env, git, make_repo, make_user, require
 
 JENKINS = ROOT / "jenkins"
 HARNESS = ROOT / "tests" / "jenkins"
@@ -836,7 +835,6 @@ def test_e2e_stealing_product_finds_no_credential_through_the_templates(groovy, 
     hunts for the password; the credential is bound as Jenkins binds it. The sentinel is
     nowhere: not in what the thief found, not in any record, file or build log."""
     from test_secrets import _thief_repo
-    from pipelines.index import Index
 
     require(shutil.which("python3.12") or glob.glob(os.path.expanduser("~/.pyenv/versions/3.12.*/bin/python3.12")),
             "the job 2 template tests on Python 3.11 and 3.12")
@@ -845,11 +843,7 @@ def test_e2e_stealing_product_finds_no_credential_through_the_templates(groovy, 
 
     sentinel = "SENTINEL" + _secrets.token_hex(12)
     user = f"jthief{os.getpid()}"
-    idx = Index(devpi.url, user)
-    idx.create_user(user, sentinel)
-    idx.login(sentinel)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        idx.create_index(f"{user}/{name}", volatile=volatile)
+    idx = make_user(devpi.url, user, sentinel)
     loot = Path(tempfile.mkdtemp(prefix="ci-kit-loot-", dir="/tmp"))
     loot.chmod(0o1777)
     try:

@@ -16,8 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from conftest import EXAMPLE, error_line, git, make_repo, run_cikit
+from conftest import EXAMPLE, error_line, git, make_repo, make_user, run_cikit
 
 # The product's stealing test. {loot} is a world-writable folder outside every sandbox;
 # {guess} a path the attacker knows (the password file), to try it directly.
@@ -100,15 +99,10 @@ _n = itertools.count(1)
 @pytest.fixture
 def sentinel_user(devpi):
     """A devpi user whose password is a random sentinel, with the three indexes."""
-    from pipelines.index import Index
 
     sentinel = "SENTINEL" + secrets.token_hex(12)
     user = f"s{os.getpid()}x{next(_n)}"
-    idx = Index(devpi.url, user)
-    idx.create_user(user, sentinel)
-    idx.login(sentinel)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        idx.create_index(f"{user}/{name}", volatile=volatile)
+    idx = make_user(devpi.url, user, sentinel)
     env = {**devpi.env, "CI_KIT_USER": user}
     env.pop("CI_KIT_PASSWORD", None)
     return user, sentinel, env, idx

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import error_line, git, run_cikit
+from conftest import error_line, git, make_user, run_cikit
 
 
 def _no_password(env: dict[str, str]) -> dict[str, str]:
@@ -176,10 +175,10 @@ def plain_devpi(tmp_path_factory):
     import subprocess
     import sys
 
-    from conftest import Devpi, clean_env, free_port, require
-    from pipelines.index import Index
-
     import devpi_server
+    from conftest import Devpi, clean_env, free_port, require
+
+    from pipelines.index import Index
 
     base = tmp_path_factory.mktemp("plain")
     uv = str(Path(sys.executable).with_name("uv"))
@@ -204,11 +203,7 @@ def plain_devpi(tmp_path_factory):
             except Exception:
                 time.sleep(0.2)
         user, password = "plain", "plain-Pa55-word"
-        idx = Index(url, user)
-        idx.create_user(user, password)
-        idx.login(password)
-        for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-            idx.create_index(f"{user}/{name}", volatile=volatile)
+        make_user(url, user, password)
         env = {**clean_env(), "CI_KIT_USER": user, "CI_KIT_PASSWORD": password, "CI_KIT_INDEX_URL": url}
         yield Devpi(url, user, password, base, env)
     finally:
