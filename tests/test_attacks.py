@@ -43,6 +43,24 @@ def _forged(f, *, commit: str, python: str = "3.11", passed: bool = True, tests:
                                metrics={}, proof={}, duration=0.1)
 
 
+def _passed(fresh_user, repo: Path):
+    """The CI identity's own passing record on every file of the release (a pass the
+    gate counts): returns the logged-in index and the release."""
+    idx, rel = fresh_user.index(), _release(fresh_user)
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    for f in rel.files:
+        idx.attach_result(f, _forged(f, commit=commit, python=_py()))
+    return idx, rel
+
+
+def _swapped_wheel(repo: Path, rel, tmp_path: Path, tail: bytes):
+    """Other bytes under the wheel's filename, and that filename's release file."""
+    wheel = next(f for f in rel.files if f.kind == "wheel")
+    swapped = tmp_path / wheel.basename
+    swapped.write_bytes((repo / "dist" / wheel.basename).read_bytes() + tail)
+    return wheel, swapped
+
+
 def _py() -> str:
     import sys
 
@@ -111,14 +129,8 @@ def test_another_users_pass_does_not_count_unless_trusted(fresh_user, devpi, pro
 
 def test_swap_between_gate_and_copy_never_reaches_stable(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
-    idx = fresh_user.index()
-    commit = git("rev-parse", "HEAD", cwd=product_repo)
-    rel = _release(fresh_user)
-    for f in rel.files:
-        idx.attach_result(f, _forged(f, commit=commit, python=_py()))  # the CI identity's own pass
-    wheel = next(f for f in rel.files if f.kind == "wheel")
-    swapped = tmp_path / wheel.basename
-    swapped.write_bytes((product_repo / "dist" / wheel.basename).read_bytes() + b"\0untested")
+    idx, rel = _passed(fresh_user, product_repo)
+    wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0untested")
     from pipelines.push import read_metadata
 
     with FaultProxy(fresh_user.url) as proxy:
@@ -139,14 +151,8 @@ def test_swap_between_gate_and_copy_never_reaches_stable(fresh_user, product_rep
 
 def test_swap_after_testing_is_refused(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
-    idx = fresh_user.index()
-    commit = git("rev-parse", "HEAD", cwd=product_repo)
-    rel = _release(fresh_user)
-    for f in rel.files:
-        idx.attach_result(f, _forged(f, commit=commit, python=_py()))
-    wheel = next(f for f in rel.files if f.kind == "wheel")
-    swapped = tmp_path / wheel.basename
-    swapped.write_bytes((product_repo / "dist" / wheel.basename).read_bytes() + b"\0")
+    idx, rel = _passed(fresh_user, product_repo)
+    wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0")
     from pipelines.push import read_metadata
 
     idx.upload(f"{fresh_user.user}/unstable", swapped, read_metadata(product_repo / "dist" / wheel.basename))
@@ -344,10 +350,7 @@ def _is_promotion_record(path: str, body: bytes) -> bool:
 
 def test_interrupted_promotion_gets_its_record_on_rerun(fresh_user, product_repo):
     env = _push(fresh_user, product_repo)
-    commit = git("rev-parse", "HEAD", cwd=product_repo)
-    idx = fresh_user.index()
-    for f in _release(fresh_user).files:
-        idx.attach_result(f, _forged(f, commit=commit, python=_py()))
+    idx, _ = _passed(fresh_user, product_repo)
     with FaultProxy(fresh_user.url) as proxy:  # the server stores the record; its answer is lost
         proxy.add("POST", _is_promotion_record, "drop-after")
         r = run_cikit("promote", f"churn-model=={V}", cwd=product_repo, env={**env, "CI_KIT_INDEX_URL": proxy.url})
@@ -378,10 +381,7 @@ def test_interrupted_forced_promotion_keeps_its_forced_marker(fresh_user, produc
 
 def test_concurrent_promotions_all_succeed_with_one_copy(fresh_user, product_repo):
     env = _push(fresh_user, product_repo)
-    commit = git("rev-parse", "HEAD", cwd=product_repo)
-    idx = fresh_user.index()
-    for f in _release(fresh_user).files:
-        idx.attach_result(f, _forged(f, commit=commit, python=_py()))
+    idx, _ = _passed(fresh_user, product_repo)
     procs = [subprocess.Popen([CIKIT, "promote", f"churn-model=={V}"], cwd=product_repo, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
     outs = [p.communicate(timeout=180) for p in procs]
