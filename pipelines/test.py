@@ -399,6 +399,10 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
     lookup = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")]), "UV_PYTHON_DOWNLOADS": "never"}
     prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
                       env=runner.child_env(lookup, drop=("PYTHONHOME", "VIRTUAL_ENV")))
+    if prep.returncode != 0 and re.search(r"environments? not found|conflicting with base python|conflicting factors", prep.stdout):
+        last = [l.strip() for l in prep.stdout.splitlines() if l.strip()][-2:]
+        raise UsageError(f"tox-env {settings.tox_env!r} (here {name}): " + " / ".join(last),
+                         "name an environment the tox configuration defines (`tox list`); `{py}` becomes e.g. 311, `{py_dot}` 3.11")
     if prep.returncode != 0:
         raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),
                         "check the tox configuration, the product's dependencies and dependency-index-url")

@@ -104,3 +104,17 @@ def test_python_dash_m_pytest_gets_pytest_like_pytest_does(fresh_user, product_r
     assert runs and all(run["counts"]["tests"] == 4 for run in runs)
     record = json.loads(open(runs[0]["record_path"]).read())
     assert "/site-packages/churn_model/" in record["ci_kit"]["proof"]["churn_model"]
+
+
+def test_a_tox_env_that_does_not_exist_or_conflicts_is_a_configuration_error(fresh_user, product_repo):
+    (product_repo / "tox.ini").write_text("[testenv]\nextras = test\ncommands = pytest {posargs}\n")
+    git("add", "tox.ini", cwd=product_repo)
+    git("commit", "-qm", "tox", cwd=product_repo)
+    env = {**fresh_user.env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.9"}
+    assert run_cikit("build-and-push", cwd=product_repo, env=env).returncode == 0
+    r = run_cikit("test", "churn-model==2.0.9", cwd=product_repo, env={**env, "CI_KIT_TOX_ENV": "nosuchenv"})
+    assert r.returncode == 2, r.output
+    assert "tox-env 'nosuchenv'" in error_line(r) and "not found" in error_line(r)
+    r = run_cikit("test", "churn-model==2.0.9", cwd=product_repo, env={**env, "CI_KIT_TOX_ENV": "py27"})
+    assert r.returncode == 2, r.output
+    assert "conflicting with base python" in error_line(r)
