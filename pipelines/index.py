@@ -181,6 +181,9 @@ class Index:
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
+        if not _is_devpi(resp) and resp.status_code >= 500:  # a gateway's answer, or a server going down
+            raise IndexUnreachable(f"{method} {url}: {resp.status_code} {resp.reason} from what stands in front of devpi-server (a proxy or gateway), not from devpi itself",
+                                   "check the server and the proxy in front of it, then run the stage again: it picks up where this one stopped")
         if not _is_devpi(resp):
             raise IndexUnreachable(f"{self.url} did not answer like a devpi-server ({method} {url}: {resp.status_code} {resp.reason})",
                                    "check index-url: it must be the root URL of a devpi-server")

@@ -196,7 +196,8 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
-        "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={box.output(junit)} -o junit_family=xunit2",
+        # pytest splits PYTEST_ADDOPTS into words: a path with a space (a Jenkins workspace) must be quoted
+        "PYTEST_ADDOPTS": f"-p ci_kit_probe -p no:cacheprovider --junitxml={shlex.quote(str(box.output(junit)))} -o junit_family=xunit2",
         "CI_KIT_PROBE_OUT": str(box.output(probe_out)),
         "CI_KIT_PROBE_MODULES": ",".join(modules),
         "CI_KIT_PROBE_DIST": spec.name,

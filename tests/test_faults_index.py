@@ -200,6 +200,12 @@ class OwnServer:
             time.sleep(0.05)
         assert not _alive(pid)
 
+    def ensure(self) -> None:
+        """Running, whatever an earlier test did to it."""
+        pidfile = self.server_dir / "ci-kit-server.pid"
+        if not (pidfile.exists() and _alive(self.pid())):
+            self.start()
+
     def start(self) -> str:
         r = run_cikit("server", "start", env=self.env, timeout=180)
         assert r.returncode == 0, r.output
@@ -293,3 +299,165 @@ def test_sigkill_of_the_server_mid_stage_then_a_rerun_completes(own_server, buil
     if stage != "attach":  # a further re-run changes nothing (a test re-run adds its new records by design)
         assert run_cikit(*args, cwd=repo, env=direct).returncode == 0
         assert snapshot(own_server.url, user) == snap
+
+
+# -- 2. a faulty network between ci-kit and the server ---------------------------------------
+
+def _is_login(path: str, body: bytes) -> bool:
+    return path == "/+login"
+
+
+def _is_release_get(index: str):
+    return lambda path, body: path.startswith(f"/{index}/churn-model")
+
+
+# id: (stage, method, matcher(user), action, seconds, times, exit code)
+NET = {
+    "push-upload-500": ("push", "POST", lambda u: _is_upload(f"{u}/unstable"), "error", 0, 1, 5),
+    "push-upload-dropped-before": ("push", "POST", lambda u: _is_upload(f"{u}/unstable"), "drop-before", 0, 1, 5),
+    "push-upload-dropped-after": ("push", "POST", lambda u: _is_upload(f"{u}/unstable"), "drop-after", 0, 1, 5),
+    "push-build-record-never": ("push", "POST", lambda u: _is_record(f"{u}/unstable", "build"), "hang", 12, 1, 5),
+    "test-result-500": ("test", "POST", lambda u: _is_record(f"{u}/unstable", "test"), "error", 0, 1, 5),
+    "promote-upload-dropped-after": ("promote", "POST", lambda u: _is_upload(f"{u}/testing"), "drop-after", 0, 1, 5),
+    "promote-upload-never": ("promote", "POST", lambda u: _is_upload(f"{u}/testing"), "hang", 12, 1, 5),
+    "promote-record-500": ("promote", "POST", lambda u: _is_record(f"{u}/testing", "promotion"), "error", 0, 1, 5),
+    "promote-login-never": ("promote", "POST", lambda u: _is_login, "hang", 12, 1, 5),
+    "promote-reads-500-beyond-retries": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 50, 5),
+    # reads are retried (urllib3 Retry on the session): these end in success on the first run
+    "promote-reads-500-twice": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 2, 0),
+    "push-reads-dropped-twice": ("push", "GET", lambda u: _is_release_get(f"{u}/unstable"), "drop-before", 0, 2, 0),
+    "promote-reads-slow": ("promote", "GET", lambda u: (lambda p, b: True), "delay", 1.5, 3, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(NET))
+def test_network_fault_is_one_line_then_a_rerun_completes(own_server, built, private_tmp, tmp_path, case):
+    stage, method, matcher, action, seconds, times, code = NET[case]
+    repo, commit = built
+    own_server.ensure()
+    user, password = make_user(own_server.url, f"n{next(_n)}")
+    direct = user_env(own_server.url, user, password, private_tmp)
+    args = {"push": ["push"], "test": ["test", f"churn-model=={VERSION}", "--junit-dir", str(tmp_path / "junit")],
+            "promote": ["promote", f"churn-model=={VERSION}"]}[stage]
+    if stage != "push":
+        assert run_cikit("push", cwd=repo, env=direct).returncode == 0
+    if stage == "promote":
+        attach_passes(own_server.url, user, password, commit)
+    before = snapshot(own_server.url, user)
+    with FaultProxy(own_server.url) as proxy:
+        rule = proxy.add(method, matcher(user), action, seconds=seconds, times=times)
+        started = time.monotonic()
+        r = run_cikit(*args, cwd=repo, env={**direct, "CI_KIT_INDEX_URL": proxy.url, "CI_KIT_INDEX_TIMEOUT": TIMEOUT})
+        took = time.monotonic() - started
+    assert rule.fired >= 1, r.output
+    assert r.returncode == code, r.output
+    assert "Traceback" not in r.output
+    _assert_clean(private_tmp)
+    if code == 0:
+        assert rule.fired == times  # every fault was met and got over
+        assert_consistent(own_server.url, user, tested=stage != "push", promoted=stage == "promote")
+        return
+    line = error_line(r)
+    assert "index" in line, line
+    if action == "hang":
+        assert f"did not answer within {TIMEOUT}s" in line, line
+        assert took < seconds, f"{took:.1f}s: the index timeout did not bound the wait"
+    if method == "GET":
+        assert snapshot(own_server.url, user) == before  # nothing was written
+    assert_nothing_counts_as_promoted_partially(own_server.url, user, direct, repo)
+    again = run_cikit(*args, cwd=repo, env=direct)
+    assert again.returncode == 0, again.output
+    _assert_clean(private_tmp)
+    assert_consistent(own_server.url, user, tested=stage != "push", promoted=stage == "promote")
+
+
+# -- 3. full and read-only disks ---------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MB tmpfs of the test's own; unmounted afterwards."""
+    require(os.geteuid() == 0 and shutil.which("mount"), "mounting a small tmpfs needs root")
+    mnt = tmp_path / "small disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=1777", "tmpfs", str(mnt)], capture_output=True, text=True)
+    require(done.returncode == 0, f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _spoil(mnt: Path, how: str) -> None:
+    for sub in ("dist", "results", "tmp"):
+        (mnt / sub).mkdir()
+    if how == "full":
+        with open(mnt / "filler", "wb") as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        assert shutil.disk_usage(mnt).free < 65536
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+@pytest.mark.parametrize("where", ["dist-dir", "results-dir", "TMPDIR-job-1", "TMPDIR-promote"])
+def test_full_or_read_only_disk_is_one_line_and_changes_nothing(own_server, built, private_tmp, tmp_path, small_disk, where, how):
+    repo, commit = built
+    own_server.ensure()
+    user, password = make_user(own_server.url, f"d{next(_n)}")
+    env = user_env(own_server.url, user, password, private_tmp)
+    if where == "dist-dir":
+        args = ["build-and-push", "--dist-dir", str(small_disk / "dist")]
+    elif where == "results-dir":
+        assert run_cikit("push", cwd=repo, env=env).returncode == 0
+        args = ["test", f"churn-model=={VERSION}", "--results-dir", str(small_disk / "results"), "--junit-dir", str(tmp_path / "junit")]
+    elif where == "TMPDIR-job-1":
+        args = ["build-and-push", "--dist-dir", str(tmp_path / "dist")]
+    else:
+        assert run_cikit("push", cwd=repo, env=env).returncode == 0
+        attach_passes(own_server.url, user, password, commit)
+        args = ["promote", f"churn-model=={VERSION}"]
+    if where.startswith("TMPDIR"):
+        env["TMPDIR"] = str(small_disk / "tmp")
+    before = snapshot(own_server.url, user)
+    _spoil(small_disk, how)
+    r = run_cikit(*args, cwd=repo, env=env)
+    assert r.returncode in (2, 4), r.output
+    line = error_line(r)
+    assert ("No space left" in line or "no space" in line.lower()) if how == "full" else ("read-only" in line.lower()), line
+    assert snapshot(own_server.url, user) == before  # nothing uploaded, nothing attached
+    _assert_clean(private_tmp)
+
+
+# -- 4. spaces and non-ASCII characters in every path ----------------------------------------
+
+def test_spaces_and_non_ascii_in_every_path(tmp_path: Path, cikit: str):
+    require(shutil.which("devpi-server", path=str(Path(sys.executable).parent)) or shutil.which("devpi-server"),
+            "devpi-server is not installed (pip install 'ci-kit[server]')")
+    base = tmp_path / "Jenkins workspace ü" / "job é 2"
+    base.mkdir(parents=True)
+    tmp = base / "tmp dir ß"
+    tmp.mkdir()
+    repo = make_repo(base / "churn model ø")
+    port = free_port()
+    srv = {**clean_env(), "CI_KIT_SERVER_DIR": str(base / "server dir å"), "CI_KIT_SERVER_PORT": str(port),
+           "CI_KIT_PASSWORD": PASSWORD, "CI_KIT_USER": "ci", "TMPDIR": str(tmp)}
+    r = run_cikit("server", "start", env=srv, timeout=180)
+    assert r.returncode == 0, r.output
+    try:
+        env = {**user_env(f"http://127.0.0.1:{port}", "ci", PASSWORD, tmp),
+               "CI_KIT_DIST_DIR": str(base / "dist dir ñ"), "CI_KIT_RESULTS_DIR": str(base / "results dir ç")}
+        r = run_cikit("run", "--json", cwd=repo, env=env)
+        assert r.returncode == 0, r.output
+        out = json.loads(r.stdout)
+        assert out["promoted_to"] == "ci/testing" and out["changed"], out
+        assert all(t["passed"] for t in out["tests"]["runs"]), out["tests"]
+        assert list((base / "dist dir ñ").glob("*.whl")) and list((base / "results dir ç").rglob("*.json"))
+        r = run_cikit("test-and-promote", f"churn-model=={VERSION}", "--junit-dir", str(base / "junit dir ü"), cwd=repo, env=env)
+        assert r.returncode == 0, r.output
+        assert list((base / "junit dir ü").rglob("*.xml"))
+        assert_consistent(f"http://127.0.0.1:{port}", "ci", tested=True, promoted=True)
+    finally:
+        run_cikit("server", "stop", env=srv)
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("ci-kit-")] == []
