@@ -182,7 +182,7 @@ class Index:
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
         if not _is_devpi(resp) and resp.status_code >= 500:  # a gateway's answer, or a server going down
-            raise IndexUnreachable(f"{method} {url}: {resp.status_code} {resp.reason} from what stands in front of devpi-server (a proxy or gateway), not from devpi itself",
+            raise IndexUnreachable(f"the index at {self.url} answered {method} {url} with {resp.status_code} {resp.reason}, not from devpi-server itself (a proxy or gateway in front of it, or the server going down)",
                                    "check the server and the proxy in front of it, then run the stage again: it picks up where this one stopped")
         if not _is_devpi(resp):
             raise IndexUnreachable(f"{self.url} did not answer like a devpi-server ({method} {url}: {resp.status_code} {resp.reason})",
