@@ -411,7 +411,7 @@ def test_full_or_read_only_disk_is_one_line_and_changes_nothing(own_server, buil
         args = ["build-and-push", "--dist-dir", str(small_disk / "dist")]
     elif where == "results-dir":
         assert run_cikit("push", cwd=repo, env=env).returncode == 0
-        args = ["test", f"churn-model=={VERSION}", "--results-dir", str(small_disk / "results"), "--junit-dir", str(tmp_path / "junit")]
+        args = ["test", f"churn-model=={VERSION}", "--results-dir", str(small_disk / "results")]  # JUnit goes there too
     elif where == "TMPDIR-job-1":
         args = ["build-and-push", "--dist-dir", str(tmp_path / "dist")]
     else:
