@@ -322,6 +322,7 @@ NET = {
     "promote-upload-never": ("promote", "POST", lambda u: _is_upload(f"{u}/testing"), "hang", 12, 1, 5),
     "promote-record-500": ("promote", "POST", lambda u: _is_record(f"{u}/testing", "promotion"), "error", 0, 1, 5),
     "promote-login-never": ("promote", "POST", lambda u: _is_login, "hang", 12, 1, 5),
+    "promote-read-never": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "hang", 12, 3, 5),
     "promote-reads-500-beyond-retries": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 50, 5),
     # reads are retried (urllib3 Retry on the session): these end in success on the first run
     "promote-reads-500-twice": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 2, 0),
