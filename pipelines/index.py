@@ -181,7 +181,7 @@ class Index:
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
-        if not _is_devpi(resp) and resp.status_code >= 500:  # a gateway's answer, or a server going down
+        if not _is_devpi(resp) and resp.status_code in (500, 502, 503, 504):  # a gateway's answer, or a server going down
             raise IndexUnreachable(f"the index at {self.url} answered {method} {url} with {resp.status_code} {resp.reason}, not from devpi-server itself (a proxy or gateway in front of it, or the server going down)",
                                    "check the server and the proxy in front of it, then run the stage again: it picks up where this one stopped")
         if not _is_devpi(resp):
