@@ -251,17 +251,31 @@ def _is_record(index: str, kind: str):
     return lambda path, body: path.startswith("/" + index + "/") and f'"kind": "{kind}"'.encode() in body
 
 
+def _second(match):
+    """Matches the second request that `match` matches (the first goes through)."""
+    seen = []
+
+    def second(path: str, body: bytes) -> bool:
+        if match(path, body):
+            seen.append(path)
+            return len(seen) == 2
+        return False
+
+    return second
+
+
 # where: the proxy holds the request, the server is killed, the request goes nowhere ("held");
 # the server is killed as the request reaches it ("arrival", racing its write); the server
 # acts, its answer is lost, and it is killed just after ("acted").
 POINTS = {"held": ("delay", 1.5, 0.3), "arrival": ("delay", 0.0, 0.0), "acted": ("drop-after", 0.0, 0.4)}
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-@pytest.mark.parametrize("stage", ["upload", "attach", "promote"])
+@pytest.mark.parametrize("stage, point", [(stage, point) for stage in ("upload", "attach", "promote") for point in POINTS]
+                         + [("promotion-record", "held")])
 def test_sigkill_of_the_server_mid_stage_then_a_rerun_completes(own_server, built, private_tmp, tmp_path, stage, point):
     repo, commit = built
-    user, password = make_user(own_server.url, f"k{stage[:2]}{point[:2]}")
+    own_server.ensure()
+    user, password = make_user(own_server.url, f"k{next(_n)}")
     direct = user_env(own_server.url, user, password, private_tmp)
     junit = ["--junit-dir", str(tmp_path / "junit")]
     if stage == "upload":
@@ -269,10 +283,11 @@ def test_sigkill_of_the_server_mid_stage_then_a_rerun_completes(own_server, buil
     elif stage == "attach":
         assert run_cikit("push", cwd=repo, env=direct).returncode == 0
         args, match = ["test", f"churn-model=={VERSION}", *junit], _is_record(f"{user}/unstable", "test")
-    else:
+    else:  # promote: killed at its first upload to the target, or between the files' promotion records
         assert run_cikit("push", cwd=repo, env=direct).returncode == 0
         attach_passes(own_server.url, user, password, commit)
-        args, match = ["promote", f"churn-model=={VERSION}"], _is_upload(f"{user}/testing")
+        args = ["promote", f"churn-model=={VERSION}"]
+        match = _is_upload(f"{user}/testing") if stage == "promote" else _second(_is_record(f"{user}/testing", "promotion"))
     action, hold, after = POINTS[point]
     with FaultProxy(own_server.url) as proxy:
         rule = proxy.add("POST", match, action, seconds=hold)
@@ -295,7 +310,7 @@ def test_sigkill_of_the_server_mid_stage_then_a_rerun_completes(own_server, buil
     again = run_cikit(*args, cwd=repo, env=direct)
     assert again.returncode == 0, again.output
     _assert_clean(private_tmp)
-    snap = assert_consistent(own_server.url, user, tested=stage != "upload", promoted=stage == "promote")
+    snap = assert_consistent(own_server.url, user, tested=stage != "upload", promoted=stage.startswith("promot"))
     if stage != "attach":  # a further re-run changes nothing (a test re-run adds its new records by design)
         assert run_cikit(*args, cwd=repo, env=direct).returncode == 0
         assert snapshot(own_server.url, user) == snap
