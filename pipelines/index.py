@@ -11,6 +11,7 @@ the PUSH method for server-side copies).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -327,6 +328,7 @@ class Index:
         return resp.status_code != 409
 
 
+@functools.lru_cache(maxsize=None)
 def _retry_class() -> type:
     from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
     from urllib3.util.retry import Retry
