@@ -79,6 +79,7 @@ def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results:
 
     if (dist or results) and not s.project_dir.is_dir():
         raise ProjectError(f"{s.project_dir} is not a directory", "pass --project-dir DIR or cd into the project")
+    preflight.temp_dir()
     preflight.writable_file(getattr(args, "output", None), "--output")
     preflight.writable_file(getattr(args, "summary", None), "--summary")
     if dist:

@@ -126,6 +126,10 @@ def _positive(v: int) -> str | None:
     return None if 0 < v < 65536 else "a port number between 1 and 65535"
 
 
+def _seconds(v: int) -> str | None:
+    return None if 1 <= v <= 3600 else "a number of seconds between 1 and 3600"
+
+
 def _current_python() -> str:
     return "%d.%d" % sys.version_info[:2]
 
@@ -152,6 +156,7 @@ KEYS: tuple[Key, ...] = (
     Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
     Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
     Key("server-port", "int", 3141, "Port of the embedded devpi-server on 127.0.0.1.", _positive),
+    Key("index-timeout", "int", 60, "Seconds ci-kit waits for each answer of the index (connecting: at most 10); past it the command stops with exit 5. Reads (GET) that fail with a dropped connection or a 5xx are retried twice first.", _seconds),
     Key("image", "bool", False, "Build the pinned image as part of `ci-kit run` (the CI front ends have an image step of their own)."),
     Key("image-base", "str", "", "Base image for `ci-kit image`, pinned by digest (`REPO@sha256:...`)."),
     Key("image-entrypoint", "str", "", "Console script of the product, or `-m module`, that the image runs."),
@@ -202,6 +207,7 @@ class Settings:
     image_tags: list[str]
     registry_user: str
     pass_env: list[str] = field(default_factory=list)
+    index_timeout: int = 60
     password_file: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # The secret variables of the environment given to load(), so that a settings object

@@ -127,7 +127,7 @@ EXIT_CODES: dict[int, str] = {
     2: "usage or configuration error (flag, [tool.ci-kit] key, environment, requirement)",
     3: "project or repository error (not a git repository, no pyproject.toml, dirty tree, unknown commit)",
     4: "build failed (the build backend's own error is shown)",
-    5: "index unreachable",
+    5: "index unreachable, or its answer lost: connection refused or dropped, no answer within index-timeout, a gateway's 5xx",
     6: "authentication failed",
     7: "not found on the index (index, project or release)",
     8: "version collision (same version, different bytes)",

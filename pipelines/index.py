@@ -11,6 +11,7 @@ the PUSH method for server-side copies).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -105,6 +106,19 @@ class Index:
         self.session: requests.Session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
+        # Reads are idempotent: a GET whose connection drops or that gets a 5xx from a proxy
+        # or a restarting server is retried by urllib3's Retry (twice, 0.2 s then 0.4 s
+        # apart), not by a loop of ours; a timeout is not retried (_Retry), so a hung
+        # server costs index-timeout once. Writes (POST, PUT, PATCH, PUSH) are never retried
+        # here: whether the server acted on a lost one is for the stage to find out on its
+        # re-run (push and promote compare with the index before writing).
+        from requests.adapters import HTTPAdapter
+
+        retry = _Retry(total=2, connect=2, read=2, status=2, other=0, backoff_factor=0.2,
+                      status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET", "HEAD"}),
+                      raise_on_status=False, respect_retry_after_header=False)
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self._results: dict[str, bytes] = {}
         self._password_later: Callable[[], str | None] | None = None
         self.token: Any = None  # a tokens.TokenInfo when a devpi-tokens token is held
@@ -115,7 +129,7 @@ class Index:
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        index = cls(settings.index_url, settings.user)
+        index = cls(settings.index_url, settings.user, timeout=float(settings.index_timeout))
         if login == "when-asked":
             index._password_later = lambda: settings.password
             return index
@@ -148,8 +162,11 @@ class Index:
                 tls = " (is it plain http? https to a plain-http port never completes)" if self.url.startswith("https:") else ""
                 raise IndexUnreachable(f"no connection to the index at {self.url} within {min(10.0, self.timeout):.0f}s{tls}",
                                        "check index-url (scheme, host, port) and the server") from None
-            raise IndexUnreachable(f"the index at {self.url} did not answer within {self.timeout:.0f}s",
-                                   "check the server's health and retry") from None
+            raise IndexUnreachable(f"the index at {self.url} did not answer within {self.timeout:.0f}s ({method} {url})",
+                                   "check the server's health and run the stage again (index-timeout sets the wait)") from None
+        except requests.RequestException as exc:  # an answer cut off mid-body (the server died while answering)
+            raise IndexUnreachable(f"the connection to the index at {self.url} broke during {method} {url} ({type(exc).__name__})",
+                                   "check the server's health and run the stage again: it picks up where this one stopped") from None
         if resp.status_code in ok:
             return resp
         if resp.status_code in (401, 403) and self._password_later is not None:
@@ -165,6 +182,9 @@ class Index:
         if resp.status_code in (401, 403):
             raise AuthError(f"{method} {url}: {resp.status_code} {message}",
                             f"check the credentials of devpi user {self.user!r} (CI_KIT_PASSWORD or --password-file) and the index ACLs")
+        if not _is_devpi(resp) and resp.status_code in (500, 502, 503, 504):  # a gateway's answer, or a server going down
+            raise IndexUnreachable(f"the index at {self.url} answered {method} {url} with {resp.status_code} {resp.reason}, not from devpi-server itself (a proxy or gateway in front of it, or the server going down)",
+                                   "check the server and the proxy in front of it, then run the stage again: it picks up where this one stopped")
         if not _is_devpi(resp):
             raise IndexUnreachable(f"{self.url} did not answer like a devpi-server ({method} {url}: {resp.status_code} {resp.reason})",
                                    "check index-url: it must be the root URL of a devpi-server")
@@ -248,10 +268,16 @@ class Index:
                            "run again: the new state is judged afresh")
         target = dest / f.basename
         h = hashlib.sha256()
+        import requests
+
         with open(target, "wb") as fh:
-            for chunk in resp.iter_content(1 << 20):
-                h.update(chunk)
-                fh.write(chunk)
+            try:
+                for chunk in resp.iter_content(1 << 20):
+                    h.update(chunk)
+                    fh.write(chunk)
+            except requests.RequestException as exc:
+                raise IndexUnreachable(f"the connection to the index at {self.url} broke while downloading {f.basename} ({type(exc).__name__})",
+                                       "check the server's health and run the stage again") from None
         if h.hexdigest() != f.sha256:
             raise CiKitError(f"{f.basename}: downloaded sha256 {h.hexdigest()} differs from the index's {f.sha256}",
                              "the index or a proxy changed the file in transit; retry, then check the server")
@@ -300,6 +326,30 @@ class Index:
                 self.request("PATCH", index, json={**{k: v for k, v in config.items() if k not in ("projects", "type")}, **acls})
                 console.step(f"server: {index}: uploads and results limited to {owner}")
         return resp.status_code != 409
+
+
+@functools.lru_cache(maxsize=None)
+def _retry_class() -> type:
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
+    from urllib3.util.retry import Retry
+
+    class NoRetryOnTimeout(Retry):
+        """urllib3's Retry, except that a timeout ends the request at once, as it would
+        without retries: a silent server answers no better the second time, and waiting
+        again would multiply index-timeout (and the 10 s of connecting)."""
+
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def,override]
+            if isinstance(error, ReadTimeoutError):
+                raise error
+            if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):  # refused is retried
+                raise MaxRetryError(_pool, url, error) from error  # type: ignore[arg-type]
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return NoRetryOnTimeout
+
+
+def _Retry(**kw: Any) -> Any:
+    return _retry_class()(**kw)
 
 
 def _is_devpi(resp: Any) -> bool:

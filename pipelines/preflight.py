@@ -65,3 +65,27 @@ def writable_file(path_text: str | None, what: str) -> None:
         raise UsageError(f"{what} {path} is not writable", "name a file you can write")
     if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: the folder {parent} is not writable", "name a file in a folder you can write")
+
+
+def temp_dir() -> Path:
+    """The folder ci-kit's temporary folders (clones, environments, downloads) go to.
+
+    Python's tempfile would quietly fall back to /tmp, or to the current folder, when
+    TMPDIR is full or read-only; a CI agent sets TMPDIR to keep that work off a small
+    root disk, so a TMPDIR that cannot be written is an error here, before the index is
+    touched, not a silent move elsewhere."""
+    named = next(((var, os.environ[var]) for var in ("TMPDIR", "TEMP", "TMP") if os.environ.get(var)), None)
+    if named is None:
+        return Path(tempfile.gettempdir())
+    var, text = named
+    path = Path(text)
+    if not path.is_dir():
+        raise UsageError(f"{var} {path} is not an existing folder", f"create it or point {var} at a folder you can write")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".ci-kit-probe-") as fh:
+            fh.write(b"x" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise UsageError(f"{var} {path}: {why(exc)}", f"free space in {var} or point {var} at a folder you can write") from None
+    return path

@@ -57,6 +57,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
             if rel is not None:
                 row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
         ignored = 0
+        promos: dict[str, tuple[set[str], list[dict[str, Any]]]] = {}  # index -> (files promoted there, entries)
         for (idx, rel, link), rec in zip(links, records):
             if rel.version != v:
                 continue
@@ -65,9 +66,13 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 continue
             ck = rec["ci_kit"]
             if ck["kind"] == "promotion":
+                f = next((f for f in rel.files if f.url == link.for_url), None)
+                done, entries = promos.setdefault(idx, (set(), []))
+                if f is not None and f.sha256 == ck["sha256"]:
+                    done.add(f.basename)
                 entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
-                if entry not in row["promoted"]:
-                    row["promoted"].append(entry)
+                if entry not in entries:
+                    entries.append(entry)
             elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
                 f = next((f for f in rel.files if f.url == link.for_url), None)
                 if f is None or f.sha256 != ck["sha256"]:
@@ -75,6 +80,13 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
                 key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
                 row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+        for idx, (done, entries) in promos.items():
+            # a promotion counts only once every file there carries its record: a copy
+            # interrupted between the files' records is not shown as promoted
+            if {f.basename for f in per_index[idx][v].files} <= done:
+                row["promoted"] += [e for e in entries if e not in row["promoted"]]
+            else:
+                row.setdefault("incomplete_promotions", []).append(idx)
         if ignored:
             row["ignored_records"] = ignored
         rows.append(row)
@@ -102,6 +114,8 @@ def render_project(data: dict[str, Any]) -> str:
         tests = ", ".join(f"{k} {v}" for k, v in sorted(row["tests"].items())) or "—"
         promoted = "; ".join(f"{p['to']} by {p['by']} at {p['at']}" + (" (FORCED)" if p["forced"] else "")
                              for p in row["promoted"]) or "—"
+        if row.get("incomplete_promotions"):
+            promoted += "; incomplete on " + ", ".join(row["incomplete_promotions"]) + " (run promote again)"
         table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), tests, promoted])
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     lines = [f"{data['name']}  ({data['shown']} of {data['total_versions']} versions; "

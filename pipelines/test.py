@@ -206,9 +206,10 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     probe_env = {
         "PYTHONPATH": str(PROBE_DIR),
         "PYTHONSAFEPATH": "1",  # `python -m ...` must not put the clone on sys.path
-        # the suite is named after what ran, so CI's test reports tell the runs apart
-        "PYTEST_ADDOPTS": (f"-p ci_kit_probe -p no:cacheprovider --junitxml={box.output(junit)} -o junit_family=xunit2 "
-                           + "-o " + shlex.quote(f"junit_suite_name={spec.name} Python {py} {f.kind}")),
+        # pytest splits PYTEST_ADDOPTS into words: paths with a space (a Jenkins workspace) and the
+        # suite's name (after what ran, so CI's test reports tell the runs apart) are quoted
+        "PYTEST_ADDOPTS": (f"-p ci_kit_probe -p no:cacheprovider --junitxml={shlex.quote(str(box.output(junit)))} "
+                           "-o junit_family=xunit2 -o " + shlex.quote(f"junit_suite_name={spec.name} Python {py} {f.kind}")),
         "CI_KIT_PROBE_OUT": str(box.output(probe_out)),
         "CI_KIT_PROBE_MODULES": ",".join(modules),
         "CI_KIT_PROBE_DIST": spec.name,

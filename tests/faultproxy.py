@@ -2,12 +2,14 @@
 
 Tests point ci-kit's index-url at the proxy and add rules that match a request (method
 and a predicate on path and body) and then delay it, answer 500, drop the connection
-before forwarding, or forward and drop the answer (the server acted, the client never
-hears). Each rule fires a bounded number of times; everything else is forwarded as is.
+before forwarding, forward and drop the answer (the server acted, the client never
+hears), or hang: hold the request for `seconds` and drop it unforwarded (an answer that
+never comes, with no late side effect on the server). Each rule fires a bounded number of times; everything else is forwarded as is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -24,7 +26,7 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrad
 class Rule:
     method: str
     match: Callable[[str, bytes], bool]
-    action: str  # "delay", "error", "drop-before", "drop-after"
+    action: str  # "delay", "error", "drop-before", "drop-after", "hang"
     seconds: float = 0.0
     times: int = 1
     fired: int = 0
@@ -49,11 +51,12 @@ class FaultProxy:
                 rule = proxy._rule(self.command, self.path, body)
                 if rule is not None and rule.hit is not None:
                     rule.hit.set()
-                if rule is not None and rule.action == "delay":
+                if rule is not None and rule.action in ("delay", "hang"):
                     time.sleep(rule.seconds)
-                if rule is not None and rule.action == "drop-before":
+                if rule is not None and rule.action in ("drop-before", "hang"):
                     self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):  # the client may have given up already
+                        self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if rule is not None and rule.action == "error":
                     self._answer(500, [("Content-Type", "application/json")], b'{"message": "injected fault"}')
