@@ -42,33 +42,28 @@ class Key:
         return self.name.replace("-", "_")
 
 
-def _url(v: str) -> str | None:
-    """A server root URL: http(s), a host, a valid port, no path (the index is a key of
-    its own), no credentials (they would be printed and sent as Basic auth)."""
+def _url(v: str, root: bool = True) -> str | None:
+    """An http(s) URL with a host and a valid port, never with credentials (they would be
+    printed, handed to children and sent as Basic auth; secrets come from CI_KIT_PASSWORD
+    or a file); with root, the server's root URL (the index is a key of its own)."""
     from urllib.parse import urlsplit
 
+    if _USERINFO.search(v):
+        return "a URL without user:password@ (the password comes from CI_KIT_PASSWORD or --password-file)"
     if not re.match(r"^https?://[^\s/]+", v):
         return "a URL starting with http:// or https://"
     try:
         parts = urlsplit(v)
-        port = parts.port
+        port = parts.port  # parsing the port is what raises
     except ValueError as exc:
         return f"a valid URL ({exc})"
     if port is not None and not 0 < port < 65536:
         return "a URL with a port between 1 and 65535"
     if not parts.hostname:
         return "a URL with a host"
-    if parts.path.strip("/") or parts.query or parts.fragment:
+    if root and (parts.path.strip("/") or parts.query or parts.fragment):
         return "the server's root URL, without a path (name indexes with unstable-index, testing-index, stable-index)"
     return None
-
-
-def _index_url(v: str) -> str | None:
-    if _USERINFO.search(v):
-        # A password in a URL ends up in logs, `ci-kit config`, error messages and every
-        # child that is handed the URL; credentials travel only as CI_KIT_PASSWORD[_FILE].
-        return "a URL without user:password@ (the password comes from CI_KIT_PASSWORD or --password-file)"
-    return _url(v)
 
 
 def _test_command(v: str) -> str | None:
@@ -79,19 +74,6 @@ def _test_command(v: str) -> str | None:
     except ValueError as exc:
         return f"a command in shell words ({exc})"
     return None if words else "a command, e.g. pytest (it is empty)"
-
-
-def _dep_url(v: str) -> str | None:
-    """A simple index URL (a path is normal here); credentials are refused like index-url's."""
-    if _USERINFO.search(v):
-        return "a URL without user:password@ (give the index's credentials to uv through its own settings)"
-    from urllib.parse import urlsplit
-
-    try:
-        _ = urlsplit(v).port  # parsing the port is what raises
-    except ValueError as exc:
-        return f"a valid URL ({exc})"
-    return None if re.match(r"^https?://[^\s/]+", v) else "a URL starting with http:// or https://"
 
 
 def redact(text: str) -> str:
@@ -135,7 +117,7 @@ def _current_python() -> str:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _index_url),
+    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _url),
     Key("user", "str", "ci", "devpi user that owns the indexes and uploads."),
     Key("unstable-index", "str", "", "Where job 1 uploads (volatile). Default `<user>/unstable`.", _index),
     Key("testing-index", "str", "", "Promotion target for pre-release, dev and local versions. Default `<user>/testing`.", _index),
@@ -149,7 +131,7 @@ KEYS: tuple[Key, ...] = (
     Key("require-junit", "bool", True, "A run passes only if the JUnit XML ci-kit asked for shows tests ran. `false` accepts a command that cannot write JUnit; its records say so and `status` shows it."),
     Key("trusted-uploaders", "list", [], "devpi users besides `user` whose build and test records the gate counts (records from anyone else are ignored)."),
     Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311, `{py_dot}` 3.11."),
-    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _dep_url(v)),
+    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v, root=False)),
     Key("metadata-check", "str", "warn", "`warn`: the build fails on metadata that is invalid or will not render, and warns on what is merely missing (a README); `strict` fails on both (twine check --strict); `off`.", lambda v: None if v in ("warn", "strict", "off") else "one of warn, strict, off"),
     Key("pass-env", "list", [], "Variables of ci-kit's environment the product's tests also get (names or fnmatch globs, e.g. `[\"AWS_REGION\", \"MY_*\"]`), besides a minimal set; never `CI_KIT_*`. See docs/security.md.", _pass_env),
     Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),

@@ -15,13 +15,13 @@ import re
 import shlex
 import shutil
 import time
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines import console, envs, evidence, repo, results, runner, sandbox, testdeps
+from pipelines import junit as junit_mod
 from pipelines.config import Settings
 from pipelines.dists import top_level_modules, wheel_fits
 from pipelines.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
@@ -30,9 +30,6 @@ from pipelines.release import Spec
 
 PROBE_DIR = Path(__file__).with_name("probe")
 PYTEST_NO_TESTS = 5
-# Characters XML 1.0 forbids: colour codes and other control characters in a test's output
-# make a JUnit file unparseable; the counts are still in it.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass
@@ -71,29 +68,6 @@ class TestReport:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def junit_counts(path: Path) -> dict[str, int] | None:
-    """Test counts from a JUnit XML file; None when there is none or it is not JUnit."""
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    try:
-        root = ET.fromstring(_XML_INVALID.sub("", text))
-    except ET.ParseError:
-        return None
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    if not suites:
-        return None
-    for s in suites:
-        for k in counts:
-            try:
-                counts[k] += int(s.get(k, 0))
-            except ValueError:
-                return None
-    return counts
 
 
 def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]:
@@ -242,7 +216,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     duration = time.monotonic() - started
     probe = _read_probe(probe_out)
     ran = _python_that_ran(env, probe)
-    counts = junit_counts(junit)
+    counts = junit_mod.counts(junit)
     counted = counts is not None
     message = _verdict(rc, counts, settings.require_junit)
     if not message and ran and ".".join(ran.split(".")[:2]) != py:
@@ -257,7 +231,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     if rc != 0:
         console.detail(output[-8000:])
     if counts is None:  # CI still gets a JUnit file to show; the record says it was not counted
-        _write_junit(junit, spec, py, rc, message or output)
+        junit_mod.write_stand_in(junit, f"{spec} py{py}", rc, message or output)
         counts = {"tests": 0, "failures": 0 if rc == 0 else 1, "errors": 0, "skipped": 0}
     metrics: dict[str, Any] = {}
     if metrics_file.is_file():
@@ -273,18 +247,7 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     (own / f"result-{tag}.json").write_text(json.dumps(record, indent=2))
     published = [_publish(own / n, out_dir) for n in (junit.name, f"result-{tag}.json")]
     return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(published[0]),
-                     str(published[1]), message, record, junit_failures(junit) if counted else [])
-
-
-def junit_failures(path: Path, limit: int = 50) -> list[str]:
-    """The names of failed or errored test cases (classname::name), for job summaries."""
-    try:
-        root = ET.fromstring(_XML_INVALID.sub("", path.read_text(encoding="utf-8", errors="replace")))
-    except (OSError, ET.ParseError):
-        return []
-    names = [f"{c.get('classname', '')}::{c.get('name', '')}".lstrip(":") for c in root.iter("testcase")
-             if c.find("failure") is not None or c.find("error") is not None]
-    return names[:limit]
+                     str(published[1]), message, record, junit_mod.failures(junit) if counted else [])
 
 
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
@@ -362,15 +325,6 @@ def _proof(env: envs.Env, data: dict[str, Any], modules: list[str], clone: Path)
                                 "for a package at the repository root run pytest with --import-mode=append "
                                 "(test-command = \"pytest --import-mode=append\"), or use a src/ layout")
     return proof
-
-
-def _write_junit(path: Path, spec: Spec, py: str, rc: int, output: str) -> None:
-    """A one-case JUnit file for test commands that write none, so CI always has one."""
-    suite = ET.Element("testsuite", name=f"{spec} py{py}", tests="1", failures="0" if rc == 0 else "1", errors="0", skipped="0")
-    case = ET.SubElement(suite, "testcase", classname="ci-kit", name="test-command")
-    if rc != 0:
-        ET.SubElement(case, "failure", message=f"exit {rc}").text = console.mask(output[-4000:])
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
 def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag: str,

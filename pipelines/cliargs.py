@@ -1,0 +1,118 @@
+"""The command line's words: every verb, its flags and help texts, in one place. Kept
+apart from cli.py (which runs the verbs) so that each reads in one screen; importing it
+costs nothing heavy, so `ci-kit --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from pipelines import __version__, console
+from pipelines.errors import EXIT_CODES
+
+DESCRIPTION = """\
+Build, test and promote the exact bytes of a Python data product on devpi.
+
+  job 1  ci-kit build-and-push              build sdist + wheel, upload to the unstable index
+  job 2  ci-kit test-and-promote NAME==VER  test the uploaded bytes in fresh environments,
+                                            then promote them (stable or testing)
+  local  ci-kit run                         both jobs on the current repository
+
+Configuration: [tool.ci-kit] in pyproject.toml < CI_KIT_* environment < flags.
+The password (or a per-stage devpi token: ci-kit token) comes from CI_KIT_PASSWORD or
+--password-file, never from a flag's value.
+"""
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
+VERB_EPILOG = ("Every configuration key is also a flag, --KEY VALUE (e.g. --index-url URL, --test-extras test):\n"
+               "`ci-kit config --table` lists them all. Exit codes: `ci-kit --help`.")
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    from pipelines.config import KEYS
+
+    g = p.add_argument_group("common configuration (overrides [tool.ci-kit] and CI_KIT_*)")
+    g.add_argument("--project-dir", default=".", help="the product's directory (default: current)")
+    g.add_argument("--password-file", help="file holding the devpi password (or set CI_KIT_PASSWORD)")
+    g.add_argument("--python", dest="python_list", action="append", metavar="X.Y",
+                   help="Python version to test on (repeatable; overrides python-versions)")
+    for key in KEYS:
+        if key.name in ("python-versions",):
+            continue
+        # every key is a flag, but listed once (ci-kit config --table), not in every verb's help
+        g.add_argument(f"--{key.name}", dest=f"cfg_{key.attr}", metavar=key.kind.upper(), help=argparse.SUPPRESS)
+
+
+def _out_flags(p: argparse.ArgumentParser, output: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress stays on stderr)")
+    if output:
+        p.add_argument("--output", metavar="FILE", help="append KEY=VALUE results to FILE (e.g. \"$GITHUB_OUTPUT\")")
+        p.add_argument("--summary", metavar="FILE", help="append a Markdown summary to FILE (e.g. \"$GITHUB_STEP_SUMMARY\")")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in ci-kit's two-line form (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        console.error(message, f"see `{self.prog} --help`")
+        sys.exit(2)
+
+
+def parser(handlers: dict[str, Callable[[argparse.Namespace], int]], argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Every verb and flag; handlers maps each verb to its function in cli.py."""
+    p = _Parser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ci-kit {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    def verb(name: str, func: Callable[[argparse.Namespace], int], help: str, output: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, epilog=VERB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
+        sp.add_argument("--debug", action="store_true", help="show a traceback for unexpected errors")
+        _out_flags(sp, output)
+        _config_flags(sp)
+        return sp
+
+    verb("build", handlers["build"], "Build sdist + wheel of the clean HEAD, twine check them, write dist/ci-kit-build.json.")
+    verb("push", handlers["push"], "Upload the built files to the unstable index and verify their sha256 there.")
+    for name, func, help in (
+        ("test", handlers["test"], "Test NAME==VERSION from the unstable index in fresh environments; attach results."),
+        ("test-and-promote", handlers["test-and-promote"], "Job 2: test NAME==VERSION, then promote it if every run passed."),
+    ):
+        sp = verb(name, func, help)
+        sp.add_argument("requirement", metavar="NAME==VERSION")
+        sp.add_argument("--commit", help="commit the release was built from; must be the one job 1 recorded (default: that one)")
+        sp.add_argument("--junit-dir", metavar="DIR", help="where JUnit XML goes (default: results-dir)")
+        if name == "test":
+            sp.add_argument("--only-python", metavar="X.Y",
+                            help="run only this Python's share of the plan for python-versions (one job of a CI "
+                                 "matrix per Python: the sdist is then tested once, not in every job)")
+    sp = verb("promote", handlers["promote"], "Gate NAME==VERSION on trusted passing results for each file's sha256, then copy exactly those bytes to testing/stable.")
+    sp.add_argument("requirement", metavar="NAME==VERSION")
+    sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")
+    sp.add_argument("--force", action="store_true", help="promote without passing results (recorded as forced, with who)")
+    verb("build-and-push", handlers["build-and-push"], "Job 1: build, then push; prints the commit and NAME==VERSION.")
+    verb("run", handlers["run"], "Both jobs in turn on the current repository (the local end-to-end).")
+    sp = verb("status", handlers["status"], "Versions x indexes with test outcomes per Python and promotions.", output=False)
+    sp.add_argument("name", nargs="?", metavar="NAME", help="a project (default: every project, newest versions)")
+    sp.add_argument("--limit", type=int, default=10, help="newest versions shown (default 10)")
+    sp.add_argument("--all", action="store_true", help="show every version")
+    sp = verb("server", handlers["server"], "Start, stop or show the embedded devpi-server on 127.0.0.1.", output=False)
+    sp.add_argument("action", choices=["start", "stop", "status"])
+    sp = verb("config", handlers["config"], "Show the resolved configuration and where each value came from.", output=False)
+    sp.add_argument("--table", action="store_true", help="print README's configuration table")
+    sp = verb("token", handlers["token"], "Make a devpi token with one stage's rights and an expiry, for a CI secret; "
+              "without STAGE, say what the credential held may do.", output=False)
+    sp.add_argument("stage", nargs="?", choices=["build-and-push", "push", "test", "promote", "test-and-promote"])
+    sp.add_argument("--expires", default="30d", help="duration (30d, 12h, 2w) or ISO date; default 30d")
+    sp.add_argument("--project", action="append", metavar="NAME", help="limit to this project (repeatable)")
+    sp.add_argument("--token-file", metavar="FILE", help="write the token to FILE (0600) instead of stdout")
+    sp = verb("image", handlers["image"], "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
+    sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
+    if "image" in (sys.argv[1:] if argv is None else argv):  # its flags cost an import: only when used
+        from pipelines.image import add_arguments
+
+        add_arguments(sp)
+    return p
