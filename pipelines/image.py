@@ -929,7 +929,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
     if not out_dir.is_absolute():
         out_dir = settings.project_dir / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ci-kit-image-") as tmp:
+    with runner.temp_dir("ci-kit-image-") as tmp:  # a killed run's folder is swept by the next
         work = Path(tmp)
         locked = lock(settings, spec, rel, wheel, facts, work)
         lock_path = out_dir / "requirements.lock"

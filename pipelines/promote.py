@@ -16,12 +16,11 @@ to write is added by the re-run.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, evidence, gate, results
+from pipelines import console, evidence, gate, results, runner
 from pipelines.config import Settings
 from pipelines.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
 from pipelines.index import Index, Release, ReleaseFile
@@ -144,7 +143,7 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
     from pipelines.push import read_metadata
 
     todo = [f for f in rel.files if there is None or there.file(f.basename) is None]
-    with tempfile.TemporaryDirectory(prefix="ci-kit-promote-") as tmp:
+    with runner.temp_dir("ci-kit-promote-") as tmp:  # a killed run's folder is swept by the next
         try:
             local = [(f, index.download(f, Path(tmp))) for f in todo]
         except (NotFound, CiKitError) as exc:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, error_line, free_port, git, make_repo, require, run_cikit
+from conftest import CIKIT, clean_env, error_line, free_port, git, make_repo, require, run_cikit
 from faultproxy import FaultProxy
 
 PASSWORD = "faults-Index-Pa55word-r8m2"
@@ -316,6 +316,42 @@ def test_sigkill_of_the_server_mid_stage_then_a_rerun_completes(own_server, buil
     if stage != "attach":  # a further re-run changes nothing (a test re-run adds its new records by design)
         assert run_cikit(*args, cwd=repo, env=direct).returncode == 0
         assert snapshot(own_server.url, user) == snap
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)],
+                         ids=["SIGTERM", "SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("stage", ["push", "promote"])
+def test_ci_kit_signalled_mid_stage_then_a_rerun_completes(own_server, built, private_tmp, tmp_path, stage, sig, code):
+    """CI's cancel (SIGTERM), Ctrl-C (SIGINT) or a lost agent (SIGKILL) while ci-kit
+    uploads (job 1) or copies (promote): one line or nothing, no folder or process left
+    (after a SIGKILL, the next run sweeps them), nothing counts as promoted, and a re-run
+    completes. (The test stage is covered by tests/test_faults.py.)"""
+    repo, commit = built
+    own_server.ensure()
+    user, password = make_user(own_server.url, f"s{next(_n)}")
+    direct = user_env(own_server.url, user, password, private_tmp)
+    if stage == "push":
+        args, match = ["push"], _second(_is_upload(f"{user}/unstable"))  # between the two uploads
+    else:
+        assert run_cikit("push", cwd=repo, env=direct).returncode == 0
+        attach_passes(own_server.url, user, password, commit)
+        args, match = ["promote", f"churn-model=={VERSION}"], _second(_is_upload(f"{user}/testing"))
+    with FaultProxy(own_server.url) as proxy:
+        rule = proxy.add("POST", match, "delay", seconds=20)
+        proc = subprocess.Popen([CIKIT, *args], cwd=repo, env={**direct, "CI_KIT_INDEX_URL": proxy.url},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert rule.hit.wait(120), "the stage never reached its second upload"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    if sig != signal.SIGKILL:
+        assert [l for l in err.splitlines() if l.startswith("ci-kit: ")] == [f"ci-kit: error: interrupted ({sig.name})"], err
+        _assert_clean(private_tmp)
+    assert_nothing_counts_as_promoted_partially(own_server.url, user, direct, repo)
+    again = run_cikit(*args, cwd=repo, env=direct)
+    assert again.returncode == 0, again.output
+    _assert_clean(private_tmp)
+    assert_consistent(own_server.url, user, tested=stage == "promote", promoted=stage == "promote")
 
 
 # -- 2. a faulty network between ci-kit and the server ---------------------------------------
