@@ -594,6 +594,36 @@ def test_reusable_workflow_failing_tests_promote_nothing(act_runner: Any, produc
 
 
 @pytest.mark.slow
+def test_reusable_workflow_stealing_product_finds_no_credential(act_runner: Any, fresh_user: Any, tmp_path: Path) -> None:
+    """Issue 11 through the reusable workflow: the product's test and its setup.py hunt for
+    the index password (environments, every visible process, files named by variables,
+    client config files); it is nowhere they look, in no record and in none of act's output."""
+    import tempfile
+
+    from pipelines.index import Index
+    from test_secrets import _thief_repo
+
+    loot = Path(tempfile.mkdtemp(prefix="ci-kit-loot-", dir="/tmp"))
+    loot.chmod(0o1777)  # outside every sandbox: the thief's uid can write its findings here
+    try:
+        repo = _thief_repo(tmp_path / "thief", loot, guess="/nonexistent", guess_home="/root", fail=False, build=True)
+        run = act_runner(CALLER, repo, ["3.11"], "thief")
+        assert run.returncode == 0, run.why()
+        stolen = sorted(loot.glob("loot-test-*.json"))
+        assert stolen, "the stealing test did not run"
+        for path in sorted(loot.iterdir()):
+            assert fresh_user.password not in path.read_text(), f"the product's code found the password ({path.name})"
+        assert fresh_user.password not in run.output
+        idx = Index(fresh_user.url)
+        for name in ("unstable", "testing"):
+            for rel in idx.releases(f"{fresh_user.user}/{name}", "churn-model").values():
+                for link in rel.results:
+                    assert fresh_user.password not in json.dumps(idx.read_result(link))
+    finally:
+        shutil.rmtree(loot, ignore_errors=True)
+
+
+@pytest.mark.slow
 def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fresh_user: Any, cikit: str) -> None:
     """setup (with no requirement: the ci-kit it ships with), build-and-push and
     test-and-promote as steps of one job of the product's own workflow."""
