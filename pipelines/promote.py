@@ -162,6 +162,7 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
     so their sha256 stays) and a promotion record; skip what is already there."""
     after = index.release(promo.target, rel.name, rel.version)
     have = _records(index, after, settings.trusted) if after else {}
+    at = results.now()  # one promotion, one time: status shows it once
     for f in rel.files:
         t = after.file(f.basename) if after else None
         if t is None or t.sha256 != f.sha256:
@@ -174,7 +175,7 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
                 index.attach_result(t, index.read_result_bytes(r.link))
         if not (f.basename in have and have[f.basename].of("promotion", f.sha256)):
             index.attach_result(t, results.promotion_record(filename=f.basename, sha256=f.sha256, source=promo.source,
-                                                            target=promo.target, forced=forced, commit=commit))
+                                                            target=promo.target, forced=forced, commit=commit, at=at))
 
 
 def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozenset[str]) -> list[evidence.Record]:

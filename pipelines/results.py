@@ -78,8 +78,10 @@ def build_record(*, filename: str, sha256: str, commit: str, files: list[dict[st
         "commit": commit, "files": files, "at": now(), "by": actor(), "ci": ci_link()}}
 
 
-def promotion_record(*, filename: str, sha256: str, source: str, target: str, forced: bool, commit: str) -> dict[str, Any]:
-    """Attached to each promoted file on the target: who promoted, when, and whether forced."""
+def promotion_record(*, filename: str, sha256: str, source: str, target: str, forced: bool, commit: str,
+                     at: str = "") -> dict[str, Any]:
+    """Attached to each promoted file on the target: who promoted, when (one time for all
+    files of one promotion), and whether forced."""
     return {**_shell(filename, sha256, {}), "ci_kit": {
         "schema": SCHEMA, "kind": "promotion", "version": __version__, "filename": filename, "sha256": sha256,
-        "from": source, "to": target, "forced": forced, "commit": commit, "at": now(), "by": actor(), "ci": ci_link()}}
+        "from": source, "to": target, "forced": forced, "commit": commit, "at": at or now(), "by": actor(), "ci": ci_link()}}

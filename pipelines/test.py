@@ -355,8 +355,9 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
     prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
                       env=runner.child_env(lookup, drop=("PYTHONHOME", "VIRTUAL_ENV")))
     if prep.returncode != 0 and re.search(r"environments? not found|conflicting with base python|conflicting factors", prep.stdout):
-        last = [l.strip() for l in prep.stdout.splitlines() if l.strip()][-2:]
-        raise UsageError(f"tox-env {settings.tox_env!r} (here {name}): " + " / ".join(last),
+        why = [l.strip() for l in prep.stdout.splitlines() if re.search(r"not found|conflicting", l)][:1]
+        named = [l.strip() for l in prep.stdout.splitlines() if l.strip()][-1:] if why and "not found" in why[0] else []
+        raise UsageError(f"tox-env {settings.tox_env!r} (here {name}): " + " ".join(why + named),
                          "name an environment the tox configuration defines (`tox list`); `{py}` becomes e.g. 311, `{py_dot}` 3.11")
     if prep.returncode != 0:
         raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),
