@@ -54,7 +54,7 @@ class Devpi:
     env: dict[str, str] = field(default_factory=dict)
 
     def index(self):
-        from pipelines.index import Index
+        from ci_kit.index import Index
 
         idx = Index(self.url, self.user)
         idx.login(self.password)
@@ -122,7 +122,7 @@ _users = itertools.count(1)
 def make_user(url: str, user: str, password: str):
     """A devpi user with its unstable (volatile), testing and stable (non-volatile)
     indexes, as `ci-kit server start` makes them; returns its logged-in Index."""
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     idx = Index(url, user)
     idx.create_user(user, password)

@@ -600,7 +600,7 @@ def test_reusable_workflow_stealing_product_finds_no_credential(act_runner: Any,
     client config files); it is nowhere they look, in no record and in none of act's output."""
     import tempfile
 
-    from pipelines.index import Index
+    from ci_kit.index import Index
     from test_secrets import _thief_repo
 
     loot = Path(tempfile.mkdtemp(prefix="ci-kit-loot-", dir="/tmp"))
@@ -647,7 +647,7 @@ def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fre
 
 
 def _kit_version() -> str:
-    text = (ROOT / "pipelines" / "__init__.py").read_text()
+    text = (ROOT / "pipelines" / "ci_kit" / "__init__.py").read_text()
     return re.search(r"__version__\s*=\s*[\"']([^\"']+)", text).group(1)
 
 
@@ -717,8 +717,8 @@ def test_zizmor_pedantic_reports_nothing() -> None:
 def tools_index(devpi: Any, kit_wheel: Path) -> str:
     """ci-kit's wheel on the devpi index the doc's caller installs it from (`tools/ci-kit`,
     non-volatile, no PyPI base: ci-kit's dependencies must come from PyPI)."""
-    from pipelines.index import Index
-    from pipelines.push import read_metadata
+    from ci_kit.index import Index
+    from ci_kit.push import read_metadata
 
     user, name = TOOLS_INDEX.split("/")
     idx = Index(devpi.url, user)

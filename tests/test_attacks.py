@@ -35,7 +35,7 @@ def _release(fresh_user, where: str = "unstable", version: str = V):
 
 def _forged(f, *, commit: str, python: str = "3.11", passed: bool = True, tests: int = 3) -> dict:
     """A record in ci-kit's own schema that says the file passed."""
-    from pipelines import results
+    from ci_kit import results
 
     return results.test_record(filename=f.basename, sha256=f.sha256, commit=commit, python=python, python_full=python + ".0",
                                executable="python", command=["pytest"], retcode=0 if passed else 1, output="",
@@ -104,7 +104,7 @@ def test_anonymous_forged_pass_is_refused_on_an_open_index_and_ignored_after(fre
 
 def test_another_users_pass_does_not_count_unless_trusted(fresh_user, devpi, product_repo):
     """A record attached by a real but untrusted user is ignored; trusted-uploaders opts in."""
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
@@ -131,7 +131,7 @@ def test_swap_between_gate_and_copy_never_reaches_stable(fresh_user, product_rep
     env = _push(fresh_user, product_repo)
     idx, rel = _passed(fresh_user, product_repo)
     wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0untested")
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     with FaultProxy(fresh_user.url) as proxy:
         # the first download of the wheel is held back; meanwhile other bytes replace it on unstable
@@ -153,7 +153,7 @@ def test_swap_after_testing_is_refused(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
     idx, rel = _passed(fresh_user, product_repo)
     wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0")
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     idx.upload(f"{fresh_user.user}/unstable", swapped, read_metadata(product_repo / "dist" / wheel.basename))
     r = run_cikit("promote", f"churn-model=={V}", cwd=product_repo, env=env)
@@ -180,7 +180,7 @@ def test_deleted_records_take_the_pass_with_them(fresh_user, product_repo):
 def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, product_repo):
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     for p in sorted((product_repo / "dist").glob("churn_model-*")):  # same bytes, put there past the gate
         idx.upload(f"{fresh_user.user}/stable", p, read_metadata(p))
@@ -198,7 +198,7 @@ def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, prod
 def test_other_bytes_on_the_target_are_a_collision(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     wheel = next(iter((product_repo / "dist").glob("*.whl")))
     other = tmp_path / wheel.name
@@ -302,9 +302,9 @@ def test_a_configured_python_left_out_refuses(fresh_user, product_repo):
 
 def test_a_platform_wheel_needs_its_sdist_tested_where_it_does_not_fit(fresh_user, product_repo):
     """A cp311-only wheel and Pythons 3.11 + 3.12: the sdist must pass on 3.12."""
-    from pipelines import gate
-    from pipelines.evidence import FileRecords, Record
-    from pipelines.index import ReleaseFile, ResultLink
+    from ci_kit import gate
+    from ci_kit.evidence import FileRecords, Record
+    from ci_kit.index import ReleaseFile, ResultLink
 
     wheel = ReleaseFile("x-1-cp311-cp311-linux_x86_64.whl", "u/w", "a" * 64)
     sdist = ReleaseFile("x-1.tar.gz", "u/s", "b" * 64)
@@ -318,8 +318,8 @@ def test_a_platform_wheel_needs_its_sdist_tested_where_it_does_not_fit(fresh_use
     recs[sdist.basename].records.append(rec(sdist, "3.12"))
     assert gate.judge([wheel, sdist], recs, ["3.11", "3.12"], "c" * 40).passed
     # and the test stage plans exactly that
-    from pipelines.index import Release
-    from pipelines.test import _plan
+    from ci_kit.index import Release
+    from ci_kit.test import _plan
 
     plan = _plan(Release("i", "x", "1", [wheel, sdist]), ["3.11", "3.12"])
     assert [(f.kind, py) for f, py in plan] == [("wheel", "3.11"), ("sdist", "3.12")]
@@ -415,7 +415,7 @@ def test_a_partial_release_is_refused_until_job_1_completes_it(fresh_user, produ
     env = _env(fresh_user)
     assert run_cikit("build", cwd=product_repo, env=env).returncode == 0
     idx = fresh_user.index()
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     wheel = next(iter((product_repo / "dist").glob("*.whl")))
     idx.upload(f"{fresh_user.user}/unstable", wheel, read_metadata(wheel))  # job 1 died after one upload

@@ -169,8 +169,8 @@ def test_the_catalogue_is_documented():
                                         "CI_KIT_DEPENDENCY_INDEX_URL", "CI_KIT_METADATA_CHECK", "CI_KIT_TRUSTED_UPLOADERS"]),
                        st.text(max_size=30), max_size=4))
 def test_configuration_parsing_never_crashes(tmp_path_factory, environ):
-    from pipelines import config
-    from pipelines.errors import UsageError
+    from ci_kit import config
+    from ci_kit.errors import UsageError
 
     try:
         config.load(tmp_path_factory.getbasetemp(), environ=environ)
@@ -181,8 +181,8 @@ def test_configuration_parsing_never_crashes(tmp_path_factory, environ):
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=40))
 def test_requirement_parsing_never_crashes(text):
-    from pipelines.errors import UsageError
-    from pipelines.release import parse
+    from ci_kit.errors import UsageError
+    from ci_kit.release import parse
 
     try:
         spec = parse(text)
@@ -196,7 +196,7 @@ def test_requirement_parsing_never_crashes(text):
                                  "--json", "--python", "3.11", "x==1", "--limit", "-1", "--output", "--force", "--dry-run",
                                  "--junit-dir", "--bogus", "-q", "--debug", "=", ""]) | st.text(max_size=8), max_size=6))
 def test_argv_parsing_never_crashes(argv):
-    from pipelines import cli
+    from ci_kit import cli
 
     try:
         cli.parser(argv).parse_known_args(argv)

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 
 def test_readme_config_table_is_the_generated_one():
-    from pipelines.config import markdown_table
+    from ci_kit.config import markdown_table
 
     readme = (ROOT / "README.md").read_text()
     table = re.search(r"<!-- config-table.*?-->\n(.*?)\n<!-- /config-table -->", readme, re.S).group(1)
@@ -19,7 +19,7 @@ def test_readme_config_table_is_the_generated_one():
 
 
 def test_readme_lists_every_exit_code():
-    from pipelines.errors import EXIT_CODES
+    from ci_kit.errors import EXIT_CODES
 
     readme = (ROOT / "README.md").read_text()
     for code, text in EXIT_CODES.items():
@@ -27,7 +27,7 @@ def test_readme_lists_every_exit_code():
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys; from pipelines.cli import main\n"
+    code = ("import sys; from ci_kit.cli import main\n"
             "try: main(['--help'])\nexcept SystemExit: pass\n"
             "heavy = [m for m in ('requests', 'packaging', 'build', 'twine', 'urllib3') if m in sys.modules]\n"
             "print('HEAVY=' + ','.join(heavy))")

@@ -223,7 +223,7 @@ def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
         assert "ci/stable, ci/testing, ci/unstable" in r.stdout, r.output
         assert not (server_dir / ".sqlite-journal").exists()
         assert _snapshot(db) == before
-        from pipelines.index import Index
+        from ci_kit.index import Index
 
         Index(f"http://127.0.0.1:{port}", "ci").login(PASSWORD)  # the user's password still works
     finally:
@@ -253,7 +253,7 @@ def slow_product(devpi: Devpi, tmp_path_factory: pytest.TempPathFactory):
     import tempfile
 
     base = tmp_path_factory.mktemp("slow")
-    # the product's tests run as another uid (pipelines/sandbox.py): the flag lives where
+    # the product's tests run as another uid (pipelines/ci_kit/sandbox.py): the flag lives where
     # that uid can see and write it, not under pytest's private temporary folder
     flagdir = Path(tempfile.mkdtemp(prefix="faults-flag-", dir="/tmp"))
     flagdir.chmod(0o777)
@@ -372,8 +372,8 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(slow_product, private_
 # -- the runner ----------------------------------------------------------------------------
 
 def test_timeout_stops_the_whole_group_and_is_a_cikit_error(tmp_path):
-    from pipelines import runner
-    from pipelines.errors import TimedOut
+    from ci_kit import runner
+    from ci_kit.errors import TimedOut
 
     mark = str(tmp_path / "timeout-mark")
     started = time.monotonic()
@@ -391,7 +391,7 @@ def test_spawn_keeps_no_log_handle_open(tmp_path):
     import gc
     import warnings
 
-    from pipelines import runner
+    from ci_kit import runner
 
     log = tmp_path / "spawned.log"
     with warnings.catch_warnings(record=True) as caught:
@@ -424,8 +424,8 @@ def test_database_sqlite_cannot_recover_is_one_clear_error(tmp_path):
 def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatch):
     """SIGTERM lands right after the child is forked, before ci-kit has registered it: the
     handler must not raise there (the child would run on, unknown), and the child must go."""
-    from pipelines import cli, runner
-    from pipelines.errors import Interrupted
+    from ci_kit import cli, runner
+    from ci_kit.errors import Interrupted
 
     mark = str(tmp_path / "starting-mark")
     real_popen = subprocess.Popen
@@ -452,7 +452,7 @@ def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatc
 def test_without_proc_nothing_is_guessed(tmp_path, monkeypatch, devpi: Devpi):
     """On a machine without /proc (a laptop), ci-kit cannot see who holds a port: the
     uuid of the directory still decides whether a server is ours, and a free port is free."""
-    from pipelines import procs, server
+    from ci_kit import procs, server
 
     monkeypatch.setattr(procs, "PROC", tmp_path / "no-proc")
     pid, port = int((devpi.server_dir / "ci-kit-server.pid").read_text()), int(devpi.url.rsplit(":", 1)[1])
@@ -472,7 +472,7 @@ def test_without_proc_nothing_is_guessed(tmp_path, monkeypatch, devpi: Devpi):
 
 def runner_sweep_is_noop(tmp_path: Path) -> bool:
     """Without /proc a dead owner cannot be told from a live one: the sweep removes nothing."""
-    from pipelines import runner
+    from ci_kit import runner
 
     left = tmp_path / "ci-kit-test-old"
     left.mkdir()

@@ -68,7 +68,7 @@ def _assert_clean(tmpdir: Path) -> None:
 
 
 def _anon(url: str):
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     return Index(url)
 
@@ -145,8 +145,8 @@ def _py() -> str:
 def attach_passes(url: str, user: str, password: str, commit: str) -> None:
     """The CI identity's own passing record for each file: what `ci-kit test` attaches,
     without paying for a test run where the test is about promotion."""
-    from pipelines import results
-    from pipelines.index import Index
+    from ci_kit import results
+    from ci_kit.index import Index
 
     idx = Index(url, user)
     idx.login(password)
@@ -162,7 +162,7 @@ VERSION = "2.0.0rc1"  # a pre-release: promotion goes to testing
 
 
 def make_user(url: str, tag: str) -> tuple[str, str]:
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     user, password = f"fi{os.getpid()}{tag}", f"pw-fi-{tag}-Zq9x"
     idx = Index(url, user)

@@ -49,7 +49,7 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     assert idx.release(f"{user}/stable", "churn-model", o["version"]) is None
 
     # the result records carry ci-kit's fields, for the exact bytes, and prove the install was tested
-    from pipelines.evidence import check
+    from ci_kit.evidence import check
 
     wheel = next(f for f in unstable.files if f.kind == "wheel")
     fresh = idx.release(f"{user}/unstable", "churn-model", o["version"])

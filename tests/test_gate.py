@@ -41,7 +41,7 @@ def test_missing_results_refuse(fresh_user, product_repo, pushed):
 
 def test_results_for_other_bytes_refuse(fresh_user, product_repo, pushed):
     env, idx, rel = pushed
-    from pipelines import results
+    from ci_kit import results
 
     for f in rel.files:
         commit = git("rev-parse", "HEAD", cwd=product_repo)

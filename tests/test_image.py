@@ -130,7 +130,7 @@ def make_wheel(dest: Path, name: str, version: str) -> Path:
 
 
 def upload_dependency(fresh_user, tmp_path: Path, name: str, version: str) -> None:
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     wheel = make_wheel(tmp_path, name, version)
     fresh_user.index().upload(f"{fresh_user.user}/stable", wheel, read_metadata(wheel))
@@ -483,7 +483,7 @@ def test_pushes_to_a_registry_that_needs_a_login_without_writing_the_password(do
 
 def test_kept_dependency_sets_are_pruned_to_the_most_recently_used(tmp_path):
     """The cache of dependency wheels does not grow without end (no engine needed)."""
-    from pipelines import image
+    from ci_kit import image
 
     folder = tmp_path / "image-wheels"
     for i in range(image.KEPT_WHEEL_SETS + 3):

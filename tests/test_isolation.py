@@ -45,7 +45,7 @@ def test_importing_the_checkout_is_caught_and_nothing_promoted(fresh_user, produ
 def test_concurrent_pipelines_share_no_client_state(fresh_user, devpi, tmp_path):
     """Two users' pipelines at once on one machine, one HOME: both succeed, each sees only
     its own release, and no devpi client state is written anywhere."""
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     other = "concurrent2"
     idx = Index(devpi.url, other)

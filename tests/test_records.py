@@ -8,8 +8,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import evidence, gate, results
-from pipelines.index import ReleaseFile, ResultLink
+from ci_kit import evidence, gate, results
+from ci_kit.index import ReleaseFile, ResultLink
 
 SHA = "a" * 64
 COMMIT = "c" * 40

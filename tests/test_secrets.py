@@ -267,7 +267,7 @@ def test_index_url_with_credentials_is_refused_without_echo(devpi, product_repo,
 def test_common_word_password_does_not_break_a_run(devpi, tmp_path):
     """A password that is an ordinary word found in paths (here the repository's folder):
     argv is checked for the exact secret, not substrings, and outputs stay intact."""
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     word = "password"
     user = f"w{os.getpid()}x{next(_n)}"
@@ -285,7 +285,7 @@ def test_common_word_password_does_not_break_a_run(devpi, tmp_path):
 
 
 def test_argv_is_checked_for_the_exact_secret():
-    from pipelines import console, runner
+    from ci_kit import console, runner
 
     console.add_secret("packages1")
     runner._check_argv(["/venv/lib/site-packages1/x.py", "--name=packages12"])  # substrings are fine
@@ -295,7 +295,7 @@ def test_argv_is_checked_for_the_exact_secret():
 
 
 def test_product_env_is_minimal(tmp_path):
-    from pipelines import config, console, sandbox
+    from ci_kit import config, console, sandbox
 
     console.add_secret("Another-Secret-99")
     base = {"PATH": "/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "https_proxy": "http://proxy:3128",
@@ -309,15 +309,15 @@ def test_product_env_is_minimal(tmp_path):
 
 
 def test_pass_env_cannot_name_ci_kit_variables():
-    from pipelines import config
-    from pipelines.errors import UsageError
+    from ci_kit import config
+    from ci_kit.errors import UsageError
 
     with pytest.raises(UsageError, match="never CI_KIT"):
         config.load(EXAMPLE, environ={"CI_KIT_PASS_ENV": "CI_KIT_PASSWORD"})
 
 
 def test_settings_read_secrets_from_the_given_environment(monkeypatch):
-    from pipelines import config
+    from ci_kit import config
 
     monkeypatch.setenv("CI_KIT_PASSWORD", "from-os-environ-1")
     s = config.load(EXAMPLE, environ={"CI_KIT_PASSWORD": "from-given-env-1"})
@@ -327,7 +327,7 @@ def test_settings_read_secrets_from_the_given_environment(monkeypatch):
 
 def test_debug_traceback_is_masked(capsys):
     """--debug prints the traceback of an error whose message quotes a secret: masked."""
-    from pipelines import cli, console
+    from ci_kit import cli, console
 
     console.add_secret("Traceback-Secret-42")
     code = cli.main(["config", "--debug", "--project-dir", str(EXAMPLE), "--server-port", "Traceback-Secret-42"])
@@ -337,8 +337,8 @@ def test_debug_traceback_is_masked(capsys):
 
 
 def test_unknown_sandbox_mode_is_a_configuration_error():
-    from pipelines import config
-    from pipelines.errors import UsageError
+    from ci_kit import config
+    from ci_kit.errors import UsageError
 
     with pytest.raises(UsageError, match="CI_KIT_SANDBOX must be one of auto, user, namespace, none"):
         config.load(EXAMPLE, environ={"CI_KIT_SANDBOX": "off"})

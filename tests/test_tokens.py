@@ -21,7 +21,7 @@ def _no_password(env: dict[str, str]) -> dict[str, str]:
 
 def _broad_token(user) -> str:
     """A server-made token for everything the three stages need, as an admin would make once."""
-    from pipelines import tokens
+    from ci_kit import tokens
 
     u = user.user
     return tokens.create(user.index(), allowed=["toxresult_upload", "upload"],
@@ -39,7 +39,7 @@ def _stage_token(env: dict[str, str], stage: str, cwd: Path, *extra: str) -> str
 
 def test_stage_rights_and_offline_derivation(fresh_user, tmp_path):
     """No server involved: the caveats say what each stage's token may do, narrowing only."""
-    from pipelines import config, tokens
+    from ci_kit import config, tokens
 
     s = config.load(tmp_path, environ={"CI_KIT_USER": "team"})
     assert tokens.rights_for("build-and-push", s) == (["toxresult_upload", "upload"], ["team/unstable"])
@@ -107,9 +107,9 @@ def test_test_stage_token_cannot_upload_or_promote(fresh_user, product_repo):
 
 
 def test_expired_token_is_refused_with_a_clear_message(fresh_user, product_repo):
-    from pipelines import tokens
-    from pipelines.errors import AuthError
-    from pipelines.index import Index
+    from ci_kit import tokens
+    from ci_kit.errors import AuthError
+    from ci_kit.index import Index
 
     u = fresh_user.user
     expired = tokens.derive(_broad_token(fresh_user), allowed=["toxresult_upload", "upload"], indexes=[f"{u}/unstable"],
@@ -178,7 +178,7 @@ def plain_devpi(tmp_path_factory):
     import devpi_server
     from conftest import Devpi, clean_env, free_port, require
 
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     base = tmp_path_factory.mktemp("plain")
     uv = str(Path(sys.executable).with_name("uv"))
@@ -221,7 +221,7 @@ def test_server_without_the_plugin_takes_passwords_and_says_so_for_tokens(plain_
     r = run_cikit("token", "test", cwd=product_repo, env=env)
     assert r.returncode == 2 and "devpi-tokens is not installed there" in error_line(r), r.output
 
-    from pipelines import tokens
+    from ci_kit import tokens
 
     # a well-formed token (made by the other server, for a user of the same name) that this server cannot read
     u = fresh_user.user

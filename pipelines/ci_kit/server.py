@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, procs, runner
-from pipelines.config import Settings
-from pipelines.errors import AuthError, IndexUnreachable, ServerFailed, UsageError
-from pipelines.index import Index
+from ci_kit import console, procs, runner
+from ci_kit.config import Settings
+from ci_kit.errors import AuthError, IndexUnreachable, ServerFailed, UsageError
+from ci_kit.index import Index
 
 PIDFILE = "ci-kit-server.pid"
 DATABASE = ".sqlite"
@@ -285,7 +285,7 @@ def _ensure_user(settings: Settings, url: str, server_dir: Path) -> str:
     """Create the user and its three indexes if missing. Without CI_KIT_PASSWORD or a
     password file, a random password is made and kept in a 0600 file next to the data."""
     password = settings.password
-    from pipelines.tokens import is_token
+    from ci_kit.tokens import is_token
 
     if is_token(password):
         raise UsageError("CI_KIT_PASSWORD (or the password file) holds a devpi token; making the user and its indexes needs the password",
@@ -368,7 +368,7 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
             pass
     tokens = ""
     if running:
-        from pipelines.tokens import plugin_version
+        from ci_kit.tokens import plugin_version
 
         tokens = plugin_version(Index(url)) or ""
     if not password_file and (server_dir / f"{settings.user}.password").exists():

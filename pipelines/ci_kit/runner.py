@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from pipelines import console, procs
-from pipelines.errors import CiKitError, Interrupted, TimedOut
+from ci_kit import console, procs
+from ci_kit.errors import CiKitError, Interrupted, TimedOut
 
 OWNER_FILE = ".ci-kit-owner"  # in each temporary folder: "PID STARTTIME" of the ci-kit that made it
 

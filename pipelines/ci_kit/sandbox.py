@@ -44,10 +44,10 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from pipelines import console, runner
-from pipelines.config import SANDBOX_MODES as MODES
-from pipelines.config import Settings
-from pipelines.errors import EnvFailed, UsageError
+from ci_kit import console, runner
+from ci_kit.config import SANDBOX_MODES as MODES
+from ci_kit.config import Settings
+from ci_kit.errors import EnvFailed, UsageError
 
 # tox's pass_env idea: what a test run needs from the machine, and nothing that authorises.
 BASE_ENV = ("PATH", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "CI", "SOURCE_DATE_EPOCH",
@@ -218,7 +218,7 @@ def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
     prefix of every interpreter the environments are made from (say, a pyenv under ~)."""
     import sys
 
-    from pipelines import envs
+    from ci_kit import envs
 
     keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
     for version in settings.python_versions:

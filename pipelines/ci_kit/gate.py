@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.dists import wheel_fits
-from pipelines.evidence import FileRecords, Record
-from pipelines.index import ReleaseFile
+from ci_kit.dists import wheel_fits
+from ci_kit.evidence import FileRecords, Record
+from ci_kit.index import ReleaseFile
 
 
 @dataclass

@@ -12,7 +12,7 @@ What it guarantees (DESIGN.md, issue 3):
 - The base is pinned by digest; a tag is refused unless `--allow-unpinned-base`, and even
   then it is resolved to its digest, which the image's FROM and labels use.
 - Multi-stage, non-root, bytecode compiled, layers ordered so that a new version with the
-  same dependencies rebuilds only the last small layer (pipelines/dockerfile.py).
+  same dependencies rebuilds only the last small layer (pipelines/ci_kit/dockerfile.py).
 - Built images are smoke-tested (a built-in import check, then `--smoke CMD`) before
   anything is pushed; any failure pushes nothing.
 
@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import __version__, console, dockerfile, runner
-from pipelines.errors import ImageError, NotFound, TimedOut, UsageError
-from pipelines.release import Spec
+from ci_kit import __version__, console, dockerfile, runner
+from ci_kit.errors import ImageError, NotFound, TimedOut, UsageError
+from ci_kit.release import Spec
 
 if TYPE_CHECKING:
-    from pipelines.config import Settings
-    from pipelines.index import Index, Release, ReleaseFile
+    from ci_kit.config import Settings
+    from ci_kit.index import Index, Release, ReleaseFile
 
 ARTIFACTS_DIR = "ci-kit-image"
 _DIGEST_REF = re.compile(r"^(?P<name>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
@@ -356,7 +356,7 @@ def pick_wheel(rel: Release, facts: dict[str, str]) -> ReleaseFile:
 
 def commit_of(index: Index, rel: Release, settings: Settings) -> str:
     """The commit job 1 recorded for the release (its trusted build record), or ""."""
-    from pipelines import evidence
+    from ci_kit import evidence
 
     build, _ = evidence.build_of(index, rel, settings.trusted)
     return build.commit if build else ""
@@ -374,7 +374,7 @@ def source_url(rel: Release, project_dir: Path) -> str:
                 return v.strip()
     if md.get("home_page"):
         return str(md["home_page"])
-    from pipelines import repo
+    from ci_kit import repo
 
     return repo.origin_url(project_dir) if project_dir.is_dir() else ""
 
@@ -383,7 +383,7 @@ def created_time(project_dir: Path, commit: str) -> str:
     """The commit's time (UTC, RFC 3339), so rebuilding the same release gives the same label."""
     from datetime import datetime, timezone
 
-    from pipelines import repo
+    from ci_kit import repo
 
     epoch = repo.commit_epoch(project_dir, commit) if commit and project_dir.is_dir() else None
     if epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
@@ -457,7 +457,7 @@ def simple_url(settings: Settings, index_name: str) -> str:
 
 def lock(settings: Settings, spec: Spec, rel: Release, wheel: ReleaseFile, facts: dict[str, str], work: Path) -> list[Locked]:
     """Resolve the release and its dependencies with hashes, product from its index first."""
-    from pipelines import envs
+    from ci_kit import envs
 
     src = simple_url(settings, rel.index)
     dep = envs.dependency_index_name(settings.dependency_index_url)
@@ -499,7 +499,7 @@ def _uv_reason(output: str) -> str:
 
 
 def write_lock(path: Path, locked: list[Locked], *, spec: Spec, rel: Release, base: Base, python: str) -> str:
-    from pipelines.dists import sha256_of
+    from ci_kit.dists import sha256_of
 
     header = (f"# Hash-locked requirements of {spec} for its image, made by ci-kit image.\n"
               f"# Source index: {rel.index}. Target: Python {python} on {base.ref}.\n"
@@ -586,7 +586,7 @@ def _check_wheels(folder: Path, deps: list[Locked]) -> list[Path] | None:
     sha256 the lock lists for that dependency; None otherwise."""
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
-    from pipelines.dists import sha256_of
+    from ci_kit.dists import sha256_of
 
     by_hash = {h: l for l in deps for h in l.hashes}
     files = sorted(folder.glob("*.whl"))
@@ -896,8 +896,8 @@ def push(image_id: str, repository: str, tags: list[str], login: RegistryLogin |
 # -- the whole step -------------------------------------------------------------------------
 
 def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | None = None) -> ImageResult:
-    from pipelines.dists import sha256_of
-    from pipelines.index import Index
+    from ci_kit.dists import sha256_of
+    from ci_kit.index import Index
 
     t0 = time.monotonic()
     import importlib.util
@@ -1002,18 +1002,18 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
 
 
 def _spec_from_args(args: argparse.Namespace, settings: Settings) -> Spec:
-    from pipelines.release import parse
+    from ci_kit.release import parse
 
     if getattr(args, "requirement", None):
         return parse(args.requirement)
-    from pipelines.build import Manifest
+    from ci_kit.build import Manifest
 
     m = Manifest.read(settings.path(settings.dist_dir))
     return parse(m.requirement)
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
-    """`ci-kit image`: called by pipelines/cli.py with the unparsed image flags in args.extra."""
+    """`ci-kit image`: called by pipelines/ci_kit/cli.py with the unparsed image flags in args.extra."""
     opts = parse_options(args, settings)
     spec = _spec_from_args(args, settings)
     res = build_image(settings, spec, opts)

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from pipelines import console, summary
-from pipelines.errors import CiKitError, Interrupted
+from ci_kit import console, summary
+from ci_kit.errors import CiKitError, Interrupted
 
 def _settings(args: argparse.Namespace) -> Any:
-    from pipelines import config
+    from ci_kit import config
 
     flags: dict[str, Any] = {}
     for key in config.KEYS:
@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Any:
         flags["python-versions"] = ",".join(args.python_list)
     if getattr(args, "password_file", None):
         flags["password-file"] = args.password_file
-    from pipelines import sandbox, secretfd
+    from ci_kit import sandbox, secretfd
 
     settings = config.load(Path(args.project_dir), flags, environ={**os.environ, **secretfd.inherited()})
     sandbox.note_secret_files(settings.password_files)
@@ -34,8 +34,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results: bool = False) -> Any:
     """Every path this command will write, checked before it touches the index."""
-    from pipelines import preflight
-    from pipelines.errors import ProjectError
+    from ci_kit import preflight
+    from ci_kit.errors import ProjectError
 
     if (dist or results) and not s.project_dir.is_dir():
         raise ProjectError(f"{s.project_dir} is not a directory", "pass --project-dir DIR or cd into the project")
@@ -56,7 +56,7 @@ def _n(count: int, noun: str) -> str:
 
 
 def _spec(text: str) -> Any:
-    from pipelines.release import parse
+    from ci_kit.release import parse
 
     return parse(text)
 
@@ -64,7 +64,7 @@ def _spec(text: str) -> Any:
 # -- verbs ---------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from pipelines.build import build
+    from ci_kit.build import build
 
     m = build(_preflight(args, _settings(args), dist=True))
     console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
@@ -78,8 +78,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from pipelines.build import Manifest
-    from pipelines.push import push
+    from ci_kit.build import Manifest
+    from ci_kit.push import push
 
     s = _preflight(args, _settings(args))
     result = push(s, Manifest.read(s.path(s.dist_dir)))
@@ -99,7 +99,7 @@ def _emit_push(args: argparse.Namespace, result: Any) -> int:
 
 
 def cmd_build_and_push(args: argparse.Namespace) -> int:
-    from pipelines.jobs import build_and_push
+    from ci_kit.jobs import build_and_push
 
     return _emit_push(args, build_and_push(_preflight(args, _settings(args), dist=True)))
 
@@ -107,7 +107,7 @@ def cmd_build_and_push(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
     """Failed test runs still get their table in the job summary, then the error goes on."""
-    from pipelines.errors import TestsFailed
+    from ci_kit.errors import TestsFailed
 
     try:
         yield
@@ -118,7 +118,7 @@ def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from pipelines.test import test
+    from ci_kit.test import test
 
     s = _preflight(args, _settings(args), results=True)
     with _summary_on_failure(args):
@@ -136,7 +136,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from pipelines.promote import promote
+    from ci_kit.promote import promote
 
     p = promote(_preflight(args, _settings(args)), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
     console.write_summary(args.summary, summary.promote(p))
@@ -152,7 +152,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_test_and_promote(args: argparse.Namespace) -> int:
-    from pipelines.jobs import test_and_promote
+    from ci_kit.jobs import test_and_promote
 
     with _summary_on_failure(args):
         job = test_and_promote(_preflight(args, _settings(args), results=True), _spec(args.requirement), commit=args.commit,
@@ -168,7 +168,7 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.jobs import run
+    from ci_kit.jobs import run
 
     outputs = run(_preflight(args, _settings(args), dist=True, results=True))
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
@@ -180,11 +180,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipelines import status
+    from ci_kit import status
 
     s = _settings(args)
     if args.limit < 1:
-        from pipelines.errors import UsageError
+        from ci_kit.errors import UsageError
 
         raise UsageError(f"--limit must be 1 or more, got {args.limit}", "use --all to show every version")
     if args.name:
@@ -197,7 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from pipelines import server
+    from ci_kit import server
 
     s = _settings(args)
     state = {"start": server.start, "stop": server.stop, "status": server.status}[args.action](s)
@@ -209,12 +209,12 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from pipelines import config
+    from ci_kit import config
 
     if args.table:
         console.out(config.markdown_table())
         return 0
-    from pipelines.tokens import credentials
+    from ci_kit.tokens import credentials
 
     s = _settings(args)
     desc = {**s.describe(), "credentials": credentials(s)}  # what the password/token held may do, never its value
@@ -228,7 +228,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Make a stage's token; its value goes to --token-file, else raw to stdout (the one unmasked output)."""
-    from pipelines import tokens
+    from ci_kit import tokens
 
     s = _settings(args)
     if not args.stage:
@@ -251,7 +251,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from pipelines import image
+    from ci_kit import image
 
     return image.cli(args, _settings(args))
 
@@ -259,7 +259,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------
 
 def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    from pipelines import cliargs
+    from ci_kit import cliargs
 
     return cliargs.parser({"build": cmd_build, "push": cmd_push, "test": cmd_test, "test-and-promote": cmd_test_and_promote,
                            "promote": cmd_promote, "build-and-push": cmd_build_and_push, "run": cmd_run,
@@ -286,7 +286,7 @@ def _on_signals() -> None:
         return
 
     def handler(signum: int, frame: object) -> None:
-        from pipelines import runner
+        from ci_kit import runner
 
         first = not runner.cancelled()
         runner.cancel(signum)
@@ -299,7 +299,7 @@ def _on_signals() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the real command line: first take the secrets out of our environ (secretfd.py)
-        from pipelines import secretfd
+        from ci_kit import secretfd
 
         secretfd.reexec_without_secrets()
     p = parser(argv)
@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.error("interrupted")
         return 130
     except OSError as exc:  # a file system refusing a write ci-kit could not check in advance
-        from pipelines.preflight import why
+        from ci_kit.preflight import why
 
         if debug:
             import traceback

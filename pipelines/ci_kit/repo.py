@@ -6,8 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from pipelines import runner
-from pipelines.errors import CiKitError, ProjectError
+from ci_kit import runner
+from ci_kit.errors import CiKitError, ProjectError
 
 
 def _git(*args: str, cwd: Path) -> tuple[int, str]:

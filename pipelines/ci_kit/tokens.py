@@ -22,14 +22,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipelines import console
-from pipelines.errors import AuthError, UsageError
+from ci_kit import console
+from ci_kit.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
     import requests
 
-    from pipelines.config import Settings
-    from pipelines.index import Index
+    from ci_kit.config import Settings
+    from ci_kit.index import Index
 
 PREFIX = "devpi-"  # what +token-create returns; devpi-client's token-derive drops it, the server takes both
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -221,7 +221,7 @@ def derive(token: str, *, allowed: list[str], indexes: list[str], projects: list
 def create(index: Index, *, allowed: list[str], indexes: list[str], projects: list[str] | None, expires: int) -> str:
     """A new token made by the server (needs the user's password, i.e. a logged-in index).
     Unlike a derived one it is listed (`devpi token-list`) and can be revoked on its own."""
-    from pipelines.errors import NotFound
+    from ci_kit.errors import NotFound
 
     body: dict[str, Any] = {"allowed": allowed, "indexes": indexes, "expires": expires}
     if projects:
@@ -232,7 +232,7 @@ def create(index: Index, *, allowed: list[str], indexes: list[str], projects: li
         raise UsageError(f"the devpi server at {index.url} does not make tokens: devpi-tokens is not installed there",
                          "install devpi-tokens next to devpi-server (ci-kit server start does), or keep using passwords") from None
     if resp.status_code != 200:
-        from pipelines.index import _message
+        from ci_kit.index import _message
 
         raise UsageError(f"the server refused to make the token: {_message(resp)}",
                          "tokens may last at most one year unless root makes them; pick a shorter --expires")
@@ -353,7 +353,7 @@ def credentials(settings: Settings) -> dict[str, Any]:
 def make(settings: Settings, stage: str, *, expires: str = "30d", projects: list[str] | None = None) -> tuple[str, TokenInfo, str]:
     """(token, what it may do, how it was made) for one stage, from the credential held:
     a token is narrowed offline; a password asks the server for a new (revocable) token."""
-    from pipelines.index import Index
+    from ci_kit.index import Index
 
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}", "one of: " + ", ".join(sorted(STAGES)))

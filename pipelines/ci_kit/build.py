@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import console, repo, runner, sandbox
-from pipelines.config import Settings
-from pipelines.errors import BuildError, ProjectError
-from pipelines.dists import sha256_of
+from ci_kit import console, repo, runner, sandbox
+from ci_kit.config import Settings
+from ci_kit.errors import BuildError, ProjectError
+from ci_kit.dists import sha256_of
 
 MANIFEST = "ci-kit-build.json"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.config import Settings
-from pipelines.errors import UsageError
+from ci_kit.config import Settings
+from ci_kit.errors import UsageError
 
 
 @dataclass(frozen=True)

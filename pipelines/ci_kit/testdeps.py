@@ -10,8 +10,8 @@ import re
 import sys
 from pathlib import Path
 
-from pipelines.config import Settings
-from pipelines.errors import UsageError
+from ci_kit.config import Settings
+from ci_kit.errors import UsageError
 
 # ImportError says "No module named 'x'"; `python -m x` says "No module named x"
 _MISSING = re.compile(r"No module named '?([\w.]+)'?")
@@ -19,7 +19,7 @@ _MISSING = re.compile(r"No module named '?([\w.]+)'?")
 
 def package_extras(path: Path) -> list[str]:
     """The extras a wheel or sdist declares (Provides-Extra, or extra markers)."""
-    from pipelines.push import read_metadata
+    from ci_kit.push import read_metadata
 
     md = read_metadata(path)
     declared = set(md.get("provides_extra") or [])

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, evidence, results
-from pipelines.build import Manifest
-from pipelines.config import Settings
-from pipelines.dists import sha256_of
-from pipelines.errors import BuildError, CiKitError, Collision
-from pipelines.index import Index, Release
+from ci_kit import console, evidence, results
+from ci_kit.build import Manifest
+from ci_kit.config import Settings
+from ci_kit.dists import sha256_of
+from ci_kit.errors import BuildError, CiKitError, Collision
+from ci_kit.index import Index, Release
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
                         "(keeping the +g<sha> local part on untagged commits), or bump the version")

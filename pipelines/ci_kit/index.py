@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
-from pipelines import console
-from pipelines.errors import AuthError, CiKitError, IndexUnreachable, NotFound
+from ci_kit import console
+from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
 
 if TYPE_CHECKING:
     import requests
 
-    from pipelines.config import Settings
+    from ci_kit.config import Settings
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class Index:
                 return self.request(method, path, ok=ok, **kw)
         message = _message(resp)
         if resp.status_code in (401, 403) and self.token is not None:
-            from pipelines import tokens
+            from ci_kit import tokens
 
             raise tokens.refused(self, method, url, resp.status_code, message)
         if resp.status_code in (401, 403):
@@ -194,9 +194,9 @@ class Index:
 
     def login(self, password: str) -> None:
         """Exchange the password for a login token; only the token is used afterwards.
-        A devpi-tokens token in its place is presented as it is (pipelines.tokens)."""
+        A devpi-tokens token in its place is presented as it is (ci_kit.tokens)."""
         console.add_secret(password)
-        from pipelines import tokens
+        from ci_kit import tokens
 
         if tokens.is_token(password):
             tokens.use(self, password)

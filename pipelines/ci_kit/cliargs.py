@@ -8,8 +8,8 @@ import argparse
 import sys
 from typing import Callable, NoReturn, Sequence
 
-from pipelines import __version__, console
-from pipelines.errors import EXIT_CODES
+from ci_kit import __version__, console
+from ci_kit.errors import EXIT_CODES
 
 DESCRIPTION = """\
 Build, test and promote the exact bytes of a Python data product on devpi.
@@ -30,7 +30,7 @@ VERB_EPILOG = ("Every configuration key is also a flag, --KEY VALUE (e.g. --inde
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
-    from pipelines.config import KEYS
+    from ci_kit.config import KEYS
 
     g = p.add_argument_group("common configuration (overrides [tool.ci-kit] and CI_KIT_*)")
     g.add_argument("--project-dir", default=".", help="the product's directory (default: current)")
@@ -112,7 +112,7 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]], argv: Seque
     sp = verb("image", handlers["image"], "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
     sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
     if "image" in (sys.argv[1:] if argv is None else argv):  # its flags cost an import: only when used
-        from pipelines.image import add_arguments
+        from ci_kit.image import add_arguments
 
         add_arguments(sp)
     return p

@@ -16,8 +16,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from pipelines import __version__
-from pipelines.evidence import SCHEMA
+from ci_kit import __version__
+from ci_kit.evidence import SCHEMA
 
 
 def now() -> str:

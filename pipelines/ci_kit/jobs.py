@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import build as build_mod
-from pipelines import console
-from pipelines import promote as promote_mod
-from pipelines import push as push_mod
-from pipelines import test as test_mod
-from pipelines.config import Settings
-from pipelines.index import Index
-from pipelines.release import Spec
+from ci_kit import build as build_mod
+from ci_kit import console
+from ci_kit import promote as promote_mod
+from ci_kit import push as push_mod
+from ci_kit import test as test_mod
+from ci_kit.config import Settings
+from ci_kit.index import Index
+from ci_kit.release import Spec
 
 
 def build_and_push(settings: Settings, index: Index | None = None) -> push_mod.PushResult:
@@ -57,7 +57,7 @@ def run(settings: Settings) -> dict[str, Any]:
         two = test_and_promote(settings, spec, commit=pushed.manifest.commit, index=index)
     out = {**pushed.outputs(), **two.outputs()}
     if settings.image:
-        from pipelines import image
+        from ci_kit import image
 
         out["image"] = image.build_image_for_run(settings, spec, index=index)  # provided by the image module
     return out

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pipelines.errors import UsageError
+from ci_kit.errors import UsageError
 
 _WHY = {errno.EROFS: "read-only file system", errno.EACCES: "not writable", errno.EPERM: "not writable",
         errno.ENOSPC: "no space left on the device", errno.ELOOP: "a symlink loop",

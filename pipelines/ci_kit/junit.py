@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pipelines import console
+from ci_kit import console
 
 # Characters XML 1.0 forbids: colour codes and other control characters in a test's output
 # make a JUnit file unparseable; the counts are still in it.

@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines import console
+from ci_kit import console
 
 if TYPE_CHECKING:
-    from pipelines.index import Index, Release, ReleaseFile, ResultLink
+    from ci_kit.index import Index, Release, ReleaseFile, ResultLink
 
 SCHEMA = 2  # ci_kit.schema of the records this version writes and counts
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -117,7 +117,7 @@ def read(index: Index, release: Release, f: ReleaseFile, trusted: frozenset[str]
         if link.who not in trusted:
             out.ignored.append(f"{name}: attached by {link.who or 'anonymous'}, not a trusted uploader")
             continue
-        from pipelines.errors import CiKitError
+        from ci_kit.errors import CiKitError
 
         try:
             data = index.read_result(link)

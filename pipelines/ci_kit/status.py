@@ -9,9 +9,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pipelines import evidence
-from pipelines.config import Settings
-from pipelines.index import Index, Release
+from ci_kit import evidence
+from ci_kit.config import Settings
+from ci_kit.index import Index, Release
 
 
 def _version_key(v: str) -> Any:
@@ -41,7 +41,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
     per_index = {idx: index.releases(idx, name) for _, idx in _roles(settings)}
     versions = sorted({v for rels in per_index.values() for v in rels}, key=_version_key, reverse=True)
     if not versions:
-        from pipelines.errors import NotFound
+        from ci_kit.errors import NotFound
 
         raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(settings))}",
                        "check the name (ci-kit status without a name lists the projects)")

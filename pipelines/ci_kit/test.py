@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import console, envs, evidence, repo, results, runner, sandbox, testdeps
-from pipelines import junit as junit_mod
-from pipelines.config import Settings
-from pipelines.dists import top_level_modules, wheel_fits
-from pipelines.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
-from pipelines.index import Index, Release, ReleaseFile
-from pipelines.release import Spec
+from ci_kit import console, envs, evidence, repo, results, runner, sandbox, testdeps
+from ci_kit import junit as junit_mod
+from ci_kit.config import Settings
+from ci_kit.dists import top_level_modules, wheel_fits
+from ci_kit.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
+from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.release import Spec
 
 PROBE_DIR = Path(__file__).with_name("probe")
 PYTEST_NO_TESTS = 5

@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import runner
-from pipelines.errors import EnvFailed, UsageError
+from ci_kit import runner
+from ci_kit.errors import EnvFailed, UsageError
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,7 +102,7 @@ def create(path: Path, version: str) -> Env:
 def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
     """Install into env; returns uv's output. Raises with uv's own words on failure."""
     args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements, *dependency_index_args(index_url)]
-    from pipelines import sandbox  # an sdist is built here: the product's build backend runs (sandbox.confine)
+    from ci_kit import sandbox  # an sdist is built here: the product's build backend runs (sandbox.confine)
 
     proc = runner.run(sandbox.confine(args), env=uv_env())
     if proc.returncode != 0:
