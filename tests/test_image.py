@@ -483,15 +483,15 @@ def test_pushes_to_a_registry_that_needs_a_login_without_writing_the_password(do
 
 def test_kept_dependency_sets_are_pruned_to_the_most_recently_used(tmp_path):
     """The cache of dependency wheels does not grow without end (no engine needed)."""
-    from ci_kit import image
+    from ci_kit.image import wheels
 
     folder = tmp_path / "image-wheels"
-    for i in range(image.KEPT_WHEEL_SETS + 3):
+    for i in range(wheels.KEPT_WHEEL_SETS + 3):
         d = folder / f"set{i:02d}"
         d.mkdir(parents=True)
         (d / "complete").write_text("")
         os.utime(d, (1_700_000_000 + i, 1_700_000_000 + i))
     (folder / "set99.123.tmp").mkdir()  # another ci-kit storing a set right now: left alone
-    image._prune(folder, image.KEPT_WHEEL_SETS)
+    wheels.prune(folder, wheels.KEPT_WHEEL_SETS)
     left = sorted(p.name for p in folder.iterdir())
-    assert left == [f"set{i:02d}" for i in range(3, image.KEPT_WHEEL_SETS + 3)] + ["set99.123.tmp"]
+    assert left == [f"set{i:02d}" for i in range(3, wheels.KEPT_WHEEL_SETS + 3)] + ["set99.123.tmp"]
