@@ -1,8 +1,8 @@
 """What an image says about itself: OCI's labels and ci-kit's (docs/image.md lists them).
 
-Every value comes from the release, the index, the lock or the base, never from the
-clock: rebuilding the same release gives the same labels (the creation time is the
-commit's), so the label layer is cached like any other.
+Every value comes from the release, the index, the lock, the base or ci-kit's version,
+never from the clock (the creation time is the commit's): the same ci-kit rebuilding the
+same release gives the same labels, so even the label layer comes from the cache.
 """
 
 from __future__ import annotations
