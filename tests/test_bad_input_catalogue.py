@@ -199,6 +199,6 @@ def test_argv_parsing_never_crashes(argv):
     from ci_kit import cli
 
     try:
-        cli.parser(argv).parse_known_args(argv)
+        cli.parser().parse_known_args(argv)
     except SystemExit as exc:
         assert exc.code in (0, 2)

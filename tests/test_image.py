@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, error_line, free_port, git, require, run_cikit
+from conftest import ROOT, clean_env, error_line, free_port, git, require, run_cikit
 
 STATE_DIR = Path("/var/lib/ci-kit-docker")
 REF_FILE = STATE_DIR / "python-base-bookworm.ref"
@@ -483,15 +484,40 @@ def test_pushes_to_a_registry_that_needs_a_login_without_writing_the_password(do
 
 def test_kept_dependency_sets_are_pruned_to_the_most_recently_used(tmp_path):
     """The cache of dependency wheels does not grow without end (no engine needed)."""
-    from ci_kit import image
+    from ci_kit.image import wheels
 
     folder = tmp_path / "image-wheels"
-    for i in range(image.KEPT_WHEEL_SETS + 3):
+    for i in range(wheels.KEPT_WHEEL_SETS + 3):
         d = folder / f"set{i:02d}"
         d.mkdir(parents=True)
         (d / "complete").write_text("")
         os.utime(d, (1_700_000_000 + i, 1_700_000_000 + i))
     (folder / "set99.123.tmp").mkdir()  # another ci-kit storing a set right now: left alone
-    image._prune(folder, image.KEPT_WHEEL_SETS)
+    wheels.prune(folder, wheels.KEPT_WHEEL_SETS)
     left = sorted(p.name for p in folder.iterdir())
-    assert left == [f"set{i:02d}" for i in range(3, image.KEPT_WHEEL_SETS + 3)] + ["set99.123.tmp"]
+    assert left == [f"set{i:02d}" for i in range(3, wheels.KEPT_WHEEL_SETS + 3)] + ["set99.123.tmp"]
+
+
+def test_image_help_lists_the_image_flags_without_loading_the_image_step():
+    """The CLI owns the image flags; listing them costs none of the image step's imports."""
+    code = ("import sys; from ci_kit.cli import main\n"
+            "try: main(['image', '--help'])\nexcept SystemExit: pass\n"
+            "loaded = [m for m in sys.modules if m.startswith('ci_kit.image') or m in ('docker', 'cyclonedx', 'packaging')]\n"
+            "print('LOADED=' + ','.join(loaded))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for flag in ("--push [REGISTRY/REPO]", "--tag TAG", "--from-unstable", "--allow-unpinned-base", "--smoke CMD",
+                 "--commit SHA", "--artifacts-dir DIR", "--audit", "--no-cache"):
+        assert flag in out, flag
+    assert out.strip().splitlines()[-1] == "LOADED=", out
+
+
+def test_image_flags_are_checked_before_anything_is_asked(tmp_path):
+    """A bare --push needs image-repository; an unknown flag is refused: exit 2, one line, no engine needed."""
+    env = {**clean_env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    r = run_cikit("image", "churn-model==1.0.0", "--push", "--project-dir", str(tmp_path), env=env)
+    assert r.returncode == 2, r.output
+    assert "--push without a repository and no image-repository configured" in error_line(r)
+    r = run_cikit("image", "churn-model==1.0.0", "--bogus", "--project-dir", str(tmp_path), env=env)
+    assert r.returncode == 2, r.output
+    assert "unrecognized arguments: --bogus" in error_line(r)
+

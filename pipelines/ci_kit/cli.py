@@ -251,20 +251,42 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from ci_kit import image
+    from ci_kit.image import ImageRequest, build_image
+    from ci_kit.image.result import OUTPUT_KEYS
 
-    return image.cli(args, _settings(args))
+    s = _settings(args)
+    request = ImageRequest(push=args.push, tags=tuple(args.tag), from_unstable=args.from_unstable,
+                           allow_unpinned_base=args.allow_unpinned_base, smoke=args.smoke, commit=args.commit or "",
+                           artifacts_dir=args.artifacts_dir or "", audit=args.audit, no_cache=args.no_cache)
+    res = build_image(s, _image_spec(args, s), request)
+    outputs = res.outputs()
+    console.write_outputs(args.output, {k: outputs[k] for k in OUTPUT_KEYS})
+    console.write_summary(args.summary, summary.image(res))
+    if args.json:
+        console.out_json(outputs)
+    else:
+        console.out(res.reference)
+    return 0
+
+
+def _image_spec(args: argparse.Namespace, s: Any) -> Any:
+    """NAME==VERSION as given, else the release `ci-kit build` last made here."""
+    if args.requirement:
+        return _spec(args.requirement)
+    from ci_kit.build import Manifest
+
+    return _spec(Manifest.read(s.path(s.dist_dir)).requirement)
 
 
 # -- parser --------------------------------------------------------------------------------
 
-def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     from ci_kit import cliargs
 
     return cliargs.parser({"build": cmd_build, "push": cmd_push, "test": cmd_test, "test-and-promote": cmd_test_and_promote,
                            "promote": cmd_promote, "build-and-push": cmd_build_and_push, "run": cmd_run,
                            "status": cmd_status, "server": cmd_server, "config": cmd_config, "token": cmd_token,
-                           "image": cmd_image}, argv)
+                           "image": cmd_image})
 
 
 def _traceback() -> None:
@@ -302,14 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ci_kit import secretfd
 
         secretfd.reexec_without_secrets()
-    p = parser(argv)
+    p = parser()
     args, extra = p.parse_known_args(argv)
     if args.verb is None:
         p.print_help()
         return 2
     if extra:
         p.error("unrecognized arguments: " + " ".join(extra))
-    args.extra = extra
     console.set_quiet(bool(getattr(args, "quiet", False)))
     debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
     _on_signals()

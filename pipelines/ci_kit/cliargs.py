@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, NoReturn
 
 from ci_kit import __version__, console
 from ci_kit.errors import EXIT_CODES
@@ -59,7 +59,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parser(handlers: dict[str, Callable[[argparse.Namespace], int]], argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """Every verb and flag; handlers maps each verb to its function in cli.py."""
     p = _Parser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,8 +111,24 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]], argv: Seque
     sp.add_argument("--token-file", metavar="FILE", help="write the token to FILE (0600) instead of stdout")
     sp = verb("image", handlers["image"], "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
     sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
-    if "image" in (sys.argv[1:] if argv is None else argv):  # its flags cost an import: only when used
-        from ci_kit.image import add_arguments
-
-        add_arguments(sp)
+    _image_flags(sp)
     return p
+
+
+def _image_flags(sp: argparse.ArgumentParser) -> None:
+    """One build's choices (ci_kit.image.ImageRequest); base, entry point, smoke command,
+    repository and tags are configuration keys (image-*), flags like every key."""
+    sp.add_argument("--push", nargs="?", const="", default=None, metavar="REGISTRY/REPO",
+                    help="push tags VERSION and the moving tags, print the digest (default repository: image-repository)")
+    sp.add_argument("--tag", action="append", default=[], metavar="TAG",
+                    help="a moving tag pushed besides VERSION (repeatable; adds to image-tags)")
+    sp.add_argument("--from-unstable", action="store_true", help="allow a release that is not promoted (recorded in the labels)")
+    sp.add_argument("--allow-unpinned-base", action="store_true",
+                    help="accept a base given by tag (resolved to its digest at build time)")
+    sp.add_argument("--smoke", metavar="CMD", help="shell command run inside the built image before any push (overrides image-smoke)")
+    sp.add_argument("--commit", metavar="SHA", help="commit of the release (default: the one job 1 recorded on the index)")
+    sp.add_argument("--artifacts-dir", metavar="DIR",
+                    help="where the lock, SBOM, Dockerfile and image.json go (default: ci-kit-image/NAME-VERSION in the project)")
+    sp.add_argument("--audit", action="store_true",
+                    help="pip-audit the lock before building; fail on a finding or when the service is out of reach")
+    sp.add_argument("--no-cache", action="store_true", help="build without the engine's layer cache")

@@ -1,6 +1,7 @@
 """Facts about distribution files that several stages need: hashes, which Pythons a
-wheel serves, which top-level modules it installs. A neutral module, so that build,
-test, the gate and the image step share one answer without importing each other."""
+wheel serves, which top-level modules and console scripts it installs. A neutral module,
+so that build, test, the gate and the image step share one answer without importing
+each other."""
 
 from __future__ import annotations
 
@@ -46,3 +47,15 @@ def top_level_modules(wheel: Path) -> list[str]:
             elif n.endswith((".so", ".pyd")):
                 names.add(n.split(".", 1)[0])
     return sorted(x for x in names if x.isidentifier())
+
+
+def console_scripts(wheel: Path) -> list[str]:
+    """The wheel's console scripts, read by importlib.metadata straight from the zip."""
+    from importlib.metadata import PathDistribution
+
+    with zipfile.ZipFile(wheel) as zf:
+        info = next((n.split("/", 1)[0] for n in zf.namelist() if n.split("/", 1)[0].endswith(".dist-info")), "")
+        if not info:
+            return []
+        dist = PathDistribution(zipfile.Path(zf, info + "/"))
+        return [ep.name for ep in dist.entry_points.select(group="console_scripts")]

@@ -59,5 +59,5 @@ def run(settings: Settings) -> dict[str, Any]:
     if settings.image:
         from ci_kit import image
 
-        out["image"] = image.build_image_for_run(settings, spec, index=index)  # provided by the image module
+        out["image"] = image.build_image_for_run(settings, spec, index=index)
     return out

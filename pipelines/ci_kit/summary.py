@@ -38,3 +38,9 @@ def promote(p: Any) -> str:
     lines = [f"### ci-kit promote: `{p.spec}` {verb} `{p.target}`" + (" (FORCED)" if p.forced else ""), ""]
     lines += [f"- {g}" for g in p.gate]
     return "\n".join(lines)
+
+
+def image(res: Any) -> str:
+    return (f"### ci-kit image: `{res.requirement}`\n\n| | |\n|---|---|\n| image | `{res.reference}` |\n"
+            f"| digest | `{res.digest or '(not pushed)'}` |\n| base | `{res.base}` |\n"
+            f"| from index | `{res.index}` |\n| lock sha256 | `{res.lock_sha256}` |")
