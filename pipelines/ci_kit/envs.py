@@ -91,20 +91,21 @@ def dependency_index_name(url: str) -> str:
     return configured or "uv's default index (PyPI)"
 
 
-def create(path: Path, version: str) -> Env:
+def create(path: Path, version: str, *, run: runner.Run = runner.run) -> Env:
     python = find_python(version)
-    proc = runner.run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
+    proc = run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
     if proc.returncode != 0:
         raise EnvFailed(f"cannot create a Python {version} environment: {proc.stdout.strip()[-300:]}", "check uv and the interpreter")
     return Env(path, path / "bin" / "python", version)
 
 
-def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
-    """Install into env; returns uv's output. Raises with uv's own words on failure."""
+def install(env: Env, requirements: list[str], *, index_url: str = "", run: runner.Run = runner.run) -> str:
+    """Install into env; returns uv's output. Raises with uv's own words on failure.
+    `run` starts uv (tests pass a stand-in)."""
     args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements, *dependency_index_args(index_url)]
     from ci_kit import sandbox  # an sdist is built here: the product's build backend runs (sandbox.confine)
 
-    proc = runner.run(sandbox.confine(args), env=uv_env())
+    proc = run(sandbox.confine(args), env=uv_env())
     if proc.returncode != 0:
         last = [l for l in proc.stdout.splitlines() if l.strip()][-6:]
         raise EnvFailed(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),
