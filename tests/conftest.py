@@ -56,7 +56,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Keep the fast layer fast: say which unmarked test took longer than FAST_LIMIT."""
     if _too_slow:
-        terminalreporter.section("not marked slow, but slower than %gs: mark them @pytest.mark.slow" % FAST_LIMIT)
+        terminalreporter.section(f"not marked slow, but slower than {FAST_LIMIT:g}s: mark them @pytest.mark.slow")
         for nodeid, seconds in _too_slow:
             terminalreporter.write_line(f"{seconds:6.1f}s {nodeid}")
 
@@ -185,7 +185,7 @@ def product_repo(tmp_path: Path) -> Path:
 
 def error_line(r: Result) -> str:
     """The one error line ci-kit printed; also checks there is one and no traceback."""
-    errors = [l for l in r.stderr.splitlines() if l.startswith("ci-kit: error: ")]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ci-kit: error: ")]
     assert len(errors) == 1, r.stderr
     assert "Traceback" not in r.output, r.output
     return errors[0]

@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 
 class Console:

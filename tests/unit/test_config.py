@@ -10,7 +10,7 @@ import pytest
 from ci_kit import config
 from ci_kit.errors import UsageError
 
-HERE = "%d.%d" % sys.version_info[:2]
+HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _pyproject(tmp_path: Path, body: str) -> Path:
@@ -128,7 +128,7 @@ def test_broken_toml_and_a_non_table_are_named(tmp_path: Path) -> None:
 
 
 def test_a_bad_flag_is_named_as_a_flag(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="^flag --server-port: `server-port` must be an integer, got 'x'$"):
+    with pytest.raises(UsageError, match=r"^flag --server-port: `server-port` must be an integer, got 'x'$"):
         config.load(tmp_path, {"server-port": "x"}, environ={})
 
 

@@ -97,18 +97,18 @@ def test_a_later_failure_withdraws_an_earlier_pass(fake: FakeIndex, settings: Se
     rel = _push(fake, settings)
     _test(fake, rel)
     _test(fake, rel, passed=False)
-    with pytest.raises(GateRefused, match="failed its tests on Python 3.12"):
+    with pytest.raises(GateRefused, match=r"failed its tests on Python 3\.12"):
         promote.promote(settings, SPEC, index=fake)
 
 
 def test_a_run_of_zero_tests_is_no_pass(fake: FakeIndex, settings: Settings) -> None:
     rel = _push(fake, settings)
     _test(fake, rel, tests=0)  # ci-kit's own record of such a run says it did not pass
-    with pytest.raises(GateRefused, match="failed its tests on Python 3.12"):
+    with pytest.raises(GateRefused, match=r"failed its tests on Python 3\.12"):
         promote.promote(settings, SPEC, index=fake)
     for f in rel.files:  # a record that says "passed" with no test counted is not believed either
         fake.attach_as("ci", f, {**_record(f, "3.12", tests=0), "ci_kit": {**_record(f, "3.12", tests=0)["ci_kit"], "passed": True}})
-    with pytest.raises(GateRefused, match="ran no tests on Python 3.12"):
+    with pytest.raises(GateRefused, match=r"ran no tests on Python 3\.12"):
         promote.promote(settings, SPEC, index=fake)
 
 
@@ -153,7 +153,7 @@ def test_every_configured_python_needs_its_result(fake: FakeIndex, make_settings
     settings = make_settings(**{"python-versions": "3.11,3.12"})
     rel = _push(fake, settings)
     _test(fake, rel, python="3.12")
-    with pytest.raises(GateRefused, match="py3-none-any.whl .* has no result on Python 3.11"):
+    with pytest.raises(GateRefused, match=r"py3-none-any\.whl .* has no result on Python 3\.11"):
         promote.promote(settings, SPEC, index=fake)
     _test(fake, rel, python="3.11")
     assert promote.promote(settings, SPEC, index=fake).changed
@@ -191,7 +191,7 @@ def test_bytes_swapped_after_the_gate_are_not_copied(fake: FakeIndex, settings: 
     rel = _push(fake, settings)
     _test(fake, rel)
     fake.replace_bytes(rel.files[-1], b"other bytes")
-    with pytest.raises(GateRefused, match="changed on ci/unstable after the gate: .*; nothing was copied"):
+    with pytest.raises(GateRefused, match=r"changed on ci/unstable after the gate: .*; nothing was copied"):
         promote.promote(settings, SPEC, index=fake)
     assert _stable(fake) is None
 
@@ -199,7 +199,7 @@ def test_bytes_swapped_after_the_gate_are_not_copied(fake: FakeIndex, settings: 
 def test_a_release_on_the_target_without_evidence_is_a_mismatch(fake: FakeIndex, settings: Settings) -> None:
     for name, data in dist_files("churn-model", "1.0.0").items():
         fake.put("ci/stable", name, data, "churn-model", "1.0.0")
-    with pytest.raises(Mismatch, match="churn-model==1.0.0 is on ci/stable without passing evidence") as info:
+    with pytest.raises(Mismatch, match=r"churn-model==1\.0\.0 is on ci/stable without passing evidence") as info:
         promote.promote(settings, SPEC, index=fake)
     assert info.value.exit_code == 14
     assert promote.verified(settings, SPEC, fake) is None

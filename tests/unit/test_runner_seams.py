@@ -107,7 +107,7 @@ def test_a_failing_backend_is_one_line_with_its_own_error(project: Path, capsys:
               "setuptools.errors.InvalidConfigError: License classifiers have been superseded\n"
               "ERROR Backend subprocess exited when trying to invoke build_wheel\n")
     with pytest.raises(BuildError) as info:
-        build.build(config.load(project, {"metadata-check": "off"}, environ={}), run=FakeRun(lambda argv, cwd: (1, output)))
+        build.build(config.load(project, {"metadata-check": "off"}, environ={}), run=FakeRun(lambda _argv, _cwd: (1, output)))
     assert info.value.message == ("the build backend failed: "
                                   "setuptools.errors.InvalidConfigError: License classifiers have been superseded")
     assert info.value.exit_code == 4
@@ -167,7 +167,7 @@ def test_install_asks_uv_for_the_dependency_index_and_reports_its_last_words(tmp
     assert run.calls[0]["env"]["UV_PYTHON_DOWNLOADS"] == "never"
     uv_says = "Resolved 3 packages\n  × No solution found when resolving dependencies:\n  ╰─▶ Because nothing==9 was not found\n"
     with pytest.raises(EnvFailed) as info:
-        envs.install(env, ["x"], run=FakeRun(lambda argv, cwd: (1, uv_says)))
+        envs.install(env, ["x"], run=FakeRun(lambda _argv, _cwd: (1, uv_says)))
     assert info.value.message == ("installing into the Python 3.12 environment failed: Resolved 3 packages / "
                                   "× No solution found when resolving dependencies: / ╰─▶ Because nothing==9 was not found")
     assert info.value.exit_code == 12
@@ -177,8 +177,8 @@ def test_install_asks_uv_for_the_dependency_index_and_reports_its_last_words(tmp
 def test_create_reports_uvs_words(tmp_path: Path) -> None:
     import sys
 
-    here = "%d.%d" % sys.version_info[:2]
-    run = FakeRun(lambda argv, cwd: (2, "error: interpreter broken\n"))
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    run = FakeRun(lambda _argv, _cwd: (2, "error: interpreter broken\n"))
     with pytest.raises(EnvFailed, match=f"cannot create a Python {here} environment: error: interpreter broken"):
         envs.create(tmp_path / "venv", here, run=run)
     assert run.calls[0]["argv"][1:5] == ["venv", "--quiet", "--python", sys.executable]
