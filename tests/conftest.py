@@ -3,6 +3,10 @@ repositories holding the example product, and the real `ci-kit` executable.
 
 Suites that need an engine or tool the machine lacks skip with a reason on a laptop and
 fail instead when CI_KIT_REQUIRE_ALL=1 (set by .ci/run): CI never skips.
+
+Two layers: the end-to-end suites here are the specification and are marked `slow`
+(automatically when they use a fixture below that starts a real part); tests/unit/ is the
+fast layer, `pytest -m "not slow"`, in seconds and without servers, engines or children.
 """
 
 from __future__ import annotations
@@ -23,6 +27,38 @@ EXAMPLE = ROOT / "examples" / "churn-model"
 CIKIT = str(Path(sys.executable).with_name("ci-kit"))
 GIT_ID = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+
+
+# Fixtures that start a real part (devpi-server, the ci-kit executable, Docker, act, a JVM
+# for the Jenkins harness): a test using any of them, directly or through another fixture,
+# is end to end and marked `slow`, so `-m "not slow"` is the fast layer.
+REAL_PARTS = frozenset({
+    "devpi", "fresh_user", "cikit", "own_server", "built", "plain_devpi", "sentinel_user", "slow_product",
+    "docker", "act_runner", "kit_wheel", "tools_index", "java_env", "groovy", "groovy_lint", "fake", "agent",
+})
+
+
+FAST_LIMIT = 5.0  # seconds: a test without `slow` that takes longer is named at the end of the run
+_too_slow: list[tuple[str, float]] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_PARTS.intersection(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > FAST_LIMIT and "slow" not in report.keywords:
+        _too_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Keep the fast layer fast: say which unmarked test took longer than FAST_LIMIT."""
+    if _too_slow:
+        terminalreporter.section(f"not marked slow, but slower than {FAST_LIMIT:g}s: mark them @pytest.mark.slow")
+        for nodeid, seconds in _too_slow:
+            terminalreporter.write_line(f"{seconds:6.1f}s {nodeid}")
 
 
 def require(condition: object, reason: str) -> None:
@@ -149,7 +185,7 @@ def product_repo(tmp_path: Path) -> Path:
 
 def error_line(r: Result) -> str:
     """The one error line ci-kit printed; also checks there is one and no traceback."""
-    errors = [l for l in r.stderr.splitlines() if l.startswith("ci-kit: error: ")]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ci-kit: error: ")]
     assert len(errors) == 1, r.stderr
     assert "Traceback" not in r.output, r.output
     return errors[0]

@@ -156,6 +156,7 @@ def test_port_held_by_another_http_server_gets_no_password(tmp_path, devpi: Devp
     assert not any(b"+login" in req for req in Recorder.seen), Recorder.seen
 
 
+@pytest.mark.slow  # starts a devpi-server of its own
 def test_stale_pid_file_is_not_signalled_and_start_works(tmp_path):
     server_dir, port = tmp_path / "srv", free_port()
     server_dir.mkdir()
@@ -204,6 +205,7 @@ def _snapshot(db: Path) -> tuple[object, ...]:
         c.close()
 
 
+@pytest.mark.slow  # starts a devpi-server of its own
 def test_crash_left_sqlite_journal_is_recovered_on_start(tmp_path):
     server_dir, port = tmp_path / "srv", free_port()
     env = server_env(server_dir, port)
@@ -437,6 +439,7 @@ def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatc
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     monkeypatch.setattr(runner.subprocess, "Popen", popen_then_signal)
+    monkeypatch.setattr(runner, "_cancelled", 0)  # undone to 0 at teardown: later tests may start children
     try:
         cli._on_signals()
         with pytest.raises(Interrupted) as info:
@@ -445,7 +448,7 @@ def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatc
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
-        monkeypatch.setattr(runner, "_cancelled", 0)
+        runner._cancelled = 0
     assert processes_holding(mark) == []
 
 

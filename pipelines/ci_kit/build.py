@@ -105,8 +105,9 @@ def _installer_flags() -> list[str]:
         return ["--installer", "uv"] if shutil.which("uv") else []
 
 
-def build(settings: Settings) -> Manifest:
+def build(settings: Settings, *, run: runner.Run = runner.run) -> Manifest:
     """sdist and wheel, each built from its own fresh clone of HEAD, at the same time.
+    `run` starts the build backends (tests pass a stand-in; git still runs for real).
 
     Fresh clones: what is built is exactly what the commit holds, and the work tree gets
     no build/ or egg-info. Two builds side by side instead of build's sdist-then-wheel:
@@ -127,8 +128,8 @@ def build(settings: Settings) -> Manifest:
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
         env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
         sources = {kind: repo.fresh_clone(project, commit, tmp / kind) for kind in ("sdist", "wheel")}
-        jobs = {kind: pool.submit(runner.run, sandbox.confine([sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
-                                                                "--outdir", str(out), str(src)]), cwd=src, env=env)
+        jobs = {kind: pool.submit(run, sandbox.confine([sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
+                                                         "--outdir", str(out), str(src)]), cwd=src, env=env)
                 for kind, src in sources.items()}
         for kind, job in jobs.items():
             proc = job.result()

@@ -18,7 +18,7 @@ from ci_kit import runner
 from ci_kit.errors import EnvFailed, UsageError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def uv_bin() -> str:
     try:
         from uv import find_uv_bin  # the PyPI package ships the binary
@@ -31,10 +31,10 @@ def uv_bin() -> str:
         return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_python(version: str) -> str:
     """An interpreter for MAJOR.MINOR: this one, one on PATH, or one of pyenv's."""
-    if version == "%d.%d" % sys.version_info[:2]:
+    if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
         return sys.executable
     for cand in (shutil.which(f"python{version}"),
                  *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")), reverse=True),
@@ -65,7 +65,7 @@ class Env:
         proc = runner.run([str(self.python), "-c", "import sysconfig,json; print(json.dumps(sorted({sysconfig.get_path('purelib'), sysconfig.get_path('platlib')})))"], show=False)
         import json
 
-        return json.loads(proc.stdout)
+        return [str(p) for p in json.loads(proc.stdout)]
 
     def full_version(self) -> str:
         return runner.run([str(self.python), "-c", "import platform; print(platform.python_version())"], show=False).stdout.strip()
@@ -91,22 +91,23 @@ def dependency_index_name(url: str) -> str:
     return configured or "uv's default index (PyPI)"
 
 
-def create(path: Path, version: str) -> Env:
+def create(path: Path, version: str, *, run: runner.Run = runner.run) -> Env:
     python = find_python(version)
-    proc = runner.run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
+    proc = run([uv_bin(), "venv", "--quiet", "--python", python, str(path)], env=uv_env())
     if proc.returncode != 0:
         raise EnvFailed(f"cannot create a Python {version} environment: {proc.stdout.strip()[-300:]}", "check uv and the interpreter")
     return Env(path, path / "bin" / "python", version)
 
 
-def install(env: Env, requirements: list[str], *, index_url: str = "") -> str:
-    """Install into env; returns uv's output. Raises with uv's own words on failure."""
+def install(env: Env, requirements: list[str], *, index_url: str = "", run: runner.Run = runner.run) -> str:
+    """Install into env; returns uv's output. Raises with uv's own words on failure.
+    `run` starts uv (tests pass a stand-in)."""
     args = [uv_bin(), "pip", "install", "--python", str(env.python), *requirements, *dependency_index_args(index_url)]
     from ci_kit import sandbox  # an sdist is built here: the product's build backend runs (sandbox.confine)
 
-    proc = runner.run(sandbox.confine(args), env=uv_env())
+    proc = run(sandbox.confine(args), env=uv_env())
     if proc.returncode != 0:
-        last = [l for l in proc.stdout.splitlines() if l.strip()][-6:]
+        last = [line for line in proc.stdout.splitlines() if line.strip()][-6:]
         raise EnvFailed(f"installing into the Python {env.version} environment failed: " + " / ".join(x.strip() for x in last),
                          "check the product's dependencies and dependency-index-url")
     return proc.stdout

@@ -73,7 +73,7 @@ def judge(files: list[ReleaseFile], records: dict[str, FileRecords], pythons: li
             used = [latest[py] for py in needed]
             verdict.used[f.basename] = used
             counts = ", ".join(f"{py}: {r.fields['tests']} test{'' if r.fields['tests'] == 1 else 's'}" if r.fields.get("counted") else f"{py}: no test count (JUnit waived)"
-                               for py, r in zip(needed, used))
+                               for py, r in zip(needed, used, strict=True))
             verdict.evidence.append(f"{f.basename}: passed on Python {counts}; commit {commit[:12]}; by {', '.join(sorted({r.by for r in used}))}")
     return verdict
 

@@ -31,7 +31,7 @@ def actor() -> str:
             return os.environ[var]
     try:
         who = getpass.getuser()
-    except Exception:
+    except (OSError, KeyError, ImportError):  # no login name and no passwd entry (a container's bare uid)
         who = "unknown"
     return f"{who}@{socket.gethostname()}"
 

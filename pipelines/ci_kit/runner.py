@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Protocol, Sequence
 
 from ci_kit import console, procs
 from ci_kit.errors import CiKitError, Interrupted, TimedOut
@@ -63,6 +63,15 @@ def child_env(extra: Mapping[str, str] | None = None, drop: Sequence[str] = ()) 
     env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS and k not in drop}
     env.update(extra or {})
     return env
+
+
+class Run(Protocol):
+    """The call shape of `run`, as the stages use it. A stage that starts children takes
+    one (default: `run` itself), so its planning and its reading of a child's output can
+    be tested with a stand-in that starts nothing (tests/unit)."""
+
+    def __call__(self, argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
+                 show: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]: ...
 
 
 def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,

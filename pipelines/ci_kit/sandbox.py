@@ -35,14 +35,15 @@ docs/security.md for the threat model.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import json
 import os
 import stat
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ci_kit import console, runner
 from ci_kit.config import SANDBOX_MODES as MODES
@@ -109,7 +110,7 @@ def mode() -> str:
     return asked
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _namespaces(user: bool) -> bool:
     """Whether unshare can make the namespaces here (a container may forbid it)."""
     argv = ["unshare", *(["--user", "--map-root-user"] if user else []), "--pid", "--fork", "--mount-proc", "true"]
@@ -195,10 +196,8 @@ def _covers(keep: Sequence[str], uid: int | None) -> list[str]:
     import pwd
 
     found = {os.path.realpath(os.path.expanduser("~"))}
-    try:
+    with contextlib.suppress(KeyError):  # a uid without an account entry
         found.add(os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir))
-    except KeyError:
-        pass
     if uid is not None:
         for path in keep:
             for parent in reversed(Path(path).parents):
@@ -220,7 +219,7 @@ def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
 
     from ci_kit import envs
 
-    keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
+    keep = {os.path.realpath(p) for p in (*map(str, run_dirs), sys.prefix, sys.base_prefix, str(Path(__file__).parent))}
     for version in settings.python_versions:
         try:
             keep.add(os.path.dirname(os.path.dirname(os.path.realpath(envs.find_python(version)))))

@@ -58,7 +58,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
         ignored = 0
         promos: dict[str, tuple[set[str], list[dict[str, Any]]]] = {}  # index -> (files promoted there, entries)
-        for (idx, rel, link), rec in zip(links, records):
+        for (idx, rel, link), rec in zip(links, records, strict=True):
             if rel.version != v:
                 continue
             if link.who not in settings.trusted or evidence.check(rec) is not None:
@@ -121,7 +121,7 @@ def render_project(data: dict[str, Any]) -> str:
     lines = [f"{data['name']}  ({data['shown']} of {data['total_versions']} versions; "
              + ", ".join(f"{r}={i}" for r, i in data["indexes"].items()) + ")"]
     for i, r in enumerate(table):
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -135,4 +135,4 @@ def render_overview(data: dict[str, Any]) -> str:
     if len(table) == 1:
         return "no projects on " + ", ".join(data["indexes"].values())
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)

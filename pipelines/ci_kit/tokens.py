@@ -98,7 +98,7 @@ def expiry_text(expires: int | None, now: float | None = None) -> str:
 def _macaroon(token: str) -> Any:
     import pymacaroons
 
-    return pymacaroons.Macaroon.deserialize(token[len(PREFIX):] if token.startswith(PREFIX) else token)
+    return pymacaroons.Macaroon.deserialize(token.removeprefix(PREFIX))
 
 
 def is_token(secret: str | None) -> bool:
@@ -109,7 +109,7 @@ def is_token(secret: str | None) -> bool:
         return False
     try:
         return "-" in _macaroon(secret).identifier.decode("ascii")
-    except Exception:  # not a macaroon: a password
+    except Exception:  # noqa: BLE001  (pymacaroons raises many kinds) not a macaroon: a password
         return False
 
 
@@ -120,7 +120,7 @@ def inspect(token: str) -> TokenInfo:
     try:
         mac = _macaroon(token)
         user, token_id = mac.identifier.decode("ascii").rsplit("-", 1)
-    except Exception:
+    except Exception:  # noqa: BLE001  (pymacaroons raises many kinds)
         raise AuthError("the devpi token in the credentials is not readable",
                         "copy it again in full (it starts with devpi-); " + MAKE_HINT) from None
     # devpi-tokens' get_restrictions_from_macaroon would stop at the first caveat it does not
@@ -134,7 +134,7 @@ def inspect(token: str) -> TokenInfo:
         cls = available_restrictions.get(key)
         try:
             restriction = cls(value.split(",") if key in ("allowed", "indexes", "projects") else value)
-        except Exception:  # unknown key (e.g. PyPI-style JSON caveats) or bad value
+        except Exception:  # noqa: BLE001  unknown key (e.g. PyPI-style JSON caveats) or bad value
             unknown.append(text)
             continue
         parsed.setdefault(key, []).append(restriction.value)
@@ -198,8 +198,12 @@ def parse_expires(text: str, now: float | None = None) -> int:
 def derive(token: str, *, allowed: list[str], indexes: list[str], projects: list[str] | None, expires: int) -> str:
     """A narrower token from a broader one, offline: the caveats are appended with
     devpi-tokens' own restriction classes, as its `devpi token-derive` does."""
-    from devpi_tokens.restrictions import (AllowedRestriction, ExpiresRestriction, IndexesRestriction,
-                                           ProjectsRestriction)
+    from devpi_tokens.restrictions import (
+        AllowedRestriction,
+        ExpiresRestriction,
+        IndexesRestriction,
+        ProjectsRestriction,
+    )
 
     held = inspect(token)
     check_time(held)
@@ -215,7 +219,8 @@ def derive(token: str, *, allowed: list[str], indexes: list[str], projects: list
               ProjectsRestriction(projects) if projects else None):
         if r is not None:
             mac.add_first_party_caveat(r.dump())
-    return PREFIX + mac.serialize()
+    serialized: str = mac.serialize()
+    return PREFIX + serialized
 
 
 def create(index: Index, *, allowed: list[str], indexes: list[str], projects: list[str] | None, expires: int) -> str:
@@ -255,7 +260,7 @@ class TokenAuth:
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if r.method in READS:
-            r.register_hook("response", self._retry_with_token)
+            r.register_hook("response", self._retry_with_token)  # type: ignore[no-untyped-call]  # untyped in types-requests
         else:
             r.headers["X-Devpi-Auth"] = self.header
         return r
@@ -288,7 +293,7 @@ def use(index: Index, token: str) -> TokenInfo:
 
 def refused(index: Index, method: str, url: str, status: int, message: str) -> AuthError:
     """The one-line error for a write the server refused to the token held."""
-    info: TokenInfo = index.token  # type: ignore[assignment]
+    info: TokenInfo = index.token
     message = " ".join(message.split())
     # "Access was denied to this resource. Exception during token verification: devpi_tokens.server.InvalidMacaroon: X"
     message = re.sub(r"^.*InvalidMacaroon: ", "", message) or message
@@ -312,7 +317,7 @@ def plugin_version(index: Index) -> str | None:
     try:
         resp = index.session.get(f"{index.url}/+status", timeout=min(index.timeout, 10))
         info = resp.json().get("result", {}) if resp.status_code == 200 else None
-    except Exception:  # unreachable or not JSON: cannot tell
+    except Exception:  # noqa: BLE001  unreachable or not JSON: cannot tell
         return None
     return None if info is None else str(info.get("versioninfo", {}).get("devpi-tokens", ""))
 
