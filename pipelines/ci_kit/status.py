@@ -33,7 +33,8 @@ def _roles(settings: Settings) -> list[tuple[str, str]]:
     return out
 
 
-def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None) -> dict[str, Any]:
+def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None,
+                   evaluations: bool = False) -> dict[str, Any]:
     from packaging.utils import canonicalize_name
 
     name = str(canonicalize_name(name))
@@ -70,7 +71,8 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 done, entries = promos.setdefault(idx, (set(), []))
                 if f is not None and f.sha256 == ck["sha256"]:
                     done.add(f.basename)
-                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
+                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"],
+                         **({"quality": ck["quality"]} if evaluations and "quality" in ck else {})}
                 if entry not in entries:
                     entries.append(entry)
             elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
@@ -80,6 +82,10 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
                 key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
                 row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+                if r.passed and isinstance(ck.get("evaluation"), dict) and "metrics" not in row:  # quality (issue 15)
+                    row["metrics"] = ck["evaluation"].get("metrics", {})
+                    if evaluations:
+                        row["evaluation"] = ck["evaluation"]
         for idx, (done, entries) in promos.items():
             # a promotion counts only once every file there carries its record: a copy
             # interrupted between the files' records is not shown as promoted
@@ -91,7 +97,13 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
             row["ignored_records"] = ignored
         rows.append(row)
     return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
-            "shown": len(shown)}
+            "shown": len(shown), "headline": _headline(settings, rows)}
+
+
+def _headline(settings: Settings, rows: list[dict[str, Any]]) -> str:
+    """The metric `status` shows per version: quality.headline, else the first one recorded."""
+    named = settings.quality.get("headline") if isinstance(settings.quality, dict) else None
+    return named or next((m for row in rows for m in row.get("metrics", {})), "")
 
 
 def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
@@ -108,15 +120,17 @@ def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
 
 def render_project(data: dict[str, Any]) -> str:
     roles = list(data["indexes"])
-    header = ["version", *roles, "tests", "promoted"]
+    head = data.get("headline", "")
+    header = ["version", *roles, *([head] if head else []), "tests", "promoted"]
     table = [header]
     for row in data["versions"]:
+        metric = [f"{row['metrics'][head]:.4g}" if head in row.get("metrics", {}) else "—"] if head else []
         tests = ", ".join(f"{k} {v}" for k, v in sorted(row["tests"].items())) or "—"
         promoted = "; ".join(f"{p['to']} by {p['by']} at {p['at']}" + (" (FORCED)" if p["forced"] else "")
                              for p in row["promoted"]) or "—"
         if row.get("incomplete_promotions"):
             promoted += "; incomplete on " + ", ".join(row["incomplete_promotions"]) + " (run promote again)"
-        table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), tests, promoted])
+        table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), *metric, tests, promoted])
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     lines = [f"{data['name']}  ({data['shown']} of {data['total_versions']} versions; "
              + ", ".join(f"{r}={i}" for r, i in data["indexes"].items()) + ")"]
