@@ -57,7 +57,8 @@ def read(path: Path, clone: Path) -> tuple[dict[str, Any] | None, str]:
         evaluation = validate(data)
         if "csv" in evaluation.get("inputs", {}):
             name = evaluation["inputs"]["csv"]
-            evaluation["inputs"] = profile.profile_csv(profile.inside(clone, name), source=name)
+            computed = profile.profile_csv(profile.inside(clone, name), source=name)
+            evaluation = validate({**evaluation, "inputs": computed})  # its column names are checked too
     except SchemaError as exc:
         return None, str(exc)
     return evaluation, ""

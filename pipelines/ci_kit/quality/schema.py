@@ -24,6 +24,7 @@ class SchemaError(ValueError):
     """A malformed evaluation record: `field` names where, str(self) says what is wrong."""
 
     def __init__(self, field: str, problem: str) -> None:
+        field = field if field.isprintable() else repr(field)  # the error stays one line
         super().__init__(f"{field} {problem}")
         self.field = field
 
@@ -60,9 +61,16 @@ def _metrics(m: Any) -> dict[str, float]:
     if not isinstance(m, dict):
         raise SchemaError("metrics", "must be an object of name -> number")
     for name, v in m.items():
+        _name("metrics", name)
         if not _number(v):
             raise SchemaError(f"metrics.{name}", f"must be a finite number, got {_shown(v)}")
     return dict(m)
+
+
+def _name(where: str, name: str) -> None:
+    """Names end up in one-line messages and tables: printable text of sane length only."""
+    if not name or not name.isprintable() or len(name) > 200:
+        raise SchemaError(f"{where}[{name[:40]!r}]", "must be named with 1 to 200 printable characters")
 
 
 def _reference(r: Any, where: str) -> dict[str, Any]:
@@ -133,6 +141,7 @@ def _inputs(i: Any) -> dict[str, Any]:
     if not isinstance(cols, dict) or not cols:
         raise SchemaError("inputs.columns", "must be an object of column name -> profile")
     for name, p in cols.items():
+        _name("inputs.columns", name)
         _column(f"inputs.columns.{name}", p)
     return {k: v for k, v in i.items() if k in ("columns", "rows", "source", "sha256")}
 
