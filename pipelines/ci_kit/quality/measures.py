@@ -2,9 +2,11 @@
 
 The distances are scipy's (the `quality` extra): Kolmogorov-Smirnov (`ks_2samp`),
 Wasserstein (`wasserstein_distance`), and the population stability index, which is the
-symmetrised Kullback-Leibler divergence of the binned shares, so scipy's `entropy`
-computes it: PSI = sum((p - q) ln(p / q)) = KL(p||q) + KL(q||p). Only the binning is
-ours: the baseline's deciles (or the shared histogram edges), the usual choice for PSI.
+symmetrised Kullback-Leibler divergence of the binned shares, so scipy's `rel_entr`
+computes it: PSI = sum((p - q) ln(p / q)) = sum(rel_entr(p, q) + rel_entr(q, p)). PSI
+takes scipy.special only: importing scipy.stats costs about 1.4 s of CPU, scipy.special
+0.3 s, and promote's budget is tight. Only the binning is ours: the baseline's deciles
+(or the shared histogram edges), the usual choice for PSI.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from ci_kit.errors import UsageError
 EMPTY_BIN = 1e-4  # share given to an empty bin, so that PSI stays finite (the usual convention)
 
 
-def _scipy() -> Any:
+def _scipy(stats: bool = True) -> Any:
     try:
         import numpy
-        import scipy.stats
+        import scipy.special
+
+        if stats:
+            import scipy.stats
     except ImportError:
         raise UsageError("the quality gate's response checks need scipy, which is not installed",
                          "pip install 'ci-kit[quality]' (scipy and matplotlib)") from None
-    return numpy, scipy.stats
+    return numpy, (scipy.stats if stats else scipy.special)
 
 
 class NotComparable(ValueError):
@@ -32,7 +37,7 @@ class NotComparable(ValueError):
 
 def shift(measure: str, cand: dict[str, Any], base: dict[str, Any], bins: int = 10) -> float:
     """The distance of the candidate's responses from the baseline's."""
-    np, stats = _scipy()
+    np, stats = _scipy(stats=measure != "psi")
     if measure == "ks":
         if "scores" not in cand or "scores" not in base:
             raise NotComparable("ks needs raw scores on both sides (a histogram was recorded): use psi or wasserstein")
@@ -43,7 +48,7 @@ def shift(measure: str, cand: dict[str, Any], base: dict[str, Any], bins: int = 
         return float(stats.wasserstein_distance(cv, bv, cw, bw))
     edges = _edges(np, cand, base, bins)
     p, q = _shares(np, cand, edges), _shares(np, base, edges)
-    return float(stats.entropy(p, q) + stats.entropy(q, p))
+    return float(np.sum(stats.rel_entr(p, q) + stats.rel_entr(q, p)))
 
 
 def _values(np: Any, resp: dict[str, Any]) -> tuple[Any, Any]:
@@ -69,8 +74,8 @@ def _shares(np: Any, resp: dict[str, Any], edges: Any) -> Any:
         counts = np.asarray(resp["histogram"]["counts"], dtype=float)
     else:
         counts = np.histogram(np.asarray(resp["scores"], dtype=float), bins=edges)[0].astype(float)
-    shares = counts / counts.sum()
-    return np.clip(shares, EMPTY_BIN, None)
+    shares = np.clip(counts / counts.sum(), EMPTY_BIN, None)
+    return shares / shares.sum()
 
 
 def undecided(resp: dict[str, Any], band: tuple[float, float]) -> float:
