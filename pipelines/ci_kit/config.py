@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ci_kit.errors import UsageError
+from ci_kit.quality.rules import problem as _quality  # the [tool.ci-kit.quality] table's check (cheap to import)
 
 _PYVER = re.compile(r"^3\.\d{1,2}$")
 _INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
@@ -110,12 +111,6 @@ def _positive(v: int) -> str | None:
 
 def _seconds(v: int) -> str | None:
     return None if 1 <= v <= 3600 else "a number of seconds between 1 and 3600"
-
-
-def _quality(v: dict[str, Any]) -> str | None:
-    from ci_kit.quality.rules import problem
-
-    return problem(v)
 
 
 def _current_python() -> str:
@@ -299,11 +294,10 @@ def _coerce(key: Key, value: Any, source: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             raise bad("a list of strings")
     elif key.kind == "table":
-        if from_text:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise bad("a JSON object") from None
+        try:
+            value = json.loads(value) if from_text else value
+        except ValueError:
+            value = None
         if not isinstance(value, dict):
             raise bad("a table (a JSON object in the environment or a flag)")
     if key.check is not None:

@@ -71,8 +71,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 done, entries = promos.setdefault(idx, (set(), []))
                 if f is not None and f.sha256 == ck["sha256"]:
                     done.add(f.basename)
-                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"],
-                         **({"quality": ck["quality"]} if evaluations and "quality" in ck else {})}
+                entry = _promotion(ck, link.who, evaluations)
                 if entry not in entries:
                     entries.append(entry)
             elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
@@ -82,10 +81,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
                 key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
                 row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
-                if r.passed and isinstance(ck.get("evaluation"), dict) and "metrics" not in row:  # quality (issue 15)
-                    row["metrics"] = ck["evaluation"].get("metrics", {})
-                    if evaluations:
-                        row["evaluation"] = ck["evaluation"]
+                _evaluation(row, r, evaluations)
         for idx, (done, entries) in promos.items():
             # a promotion counts only once every file there carries its record: a copy
             # interrupted between the files' records is not shown as promoted
@@ -98,6 +94,22 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
         rows.append(row)
     return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
             "shown": len(shown), "headline": _headline(settings, rows)}
+
+
+def _promotion(ck: dict[str, Any], who: str | None, quality: bool) -> dict[str, Any]:
+    """A promotion as status shows it; with what the quality gate found, for `report`."""
+    entry = {"to": ck["to"], "by": ck.get("by", who), "at": ck["at"], "forced": ck["forced"]}
+    return {**entry, "quality": ck["quality"]} if quality and "quality" in ck else entry
+
+
+def _evaluation(row: dict[str, Any], r: evidence.Record, whole: bool) -> None:
+    """A passing run's evaluation record (quality/): its metrics for the headline column;
+    the whole record for `report`."""
+    ev = r.fields.get("evaluation")
+    if r.passed and isinstance(ev, dict) and "metrics" not in row:
+        row["metrics"] = ev.get("metrics", {})
+        if whole:
+            row["evaluation"] = ev
 
 
 def _headline(settings: Settings, rows: list[dict[str, Any]]) -> str:
