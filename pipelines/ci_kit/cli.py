@@ -196,6 +196,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Model quality per version as one HTML page (and --summary Markdown): quality/report.py."""
+    from ci_kit import preflight
+    from ci_kit.errors import NotFound
+    from ci_kit.quality import history, report
+
+    s = _preflight(args, _settings(args))
+    preflight.writable_file(args.html, "--html")
+    h = history.gather(s, args.name)
+    if args.compare and h.get(args.compare) is None:
+        raise NotFound(f"{h.name}=={args.compare} is not on {', '.join(h.indexes.values())}", "pick a version `ci-kit status` lists")
+    path = report.write(Path(args.html).resolve() if args.html else s.path(s.results_dir) / f"report-{h.name}.html",
+                        report.html(h, s, args.compare))
+    console.write_summary(args.summary, report.markdown(h))
+    if args.json:
+        console.out_json({"name": h.name, "html": str(path), "versions": [v.__dict__ for v in h.versions]})
+    else:
+        console.out(str(path))
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from ci_kit import server
 
@@ -285,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
     return cliargs.parser({"build": cmd_build, "push": cmd_push, "test": cmd_test, "test-and-promote": cmd_test_and_promote,
                            "promote": cmd_promote, "build-and-push": cmd_build_and_push, "run": cmd_run,
-                           "status": cmd_status, "server": cmd_server, "config": cmd_config, "token": cmd_token,
+                           "status": cmd_status, "report": cmd_report, "server": cmd_server, "config": cmd_config, "token": cmd_token,
                            "image": cmd_image})
 
 

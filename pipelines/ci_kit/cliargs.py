@@ -99,6 +99,12 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse
     sp.add_argument("name", nargs="?", metavar="NAME", help="a project (default: every project, newest versions)")
     sp.add_argument("--limit", type=int, default=10, help="newest versions shown (default 10)")
     sp.add_argument("--all", action="store_true", help="show every version")
+    sp = verb("report", handlers["report"], "Model quality per version of NAME as one self-contained HTML page: metrics over "
+              "versions, responses against the baseline, input profile, promotions (docs/quality.md).", output=False)
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--html", metavar="FILE", help="where the page goes (default: results-dir/report-NAME.html)")
+    sp.add_argument("--compare", metavar="VERSION", help="the version compared with its baseline (default: the newest evaluated)")
+    sp.add_argument("--summary", metavar="FILE", help="append the comparison table as Markdown to FILE (e.g. \"$GITHUB_STEP_SUMMARY\")")
     sp = verb("server", handlers["server"], "Start, stop or show the embedded devpi-server on 127.0.0.1.", output=False)
     sp.add_argument("action", choices=["start", "stop", "status"])
     sp = verb("config", handlers["config"], "Show the resolved configuration and where each value came from.", output=False)

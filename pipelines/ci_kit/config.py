@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ci_kit.errors import UsageError
+from ci_kit.quality.rules import problem as _quality  # the [tool.ci-kit.quality] table's check (cheap to import)
 
 _PYVER = re.compile(r"^3\.\d{1,2}$")
 _INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
@@ -28,7 +29,7 @@ MIN_SECRET_LENGTH = 8  # shorter secrets cannot be masked without corrupting ord
 @dataclass(frozen=True)
 class Key:
     name: str
-    kind: str  # "str", "list", "bool", "int"
+    kind: str  # "str", "list", "bool", "int", "table" (a TOML table; JSON in the environment or a flag)
     default: Any
     help: str
     check: Callable[[Any], str | None] | None = None  # returns a problem or None
@@ -145,6 +146,8 @@ KEYS: tuple[Key, ...] = (
     Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),
     Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
     Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
+    Key("evaluate-command", "str", "", "Command run after the tests pass, in the same fresh environment against the installed release, to write the evaluation record at `$CI_KIT_METRICS_FILE` (docs/quality.md). Empty: the tests may write it.", lambda v: _test_command(v) if v else None),
+    Key("quality", "table", {}, "The quality gate: `[tool.ci-kit.quality]` with metric bounds, regression, response-shift, undecided-share and input checks against the baseline (docs/quality.md); as JSON in the environment or flag.", _quality),
     Key("registry-user", "str", "", "User for pushing the image to a registry that needs a login; its password comes from `CI_KIT_REGISTRY_PASSWORD` or `CI_KIT_REGISTRY_PASSWORD_FILE` only. Empty: docker's own login."),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
@@ -190,6 +193,8 @@ class Settings:
     registry_user: str
     pass_env: list[str] = field(default_factory=list)
     index_timeout: int = 60
+    evaluate_command: str = ""
+    quality: dict[str, Any] = field(default_factory=dict)
     password_file: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # The secret variables of the environment given to load(), so that a settings object
@@ -288,8 +293,17 @@ def _coerce(key: Key, value: Any, source: str) -> Any:
                 value = [w.strip() for w in text.split(",") if w.strip()]
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             raise bad("a list of strings")
+    elif key.kind == "table":
+        try:
+            value = json.loads(value) if from_text else value
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise bad("a table (a JSON object in the environment or a flag)")
     if key.check is not None:
         problem = key.check(value)
+        if problem and key.kind == "table":  # the table itself would be too long to show: the problem names where
+            raise UsageError(f"{source}: `{key.name}` must be {problem}", "see docs/quality.md")
         if problem:
             raise bad(problem)
     return value
@@ -377,7 +391,7 @@ def markdown_table() -> str:
     """README's configuration table, from KEYS."""
     rows = ["| key (`[tool.ci-kit]`) | environment | type | default | meaning |", "|---|---|---|---|---|"]
     for k in KEYS:
-        default = {None: "current Python", "": "—"}.get(k.default, k.default) if not isinstance(k.default, (list, bool)) else json.dumps(k.default)
+        default = {None: "current Python", "": "—"}.get(k.default, k.default) if not isinstance(k.default, (list, bool, dict)) else json.dumps(k.default)
         rows.append(f"| `{k.name}` | `{k.env}` | {k.kind} | `{default}` | {k.help} |")
     return "\n".join(rows)
 

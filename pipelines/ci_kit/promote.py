@@ -125,16 +125,38 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
                           f"run `ci-kit test {spec}` (or test-and-promote); --force overrides and is recorded")
     if verdict.problems:
         console.step(f"promote: FORCED past the gate by {results.actor()}: " + "; ".join(verdict.problems))
+    quality = _quality(settings, index, rel, verdict, promo, force)
     for line in verdict.evidence:
         console.step(f"promote: gate: {line}")
     if dry_run:
         console.step(f"promote: dry run: would copy {spec} from {source} to {target} ({len(rel.files)} files)")
         return promo
     _copy(index, rel, target, there)
-    _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=bool(verdict.problems))
-    promo.changed, promo.forced = True, bool(verdict.problems)
+    forced = bool(verdict.problems) or bool(quality and quality["problems"])
+    _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=forced, quality=quality)
+    promo.changed, promo.forced = True, forced
     console.step(f"promote: {spec} is on {target}")
     return promo
+
+
+def _quality(settings: Settings, index: Index, rel: Release, verdict: gate.Verdict, promo: Promotion,
+             force: bool) -> dict[str, Any] | None:
+    """The quality gate (issue 15, quality/), on a release whose tests passed: refused
+    with one line per failed check unless forced; what it found goes into the record."""
+    if not verdict.passed:
+        return None
+    from ci_kit.quality import baseline
+
+    q = baseline.check(settings, index, rel, verdict.used)
+    promo.gate += [f"quality: {line}" for line in q.lines + q.problems]
+    if q.problems and not force:
+        raise GateRefused(f"{promo.spec} cannot be promoted: quality gate: " + "; ".join(q.problems),
+                          "improve the model or the bounds in [tool.ci-kit.quality]; --force overrides and is recorded")
+    for line in q.lines:
+        console.step(f"promote: quality: {line}")
+    if q.problems:
+        console.step(f"promote: FORCED past the quality gate by {results.actor()}: " + "; ".join(q.problems))
+    return {"passed": q.passed, "lines": q.lines, "problems": q.problems} if (q.lines or q.problems) else None
 
 
 def _copy(index: Index, rel: Release, target: str, there: Release | None) -> None:
@@ -157,7 +179,7 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
 
 
 def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
-            *, forced: bool) -> None:
+            *, forced: bool, quality: dict[str, Any] | None = None) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
     after = index.release(promo.target, rel.name, rel.version)
@@ -175,7 +197,8 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
                 index.attach_result(t, index.read_result_bytes(r.link))
         if not (f.basename in have and have[f.basename].of("promotion", f.sha256)):
             index.attach_result(t, results.promotion_record(filename=f.basename, sha256=f.sha256, source=promo.source,
-                                                            target=promo.target, forced=forced, commit=commit, at=at))
+                                                            target=promo.target, forced=forced, commit=commit, at=at,
+                                                            quality=quality))
 
 
 def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozenset[str]) -> list[evidence.Record]:

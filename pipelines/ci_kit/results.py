@@ -50,7 +50,8 @@ def _shell(filename: str, sha256: str, testenvs: dict[str, Any]) -> dict[str, An
 
 def test_record(*, filename: str, sha256: str, commit: str, python: str, python_full: str, executable: str,
                 command: list[str], retcode: int, output: str, counts: dict[str, int], counted: bool, junit: str,
-                metrics: dict[str, Any], proof: dict[str, str], duration: float) -> dict[str, Any]:
+                metrics: dict[str, Any], proof: dict[str, str], duration: float,
+                evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's record. `counted`: the counts come from the JUnit XML ci-kit asked for; a
     pass needs tests > 0 unless JUnit was waived (require-junit = false), which is said here."""
     passed = (retcode == 0 and counts.get("failures", 0) == 0 and counts.get("errors", 0) == 0
@@ -67,6 +68,7 @@ def test_record(*, filename: str, sha256: str, commit: str, python: str, python_
         "tests": 0, "failures": 0, "errors": 0, "skipped": 0, **counts, "counted": counted,
         "junit": junit[:200_000], "metrics": metrics, "proof": proof, "duration_s": round(duration, 3),
         "at": now(), "by": actor(), "ci": ci_link(), "machine": platform.machine(),
+        **({"evaluation": evaluation} if evaluation is not None else {}),  # quality/schema.py
     }}
 
 
@@ -79,9 +81,10 @@ def build_record(*, filename: str, sha256: str, commit: str, files: list[dict[st
 
 
 def promotion_record(*, filename: str, sha256: str, source: str, target: str, forced: bool, commit: str,
-                     at: str = "") -> dict[str, Any]:
+                     at: str = "", quality: dict[str, Any] | None = None) -> dict[str, Any]:
     """Attached to each promoted file on the target: who promoted, when (one time for all
     files of one promotion), and whether forced."""
     return {**_shell(filename, sha256, {}), "ci_kit": {
         "schema": SCHEMA, "kind": "promotion", "version": __version__, "filename": filename, "sha256": sha256,
-        "from": source, "to": target, "forced": forced, "commit": commit, "at": at or now(), "by": actor(), "ci": ci_link()}}
+        "from": source, "to": target, "forced": forced, "commit": commit, "at": at or now(), "by": actor(), "ci": ci_link(),
+        **({"quality": quality} if quality is not None else {})}}  # the quality gate's verdict (quality/hook.py)

@@ -33,7 +33,8 @@ def _roles(settings: Settings) -> list[tuple[str, str]]:
     return out
 
 
-def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None) -> dict[str, Any]:
+def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None,
+                   evaluations: bool = False) -> dict[str, Any]:
     from packaging.utils import canonicalize_name
 
     name = str(canonicalize_name(name))
@@ -70,7 +71,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 done, entries = promos.setdefault(idx, (set(), []))
                 if f is not None and f.sha256 == ck["sha256"]:
                     done.add(f.basename)
-                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
+                entry = _promotion(ck, link.who, evaluations)
                 if entry not in entries:
                     entries.append(entry)
             elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
@@ -80,6 +81,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
                 key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
                 row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+                _evaluation(row, r, evaluations)
         for idx, (done, entries) in promos.items():
             # a promotion counts only once every file there carries its record: a copy
             # interrupted between the files' records is not shown as promoted
@@ -91,7 +93,29 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
             row["ignored_records"] = ignored
         rows.append(row)
     return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
-            "shown": len(shown)}
+            "shown": len(shown), "headline": _headline(settings, rows)}
+
+
+def _promotion(ck: dict[str, Any], who: str | None, quality: bool) -> dict[str, Any]:
+    """A promotion as status shows it; with what the quality gate found, for `report`."""
+    entry = {"to": ck["to"], "by": ck.get("by", who), "at": ck["at"], "forced": ck["forced"]}
+    return {**entry, "quality": ck["quality"]} if quality and "quality" in ck else entry
+
+
+def _evaluation(row: dict[str, Any], r: evidence.Record, whole: bool) -> None:
+    """A passing run's evaluation record (quality/): its metrics for the headline column;
+    the whole record for `report`."""
+    ev = r.fields.get("evaluation")
+    if r.passed and isinstance(ev, dict) and "metrics" not in row:
+        row["metrics"] = ev.get("metrics", {})
+        if whole:
+            row["evaluation"] = ev
+
+
+def _headline(settings: Settings, rows: list[dict[str, Any]]) -> str:
+    """The metric `status` shows per version: quality.headline, else the first one recorded."""
+    named = settings.quality.get("headline") if isinstance(settings.quality, dict) else None
+    return named or next((m for row in rows for m in row.get("metrics", {})), "")
 
 
 def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
@@ -108,15 +132,17 @@ def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
 
 def render_project(data: dict[str, Any]) -> str:
     roles = list(data["indexes"])
-    header = ["version", *roles, "tests", "promoted"]
+    head = data.get("headline", "")
+    header = ["version", *roles, *([head] if head else []), "tests", "promoted"]
     table = [header]
     for row in data["versions"]:
+        metric = [f"{row['metrics'][head]:.4g}" if head in row.get("metrics", {}) else "—"] if head else []
         tests = ", ".join(f"{k} {v}" for k, v in sorted(row["tests"].items())) or "—"
         promoted = "; ".join(f"{p['to']} by {p['by']} at {p['at']}" + (" (FORCED)" if p["forced"] else "")
                              for p in row["promoted"]) or "—"
         if row.get("incomplete_promotions"):
             promoted += "; incomplete on " + ", ".join(row["incomplete_promotions"]) + " (run promote again)"
-        table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), tests, promoted])
+        table.append([row["version"], *("yes" if r in row["indexes"] else "—" for r in roles), *metric, tests, promoted])
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     lines = [f"{data['name']}  ({data['shown']} of {data['total_versions']} versions; "
              + ", ".join(f"{r}={i}" for r, i in data["indexes"].items()) + ")"]

@@ -26,6 +26,7 @@ from ci_kit.config import Settings
 from ci_kit.dists import top_level_modules, wheel_fits
 from ci_kit.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
 from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.quality import record as quality_record
 from ci_kit.release import Spec
 
 PROBE_DIR = Path(__file__).with_name("probe")
@@ -224,6 +225,13 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     proof = _proof(env, probe, modules, clone)
     if not message and proof.get("problem"):
         message = proof["problem"]
+    if not message and settings.evaluate_command:  # quality (issue 15): the same environment, after the tests
+        erc, eout = quality_record.evaluate(settings.evaluate_command, box, env, child, clone)
+        output += eout
+        message = f"evaluate-command exited {erc}" if erc else ""
+    evaluation, bad_evaluation = quality_record.read(metrics_file, clone)
+    if not message and bad_evaluation:
+        message = f"evaluation file ($CI_KIT_METRICS_FILE): {bad_evaluation}"
     if message and rc != 0:
         message = "; ".join(x for x in (message, testdeps.missing_module_hint(output, path, clone)) if x)
     if message and rc == 0:
@@ -233,17 +241,12 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     if counts is None:  # CI still gets a JUnit file to show; the record says it was not counted
         junit_mod.write_stand_in(junit, f"{spec} py{py}", rc, message or output)
         counts = {"tests": 0, "failures": 0 if rc == 0 else 1, "errors": 0, "skipped": 0}
-    metrics: dict[str, Any] = {}
-    if metrics_file.is_file():
-        try:
-            metrics = json.loads(metrics_file.read_text())
-        except ValueError:
-            metrics = {"error": "metrics file was not JSON"}
+    metrics: dict[str, Any] = evaluation["metrics"] if evaluation else {}
     record = results.test_record(
         filename=f.basename, sha256=f.sha256, commit=commit, python=".".join(ran.split(".")[:2]) if ran else py,
         python_full=ran or py, executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
         counts=counts, counted=counted, junit=console.mask(junit.read_text(errors="replace")), metrics=metrics,
-        proof=proof, duration=duration)
+        proof=proof, duration=duration, evaluation=evaluation)
     (own / f"result-{tag}.json").write_text(json.dumps(record, indent=2))
     published = [_publish(own / n, out_dir) for n in (junit.name, f"result-{tag}.json")]
     return RunResult(f.basename, f.kind, f.sha256, py, record["ci_kit"]["passed"], counts, str(published[0]),

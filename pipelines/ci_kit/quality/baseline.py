@@ -1,0 +1,86 @@
+"""The quality gate's reads: the candidate's evaluation records (from the passing test
+records the test gate relied on) and the baseline's (the newest other release on the
+baseline index, stable unless configured). Nothing else is read, so the gate costs one
+listing and the baseline's records, however many releases the index holds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ci_kit import console, evidence
+from ci_kit.quality.gate import QualityVerdict, Side, judge
+from ci_kit.quality.rules import Rules, parse
+from ci_kit.quality.schema import SchemaError, validate
+
+if TYPE_CHECKING:
+    from ci_kit.config import Settings
+    from ci_kit.index import Index, Release
+
+
+def version_key(v: str) -> Any:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(v))
+    except InvalidVersion:
+        return (0, v)
+
+
+def baseline_index(settings: Settings, rules: Rules) -> str | None:
+    return {"stable": settings.stable_index, "testing": settings.testing_index, "none": None}.get(rules.baseline, rules.baseline)
+
+
+def sides(version: str, index: str, records: list[evidence.Record]) -> list[Side]:
+    """The distinct, well-formed evaluations among a release's test records (a wheel and
+    its sdist usually agree; runs that disagree are judged each, labelled by file and Python)."""
+    found: dict[str, Side] = {}
+    for r in records:
+        ev = r.fields.get("evaluation")
+        if ev is None:
+            continue
+        try:
+            ev = validate(ev)
+        except SchemaError as exc:
+            console.step(f"quality: {version} on {index}: evaluation of {r.fields['filename']} ignored ({exc})")
+            continue
+        key = json.dumps(ev, sort_keys=True)
+        found.setdefault(key, Side(version, index, ev, f"{r.fields['filename']}, Python {r.python}"))
+    out = list(found.values())
+    if len(out) == 1:
+        out = [Side(version, index, out[0].evaluation)]
+    return out
+
+
+def release_sides(index: Index, rel: Release, trusted: frozenset[str]) -> list[Side]:
+    """A release's evaluations from its trusted, passing test records on its index."""
+    recs = [r for f in rel.files for r in evidence.read(index, rel, f, trusted).of("test", f.sha256) if r.passed]
+    return sides(rel.version, rel.index, recs)
+
+
+def find_baseline(settings: Settings, rules: Rules, index: Index, name: str, version: str) -> Side | None:
+    """The newest release on the baseline index other than the candidate, with its evaluation."""
+    where = baseline_index(settings, rules)
+    if where is None:
+        return None
+    rels = {v: r for v, r in index.releases(where, name).items() if v != version and r.files}
+    if not rels:
+        return None
+    newest = rels[max(rels, key=version_key)]
+    found = release_sides(index, newest, settings.trusted)
+    return found[0] if found else Side(newest.version, where, None)
+
+
+def check(settings: Settings, index: Index, rel: Release, used: dict[str, list[evidence.Record]]) -> QualityVerdict:
+    """The quality verdict on a candidate whose test gate passed."""
+    rules = parse(settings.quality)
+    cands = sides(rel.version, rel.index, [r for recs in used.values() for r in recs])
+    if not cands and not rules.active:
+        return QualityVerdict()
+    base = find_baseline(settings, rules, index, rel.name, rel.version) if cands else None
+    if base is None and rules.baseline != "none" and cands:
+        verdict = judge(rules, cands, None)
+        verdict.lines[0] = f"no baseline on {baseline_index(settings, rules)}: first release, relative checks pass"
+        return verdict
+    return judge(rules, cands, base)
