@@ -21,8 +21,8 @@ from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
 from ci_kit.config import Settings
-from ci_kit.errors import BuildError, ProjectError
 from ci_kit.dists import sha256_of
+from ci_kit.errors import BuildError, ProjectError
 
 MANIFEST = "ci-kit-build.json"
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ci_kit import console, evidence, gate, results, runner
 from ci_kit.config import Settings
+from ci_kit.dists import read_metadata
 from ci_kit.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
 from ci_kit.index import Index, Release, ReleaseFile
 from ci_kit.release import Spec, target_index
@@ -140,8 +141,6 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
 def _copy(index: Index, rel: Release, target: str, there: Release | None) -> None:
     """Upload the gated bytes: every file downloaded and sha256-checked first, so a file
     swapped on unstable after the gate stops the copy before anything is uploaded."""
-    from ci_kit.push import read_metadata
-
     todo = [f for f in rel.files if there is None or there.file(f.basename) is None]
     with runner.temp_dir("ci-kit-promote-") as tmp:  # a killed run's folder is swept by the next
         try:

@@ -10,16 +10,13 @@ between uploads cannot get a partial release tested and promoted.
 
 from __future__ import annotations
 
-import tarfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
 from ci_kit.config import Settings
-from ci_kit.dists import sha256_of
+from ci_kit.dists import read_metadata, sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
 from ci_kit.index import Index, Release
 
@@ -40,28 +37,6 @@ class PushResult:
         return {"name": m.name, "version": m.version, "requirement": m.requirement, "commit": m.commit,
                 "index": self.index,
                 "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
-
-
-def read_metadata(path: Path) -> dict[str, Any]:
-    """Core metadata of a wheel (METADATA) or sdist (PKG-INFO) as upload form fields."""
-    from packaging.metadata import parse_email
-
-    text = b""
-    if path.name.endswith(".whl"):
-        with zipfile.ZipFile(path) as zf:
-            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-            text = zf.read(name)
-    else:
-        with tarfile.open(path) as tf:
-            member = min((m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")), key=lambda m: m.name.count("/"))
-            text = tf.extractfile(member).read()  # type: ignore[union-attr]
-    raw, _ = parse_email(text)
-    form: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "project_urls" and isinstance(value, dict):
-            value = [f"{k}, {v}" for k, v in value.items()]
-        form[key] = value
-    return form
 
 
 def collisions(manifest: Manifest, release: Release | None, where: str) -> list[str]:
