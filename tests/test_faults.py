@@ -22,17 +22,20 @@ import pytest
 from conftest import (
     CIKIT,
     Devpi,
+    Result,
+    alive,
+    assert_no_process_in,
     clean_env,
     error_line,
     free_port,
     git,
     make_repo,
     make_user,
+    processes_holding,
     run_cikit,
 )
 
 PASSWORD = "fault-Test-Pa55word-k3j9"
-NUL = b"\0"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -40,28 +43,6 @@ NUL = b"\0"
 def server_env(server_dir: Path, port: int) -> dict[str, str]:
     return {**clean_env(), "CI_KIT_SERVER_DIR": str(server_dir), "CI_KIT_SERVER_PORT": str(port),
             "CI_KIT_PASSWORD": PASSWORD, "CI_KIT_USER": "ci"}
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def processes_holding(text: str) -> list[str]:
-    """Live processes whose command line or environment holds text (e.g. a private TMPDIR)."""
-    key, found = text.encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            if key in argv or key in (entry / "environ").read_bytes():
-                found.append(f"{entry.name}: {argv.replace(NUL, b' ')[:150].decode(errors='replace')}")
-        except OSError:
-            continue
-    return found
 
 
 def wait_until(cond, timeout: float, what: str) -> None:
@@ -297,23 +278,13 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, "".join(proc.lines)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def private_tmp(tmp_path: Path) -> Path:
-    """A TMPDIR of the test's own: its leftovers and processes are this run's only."""
-    (tmp_path / "tmp").mkdir()
-    return tmp_path / "tmp"
-
-
 def _leftovers(tmpdir: Path) -> list[str]:
     return sorted(p.name for p in tmpdir.glob("ci-kit-*"))
 
 
 def _assert_clean(tmpdir: Path) -> None:
     assert _leftovers(tmpdir) == []
-    deadline = time.monotonic() + 3
-    while processes_holding(str(tmpdir)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_holding(str(tmpdir)) == []
+    assert_no_process_in(tmpdir)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])

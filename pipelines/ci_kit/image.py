@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ci_kit import __version__, console, dockerfile, runner
+from ci_kit import __version__, console, dockerfile, evidence, runner
 from ci_kit.errors import ImageError, NotFound, TimedOut, UsageError
 from ci_kit.release import Spec
 
@@ -169,11 +169,8 @@ def _docker(*args: str, timeout: float | None = None, show: bool = True) -> Any:
 
 
 def _last_line(output: str) -> str:
-    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith(("DEPRECATED", "            "))]
-    for line in reversed(lines):
-        if re.search(r"error|denied|refused|not found|unknown|failed|no such|manifest", line, re.IGNORECASE):
-            return line[:400]
-    return lines[-1][:400] if lines else "no output"
+    return runner.telling_line(output, r"(?i)error|denied|refused|not found|unknown|failed|no such|manifest",
+                               skip=r"^(DEPRECATED| {12})")
 
 
 def require_engine() -> str:
@@ -354,14 +351,6 @@ def pick_wheel(rel: Release, facts: dict[str, str]) -> ReleaseFile:
     return ranked[0]
 
 
-def commit_of(index: Index, rel: Release, settings: Settings) -> str:
-    """The commit job 1 recorded for the release (its trusted build record), or ""."""
-    from ci_kit import evidence
-
-    build, _ = evidence.build_of(index, rel, settings.trusted)
-    return build.commit if build else ""
-
-
 def source_url(rel: Release, project_dir: Path) -> str:
     md = rel.metadata
     urls = md.get("project_urls") or []
@@ -490,12 +479,7 @@ def lock(settings: Settings, spec: Spec, rel: Release, wheel: ReleaseFile, facts
 
 
 def _uv_reason(output: str) -> str:
-    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.strip().startswith("$ ")]
-    for i, line in enumerate(lines):
-        if line.startswith(("×", "error:")):
-            rest = " ".join(l.lstrip("╰─▶ ").strip() for l in lines[i + 1:i + 4])
-            return (line.lstrip("× ").strip() + (" " + rest if rest else ""))[:400]
-    return lines[-1][:400] if lines else "no output"
+    return runner.telling_line(output, r"^(×|error:)", skip=r"^\s*\$ ", follow=3)
 
 
 def write_lock(path: Path, locked: list[Locked], *, spec: Spec, rel: Release, base: Base, python: str) -> str:
@@ -955,7 +939,7 @@ def build_image(settings: Settings, spec: Spec, opts: Options, index: Index | No
         me = next(l for l in locked if l.name == spec.name)
         (ctx / "app" / "app.lock").write_text(me.line() + "\n")
 
-        commit = opts.commit or commit_of(index, rel, settings)
+        commit = opts.commit or evidence.commit_of(index, rel, settings.trusted)
         labels = {
             "org.opencontainers.image.title": spec.name,
             "org.opencontainers.image.description": str(rel.metadata.get("summary") or f"{spec} (ci-kit image)"),

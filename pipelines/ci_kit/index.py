@@ -17,11 +17,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import quote
 
 from ci_kit import console
-from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
+from ci_kit.errors import AuthError, CiKitError, Collision, IndexUnreachable, NotFound
 
 if TYPE_CHECKING:
     import requests
@@ -79,6 +79,22 @@ class Release:
 
     def results_for(self, f: ReleaseFile) -> list[ResultLink]:
         return [r for r in self.results if r.for_url == f.url]
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """basename -> sha256 of every file, as the index lists them."""
+        return {f.basename: f.sha256 for f in self.files}
+
+
+def refuse_clashes(release: Release | None, expected: Mapping[str, str], ours: str, hint: str) -> None:
+    """Refuse, before anything is written, files (filename -> sha256) that `release` holds
+    under the same name with other bytes: one name must always mean one file. `ours` names
+    where `expected` comes from ("this build", the source index)."""
+    clashes = [f"{name}: {release.index} has sha256 {there.sha256}, {ours} has {sha}"
+               for name, sha in expected.items() if release and (there := release.file(name)) and there.sha256 != sha]
+    if release and clashes:
+        raise Collision(f"{release.name}=={release.version} is already on {release.index} with different bytes: "
+                        + "; ".join(clashes), hint)
 
 
 def _parse_release(index: str, data: dict[str, Any]) -> Release:
@@ -235,6 +251,17 @@ class Index:
             self.index_config(index)
             return {}
         return {v: _parse_release(index, d) for v, d in resp.json()["result"].items()}
+
+    def read_back(self, index: str, name: str, version: str,
+                  expected: Mapping[str, str]) -> tuple[Release | None, list[str]]:
+        """The release as the index holds it after a write, and each expected file
+        (filename -> sha256) it lacks or holds with other bytes: a write counts only once
+        read back, since a proxy, a full disk or another writer can keep other bytes."""
+        release = self.release(index, name, version)
+        wrong = [f"{fn} on {index} is {there.sha256 if there else 'missing'}, expected {sha}"
+                 for fn, sha in expected.items()
+                 if (there := release.file(fn) if release else None) is None or there.sha256 != sha]
+        return release, wrong
 
     def projects(self, index: str) -> list[str]:
         return list(self.index_config(index).get("projects", []))

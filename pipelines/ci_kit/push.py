@@ -18,7 +18,7 @@ from ci_kit.build import Manifest
 from ci_kit.config import Settings
 from ci_kit.dists import read_metadata, sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
-from ci_kit.index import Index, Release
+from ci_kit.index import Index, Release, refuse_clashes
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
                         "(keeping the +g<sha> local part on untagged commits), or bump the version")
@@ -39,26 +39,13 @@ class PushResult:
                 "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
 
 
-def collisions(manifest: Manifest, release: Release | None, where: str) -> list[str]:
-    """Files of the manifest that the index holds with other bytes."""
-    problems = []
-    for f in manifest.files:
-        there = release.file(f.filename) if release else None
-        if there is not None and there.sha256 != f.sha256:
-            problems.append(f"{f.filename}: {where} has sha256 {there.sha256}, this build {f.sha256}")
-    return problems
-
-
 def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
     index = index or Index.from_settings(settings)
     target = settings.unstable_index
     dist = settings.path(settings.dist_dir)
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
-    problems = collisions(manifest, existing, target)
-    if problems:
-        raise Collision(f"{manifest.requirement} is already on {target} with different bytes: " + "; ".join(problems),
-                        UNIQUE_VERSIONS_HINT)
+    refuse_clashes(existing, manifest.hashes, "this build", UNIQUE_VERSIONS_HINT)
     for f in manifest.files:
         path = dist / f.filename
         actual = sha256_of(path) if path.is_file() else "missing"
@@ -77,14 +64,10 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
         console.step(f"push: {f.filename} → {target}")
         index.upload(target, path, read_metadata(path))
         uploaded.append(f.filename)
-    after = index.release(target, manifest.name, manifest.version)
-    urls = {}
-    for f in manifest.files:
-        there = after.file(f.filename) if after else None
-        if there is None or there.sha256 != f.sha256:
-            raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
-                             "the index did not keep what was sent; check the devpi-server log")
-        urls[f.filename] = there.url
+    after, wrong = index.read_back(target, manifest.name, manifest.version, manifest.hashes)
+    if after is None or wrong:
+        raise CiKitError("after upload, " + "; ".join(wrong), "the index did not keep what was sent; check the devpi-server log")
+    urls = {f.basename: f.url for f in after.files if f.basename in manifest.hashes}
     _record_build(index, after, manifest, settings.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)

@@ -261,10 +261,9 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
 
 def _log_tail(log: Path) -> str:
     try:
-        lines = [l.strip() for l in log.read_text(errors="replace").splitlines() if l.strip()]
+        return runner.telling_line(log.read_text(errors="replace"), limit=300, empty="no log output")
     except OSError:
         return "no log"
-    return lines[-1][:300] if lines else "no log output"
 
 
 def _secure_root(url: str, server_dir: Path) -> None:
