@@ -4,8 +4,9 @@ Why not shell out to devpi-client: every `devpi` call is a new Python process (a
 0.3 s each) and keeps login state in a client directory shared by every run of the
 same user; here one process keeps one keep-alive session and the login token in
 memory only, so concurrent pipelines never share client state and nothing is written.
-The requests made are the ones devpi-client makes (upload form, toxresult POST,
-the PUSH method for server-side copies).
+The requests made are the ones devpi-client and twine make (upload form, toxresult
+POST). devpi's server-side copy (the PUSH method) is not used: promotion downloads,
+hash-checks and re-uploads the gated bytes (promote.py says why).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class Index:
         # Reads are idempotent: a GET whose connection drops or that gets a 5xx from a proxy
         # or a restarting server is retried by urllib3's Retry (twice, 0.2 s then 0.4 s
         # apart), not by a loop of ours; a timeout is not retried (_Retry), so a hung
-        # server costs index-timeout once. Writes (POST, PUT, PATCH, PUSH) are never retried
+        # server costs index-timeout once. Writes (POST, PUT, PATCH) are never retried
         # here: whether the server acted on a lost one is for the stage to find out on its
         # re-run (push and promote compare with the index before writing).
         from requests.adapters import HTTPAdapter
