@@ -356,6 +356,27 @@ def test_timeout_stops_the_whole_group_and_is_a_cikit_error(tmp_path):
     assert processes_holding(mark) == []
 
 
+def test_a_stage_whose_child_outlives_its_limit_ends_with_exit_15_and_one_line(tmp_path):
+    """Through the CLI's error boundary: a timeout inside a stage (the image lock, the
+    audit) is the documented exit 15 with one error line, never subprocess.TimeoutExpired
+    surfacing as "internal error" (exit 1), and the hung child's whole group is gone."""
+    mark = str(tmp_path / "timeout-mark")
+    stage = (  # `ci-kit build`, whose first step runs a child that hangs past its limit
+        "import os, sys\n"
+        "from ci_kit import cli, repo, runner\n"
+        "def hangs(project_dir):\n"
+        "    runner.run(['sh', '-c', 'sleep 60 & sleep 60; :'], timeout=0.5,\n"
+        f"               env={{**os.environ, 'FAULT_MARK': {mark!r}}})\n"
+        "repo.require_project = hangs\n"
+        "sys.exit(cli.main(['build']))\n")
+    proc = subprocess.run([sys.executable, "-c", stage], cwd=tmp_path, env=clean_env(), capture_output=True,
+                          text=True, timeout=60)
+    r = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert r.returncode == 15, r.output
+    assert "sh did not finish within 0.5s and was stopped" in error_line(r)
+    assert processes_holding(mark) == []
+
+
 def test_spawn_keeps_no_log_handle_open(tmp_path):
     """The log file is the child's: ci-kit closes its own handle at once (not whenever the
     garbage collector gets to it, with a ResourceWarning)."""

@@ -1,6 +1,6 @@
 """`ci-kit image NAME==VERSION`: a pinned Docker image of a promoted release.
 
-What it guarantees (DESIGN.md, issue 3):
+What it guarantees (docs/architecture.md, issue 3):
 
 - Only promoted bytes: the release is taken from the stable or testing index; one that is
   only on the unstable index is refused unless `--from-unstable` (recorded in a label).

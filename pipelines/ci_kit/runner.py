@@ -67,7 +67,7 @@ def child_env(extra: Mapping[str, str] | None = None, drop: Sequence[str] = ()) 
 
 
 def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
-        check: bool = False, show: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        show: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run argv, capture stdout+stderr (merged, in order) as text, return the result.
 
     The caller decides what a non-zero exit means: most stages turn it into a

@@ -390,7 +390,3 @@ def describe(state: ServerState) -> str:
                      else "  tokens: not available (devpi-tokens is not installed next to devpi-server): passwords only")
         lines.append(f"  use it: export CI_KIT_INDEX_URL={state.url} CI_KIT_USER={state.user}")
     return "\n".join(lines)
-
-
-def dumps(state: ServerState) -> str:
-    return json.dumps(state.to_json(), indent=2)
