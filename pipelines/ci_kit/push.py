@@ -83,9 +83,9 @@ def _check_built_from(index: Index, existing: Release, manifest: Manifest, trust
                                 f"this is {manifest.commit[:12]}", UNIQUE_VERSIONS_HINT)
 
 
-def _record_build(index: Index, release: Release | None, manifest: Manifest, trusted: frozenset[str]) -> None:
+def _record_build(index: Index, release: Release, manifest: Manifest, trusted: frozenset[str]) -> None:
     files = [{"filename": f.filename, "sha256": f.sha256} for f in manifest.files]
-    for f in release.files if release else []:
+    for f in release.files:
         if f.basename not in {x["filename"] for x in files} or evidence.read(index, release, f, trusted).of("build", f.sha256):
             continue
         index.attach_result(f, results.build_record(filename=f.basename, sha256=f.sha256, commit=manifest.commit, files=files))

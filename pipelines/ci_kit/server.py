@@ -222,9 +222,9 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
     once it is proven to be the one answering; root gets a password only then."""
     if not (server_dir / ".serverversion").exists():
         console.step(f"server: initialising {server_dir}")
-        proc = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
-        if proc.returncode != 0:
-            console.detail(proc.stdout)
+        init = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
+        if init.returncode != 0:
+            console.detail(init.stdout)
             raise ServerFailed(f"devpi-init failed in {server_dir}", "see its output above")
     note = recover_database(server_dir)
     if note:
