@@ -99,7 +99,7 @@ class Floor:
         self.index = server.index()  # one logged-in session, as a minimal uploader would have
 
     def measure(self, dist: Path, index: str) -> dict[str, Any]:
-        from pipelines.push import read_metadata
+        from ci_kit.dists import read_metadata
 
         tests = 0.0
         for _ in range(self.runs):

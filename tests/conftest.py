@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,3 +190,47 @@ def error_line(r: Result) -> str:
     assert len(errors) == 1, r.stderr
     assert "Traceback" not in r.output, r.output
     return errors[0]
+
+
+# -- processes and folders a run may leave behind (the fault suites) ------------------------
+
+NUL = b"\0"
+
+
+def alive(pid: int) -> bool:
+    """Whether pid is a live process (a zombie is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def processes_holding(text: str) -> list[str]:
+    """Live processes whose command line or environment holds text (e.g. a private TMPDIR),
+    as "PID: command line"."""
+    key, found = text.encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            if key in argv or key in (entry / "environ").read_bytes():
+                found.append(f"{entry.name}: {argv.replace(NUL, b' ')[:150].decode(errors='replace')}")
+        except OSError:
+            continue
+    return found
+
+
+def assert_no_process_in(tmpdir: Path, wait: float = 5.0) -> None:
+    """No process of the run is left working in its TMPDIR (given `wait` seconds to end)."""
+    deadline = time.monotonic() + wait
+    while processes_holding(str(tmpdir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_holding(str(tmpdir)) == []
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path) -> Path:
+    """A TMPDIR of the test's own: its leftovers and processes are this run's only."""
+    (tmp_path / "tmp").mkdir()
+    return tmp_path / "tmp"

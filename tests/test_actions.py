@@ -718,7 +718,7 @@ def tools_index(devpi: Any, kit_wheel: Path) -> str:
     """ci-kit's wheel on the devpi index the doc's caller installs it from (`tools/ci-kit`,
     non-volatile, no PyPI base: ci-kit's dependencies must come from PyPI)."""
     from ci_kit.index import Index
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     user, name = TOOLS_INDEX.split("/")
     idx = Index(devpi.url, user)

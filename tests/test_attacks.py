@@ -131,7 +131,7 @@ def test_swap_between_gate_and_copy_never_reaches_stable(fresh_user, product_rep
     env = _push(fresh_user, product_repo)
     idx, rel = _passed(fresh_user, product_repo)
     wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0untested")
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     with FaultProxy(fresh_user.url) as proxy:
         # the first download of the wheel is held back; meanwhile other bytes replace it on unstable
@@ -153,7 +153,7 @@ def test_swap_after_testing_is_refused(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
     idx, rel = _passed(fresh_user, product_repo)
     wheel, swapped = _swapped_wheel(product_repo, rel, tmp_path, b"\0")
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     idx.upload(f"{fresh_user.user}/unstable", swapped, read_metadata(product_repo / "dist" / wheel.basename))
     r = run_cikit("promote", f"churn-model=={V}", cwd=product_repo, env=env)
@@ -180,7 +180,7 @@ def test_deleted_records_take_the_pass_with_them(fresh_user, product_repo):
 def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, product_repo):
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     for p in sorted((product_repo / "dist").glob("churn_model-*")):  # same bytes, put there past the gate
         idx.upload(f"{fresh_user.user}/stable", p, read_metadata(p))
@@ -198,7 +198,7 @@ def test_untested_bytes_on_the_target_are_reported_on_every_run(fresh_user, prod
 def test_other_bytes_on_the_target_are_a_collision(fresh_user, product_repo, tmp_path):
     env = _push(fresh_user, product_repo)
     idx = fresh_user.index()
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     wheel = next(iter((product_repo / "dist").glob("*.whl")))
     other = tmp_path / wheel.name
@@ -415,7 +415,7 @@ def test_a_partial_release_is_refused_until_job_1_completes_it(fresh_user, produ
     env = _env(fresh_user)
     assert run_cikit("build", cwd=product_repo, env=env).returncode == 0
     idx = fresh_user.index()
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     wheel = next(iter((product_repo / "dist").glob("*.whl")))
     idx.upload(f"{fresh_user.user}/unstable", wheel, read_metadata(wheel))  # job 1 died after one upload

@@ -64,7 +64,7 @@ def test_promote_completes_a_target_holding_part_of_the_release(fresh_user, prod
     assert r.returncode == 0, r.output
     assert run_cikit("test", "churn-model==4.0.0", cwd=product_repo, env=env).returncode == 0
     idx = fresh_user.index()
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     wheel = next((product_repo / "dist").glob("*.whl"))
     idx.upload(f"{user}/stable", wheel, read_metadata(wheel))

@@ -22,17 +22,20 @@ import pytest
 from conftest import (
     CIKIT,
     Devpi,
+    Result,
+    alive,
+    assert_no_process_in,
     clean_env,
     error_line,
     free_port,
     git,
     make_repo,
     make_user,
+    processes_holding,
     run_cikit,
 )
 
 PASSWORD = "fault-Test-Pa55word-k3j9"
-NUL = b"\0"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -40,28 +43,6 @@ NUL = b"\0"
 def server_env(server_dir: Path, port: int) -> dict[str, str]:
     return {**clean_env(), "CI_KIT_SERVER_DIR": str(server_dir), "CI_KIT_SERVER_PORT": str(port),
             "CI_KIT_PASSWORD": PASSWORD, "CI_KIT_USER": "ci"}
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def processes_holding(text: str) -> list[str]:
-    """Live processes whose command line or environment holds text (e.g. a private TMPDIR)."""
-    key, found = text.encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            if key in argv or key in (entry / "environ").read_bytes():
-                found.append(f"{entry.name}: {argv.replace(NUL, b' ')[:150].decode(errors='replace')}")
-        except OSError:
-            continue
-    return found
 
 
 def wait_until(cond, timeout: float, what: str) -> None:
@@ -299,23 +280,13 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, "".join(proc.lines)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def private_tmp(tmp_path: Path) -> Path:
-    """A TMPDIR of the test's own: its leftovers and processes are this run's only."""
-    (tmp_path / "tmp").mkdir()
-    return tmp_path / "tmp"
-
-
 def _leftovers(tmpdir: Path) -> list[str]:
     return sorted(p.name for p in tmpdir.glob("ci-kit-*"))
 
 
 def _assert_clean(tmpdir: Path) -> None:
     assert _leftovers(tmpdir) == []
-    deadline = time.monotonic() + 3
-    while processes_holding(str(tmpdir)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_holding(str(tmpdir)) == []
+    assert_no_process_in(tmpdir)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
@@ -384,6 +355,27 @@ def test_timeout_stops_the_whole_group_and_is_a_cikit_error(tmp_path):
                    env={**os.environ, "FAULT_MARK": mark})
     assert info.value.exit_code == 15 and "did not finish within" in info.value.message
     assert time.monotonic() - started < 15
+    assert processes_holding(mark) == []
+
+
+def test_a_stage_whose_child_outlives_its_limit_ends_with_exit_15_and_one_line(tmp_path):
+    """Through the CLI's error boundary: a timeout inside a stage (the image lock, the
+    audit) is the documented exit 15 with one error line, never subprocess.TimeoutExpired
+    surfacing as "internal error" (exit 1), and the hung child's whole group is gone."""
+    mark = str(tmp_path / "timeout-mark")
+    stage = (  # `ci-kit build`, whose first step runs a child that hangs past its limit
+        "import os, sys\n"
+        "from ci_kit import cli, repo, runner\n"
+        "def hangs(project_dir):\n"
+        "    runner.run(['sh', '-c', 'sleep 60 & sleep 60; :'], timeout=0.5,\n"
+        f"               env={{**os.environ, 'FAULT_MARK': {mark!r}}})\n"
+        "repo.require_project = hangs\n"
+        "sys.exit(cli.main(['build']))\n")
+    proc = subprocess.run([sys.executable, "-c", stage], cwd=tmp_path, env=clean_env(), capture_output=True,
+                          text=True, timeout=60)
+    r = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert r.returncode == 15, r.output
+    assert "sh did not finish within 0.5s and was stopped" in error_line(r)
     assert processes_holding(mark) == []
 
 

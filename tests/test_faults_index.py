@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CIKIT, clean_env, error_line, free_port, git, make_repo, require, run_cikit
+from conftest import CIKIT, alive, assert_no_process_in, clean_env, error_line, free_port, git, make_repo, require, run_cikit
 from faultproxy import FaultProxy
 
 PASSWORD = "faults-Index-Pa55word-r8m2"
@@ -37,34 +37,10 @@ TIMEOUT = "4"  # index-timeout for runs through the proxy: an answer that never 
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def _holding(text: str) -> list[str]:
-    """Live processes whose command line or environment holds text (a private TMPDIR)."""
-    key, found = text.encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not _alive(int(entry.name)):
-            continue
-        try:
-            if key in (entry / "cmdline").read_bytes() or key in (entry / "environ").read_bytes():
-                found.append(entry.name)
-        except OSError:
-            continue
-    return found
-
-
 def _assert_clean(tmpdir: Path) -> None:
     """No ci-kit temporary folder and no process of this run left in its TMPDIR."""
     assert sorted(p.name for p in tmpdir.iterdir() if p.name.startswith(("ci-kit-", "tmp"))) == []
-    deadline = time.monotonic() + 5
-    while _holding(str(tmpdir)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _holding(str(tmpdir)) == []
+    assert_no_process_in(tmpdir)
 
 
 def _anon(url: str):
@@ -176,13 +152,6 @@ def make_user(url: str, tag: str) -> tuple[str, str]:
 _n = iter(range(1, 10_000))
 
 
-@pytest.fixture
-def private_tmp(tmp_path: Path) -> Path:
-    d = tmp_path / "tmp"
-    d.mkdir()
-    return d
-
-
 # -- a devpi-server of this module's own, to kill ------------------------------------------
 
 @dataclass
@@ -198,14 +167,14 @@ class OwnServer:
         pid = self.pid()
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid)
+        assert not alive(pid)
 
     def ensure(self) -> None:
         """Running, whatever an earlier test did to it."""
         pidfile = self.server_dir / "ci-kit-server.pid"
-        if not (pidfile.exists() and _alive(self.pid())):
+        if not (pidfile.exists() and alive(self.pid())):
             self.start()
 
     def start(self) -> str:

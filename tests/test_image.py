@@ -131,7 +131,7 @@ def make_wheel(dest: Path, name: str, version: str) -> Path:
 
 
 def upload_dependency(fresh_user, tmp_path: Path, name: str, version: str) -> None:
-    from ci_kit.push import read_metadata
+    from ci_kit.dists import read_metadata
 
     wheel = make_wheel(tmp_path, name, version)
     fresh_user.index().upload(f"{fresh_user.user}/stable", wheel, read_metadata(wheel))

@@ -21,10 +21,12 @@ from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
 from ci_kit.config import Settings
-from ci_kit.errors import BuildError, ProjectError
 from ci_kit.dists import sha256_of
+from ci_kit.errors import BuildError, ProjectError
 
 MANIFEST = "ci-kit-build.json"
+# the most telling line of a backend failure; build's own closing line says only that the backend failed
+BACKEND_ERROR = r"^(?!ERROR Backend subprocess exited).*(Error|error:|ERROR)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class Manifest:
     @property
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """filename -> sha256 of every built file."""
+        return {f.filename: f.sha256 for f in self.files}
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -123,56 +130,76 @@ def build(settings: Settings, *, run: runner.Run = runner.run) -> Manifest:
     dist = settings.path(settings.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
     with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
-        tmp = Path(tmp_s)
-        out = tmp / "out"
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
-        env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
-        sources = {kind: repo.fresh_clone(project, commit, tmp / kind) for kind in ("sdist", "wheel")}
-        jobs = {kind: pool.submit(run, sandbox.confine([sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
-                                                         "--outdir", str(out), str(src)]), cwd=src, env=env)
-                for kind, src in sources.items()}
-        for kind, job in jobs.items():
-            proc = job.result()
-            if proc.returncode != 0:
-                console.detail(_backend_excerpt(proc.stdout))
-                raise BuildError(f"the build backend failed: {_last_error(proc.stdout)}",
-                                 "the backend's output is above; `python -m build` in the project shows the same")
-        for kind, src in sources.items():
-            try:
-                repo.require_clean(src)
-            except ProjectError as exc:
-                raise ProjectError(f"the build changed tracked files: {exc.message.split('(', 1)[-1].rstrip(')')}",
-                                   "stop tracking build output (e.g. *.egg-info/) and add it to .gitignore") from None
-        built = sorted(p for p in out.iterdir() if p.name.endswith((".whl", ".tar.gz"))) if out.is_dir() else []
-        if not built:
-            raise BuildError("the build produced no sdist or wheel", "check the build backend's configuration")
-        for p in built:
-            reproducible_sdist(p, epoch)
+        built = _build_both(project, commit, epoch, Path(tmp_s), pool, run)
         name, version = name_and_version([p.name for p in built])
         if settings.metadata_check != "off":
-            strict = settings.metadata_check == "strict"
-            console.step(f"build: twine check{' --strict' if strict else ''} {' '.join(p.name for p in built)}")
-            failed, report = checker.result()(built, strict)
-            if failed:
-                console.detail(report)
-                raise BuildError(f"twine check{' --strict' if strict else ''} failed for {name} {version}",
-                                 "fix the package metadata (README, content type, classifiers) as twine says above"
-                                 + ("; metadata-check = \"warn\" lets what is merely missing through" if strict else ""))
-            if "with warnings" in report:  # twine's words for what is missing but harmless
-                for line in report.splitlines():
-                    if line.strip() and not line.startswith("Checking "):
-                        console.step(f"build: metadata: {line.strip()} (metadata-check = \"{settings.metadata_check}\")")
-        dist.mkdir(parents=True, exist_ok=True)
-        files = []
-        for p in built:
-            target = dist / p.name
-            shutil.move(str(p), target)
-            files.append(BuiltFile(p.name, sha256_of(target), target.stat().st_size))
+            _check_metadata(checker.result(), built, name, version, settings.metadata_check)
+        files = _store(built, dist)
     manifest = Manifest(name, version, commit, files)
     (dist / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     for f in files:
         console.step(f"build: {f.filename}  sha256 {f.sha256[:16]}…  {f.size} bytes")
     return manifest
+
+
+def _build_both(project: Path, commit: str, epoch: int, tmp: Path, pool: ThreadPoolExecutor,
+                run: runner.Run) -> list[Path]:
+    """Run `python -m build --sdist` and `--wheel` side by side, each in its own clone and
+    confined (the backend is the product's code); the built files, made reproducible."""
+    out = tmp / "out"
+    env = runner.child_env({"SOURCE_DATE_EPOCH": str(epoch)})
+    sources = {kind: repo.fresh_clone(project, commit, tmp / kind) for kind in ("sdist", "wheel")}
+    jobs = {kind: pool.submit(run, sandbox.confine([sys.executable, "-m", "build", f"--{kind}", *_installer_flags(),
+                                                            "--outdir", str(out), str(src)]), cwd=src, env=env)
+            for kind, src in sources.items()}
+    for job in jobs.values():
+        proc = job.result()
+        if proc.returncode != 0:
+            console.detail(_backend_excerpt(proc.stdout))
+            raise BuildError(f"the build backend failed: {runner.telling_line(proc.stdout, BACKEND_ERROR, limit=300)}",
+                             "the backend's output is above; `python -m build` in the project shows the same")
+    for src in sources.values():
+        try:
+            repo.require_clean(src)
+        except ProjectError as exc:
+            raise ProjectError(f"the build changed tracked files: {exc.message.split('(', 1)[-1].rstrip(')')}",
+                               "stop tracking build output (e.g. *.egg-info/) and add it to .gitignore") from None
+    built = sorted(p for p in out.iterdir() if p.name.endswith((".whl", ".tar.gz"))) if out.is_dir() else []
+    if not built:
+        raise BuildError("the build produced no sdist or wheel", "check the build backend's configuration")
+    for p in built:
+        reproducible_sdist(p, epoch)
+    return built
+
+
+def _check_metadata(check: Callable[[list[Path], bool], tuple[bool, str]], built: list[Path], name: str, version: str,
+                    mode: str) -> None:
+    """twine check (--strict when mode is "strict"): a failure stops the build; what
+    twine merely warns about is shown."""
+    strict = mode == "strict"
+    console.step(f"build: twine check{' --strict' if strict else ''} {' '.join(p.name for p in built)}")
+    failed, report = check(built, strict)
+    if failed:
+        console.detail(report)
+        raise BuildError(f"twine check{' --strict' if strict else ''} failed for {name} {version}",
+                         "fix the package metadata (README, content type, classifiers) as twine says above"
+                         + ("; metadata-check = \"warn\" lets what is merely missing through" if strict else ""))
+    if "with warnings" in report:  # twine's words for what is missing but harmless
+        for line in report.splitlines():
+            if line.strip() and not line.startswith("Checking "):
+                console.step(f"build: metadata: {line.strip()} (metadata-check = \"{mode}\")")
+
+
+def _store(built: list[Path], dist: Path) -> list[BuiltFile]:
+    """Move the built files into the dist folder, with their sha256 and size."""
+    dist.mkdir(parents=True, exist_ok=True)
+    files = []
+    for p in built:
+        target = dist / p.name
+        shutil.move(str(p), target)
+        files.append(BuiltFile(p.name, sha256_of(target), target.stat().st_size))
+    return files
 
 
 def _import_twine_check() -> Callable[[list[Path], bool], tuple[bool, str]]:
@@ -186,15 +213,6 @@ def _import_twine_check() -> Callable[[list[Path], bool], tuple[bool, str]]:
         return failed, buf.getvalue()
 
     return run
-
-
-def _last_error(output: str) -> str:
-    """The most telling line of a backend failure, for the one-line message."""
-    lines = [l.strip() for l in output.splitlines() if l.strip()]
-    for line in reversed(lines):
-        if any(w in line for w in ("Error", "error:", "ERROR")) and not line.startswith("ERROR Backend subprocess exited"):
-            return line[:300]
-    return lines[-1][:300] if lines else "no output"
 
 
 def _backend_excerpt(output: str, keep: int = 40) -> str:

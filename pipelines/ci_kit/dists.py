@@ -1,13 +1,15 @@
 """Facts about distribution files that several stages need: hashes, which Pythons a
-wheel serves, which top-level modules and console scripts it installs. A neutral module,
-so that build, test, the gate and the image step share one answer without importing
-each other."""
+wheel serves, its core metadata, which top-level modules and console scripts it
+installs. A neutral module, so that build, push, test, the gate, promotion and the image
+step share one answer without importing each other."""
 
 from __future__ import annotations
 
 import hashlib
+import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 
 def sha256_of(path: Path) -> str:
@@ -59,3 +61,25 @@ def console_scripts(wheel: Path) -> list[str]:
             return []
         dist = PathDistribution(zipfile.Path(zf, info + "/"))
         return [ep.name for ep in dist.entry_points.select(group="console_scripts")]
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Core metadata of a wheel (METADATA) or sdist (PKG-INFO) as upload form fields."""
+    from packaging.metadata import parse_email
+
+    text = b""
+    if path.name.endswith(".whl"):
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            text = zf.read(name)
+    else:
+        with tarfile.open(path) as tf:
+            member = min((m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")), key=lambda m: m.name.count("/"))
+            text = tf.extractfile(member).read()  # type: ignore[union-attr]
+    raw, _ = parse_email(text)
+    form: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "project_urls" and isinstance(value, dict):
+            value = [f"{k}, {v}" for k, v in value.items()]
+        form[key] = value
+    return form

@@ -177,3 +177,10 @@ def build_of(index: Index, release: Release, trusted: frozenset[str]) -> tuple[B
     if other:
         problems.append(f"{', '.join(other)} on {release.index} differ from what job 1 built")
     return (None, problems) if problems else (build, [])
+
+
+def commit_of(index: Index, release: Release, trusted: frozenset[str]) -> str:
+    """The commit job 1 recorded for the release (its complete, trusted build record), or
+    "" when there is none: what promotion records and the image labels as the source."""
+    build, _ = build_of(index, release, trusted)
+    return build.commit if build else ""

@@ -4,8 +4,9 @@ Why not shell out to devpi-client: every `devpi` call is a new Python process (a
 0.3 s each) and keeps login state in a client directory shared by every run of the
 same user; here one process keeps one keep-alive session and the login token in
 memory only, so concurrent pipelines never share client state and nothing is written.
-The requests made are the ones devpi-client makes (upload form, toxresult POST,
-the PUSH method for server-side copies).
+The requests made are the ones devpi-client and twine make (upload form, toxresult
+POST). devpi's server-side copy (the PUSH method) is not used: promotion downloads,
+hash-checks and re-uploads the gated bytes (promote.py says why).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import quote
 
 from ci_kit import console
-from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
+from ci_kit.errors import AuthError, CiKitError, Collision, IndexUnreachable, NotFound
 
 if TYPE_CHECKING:
     import requests
@@ -80,6 +81,22 @@ class Release:
     def results_for(self, f: ReleaseFile) -> list[ResultLink]:
         return [r for r in self.results if r.for_url == f.url]
 
+    @property
+    def hashes(self) -> dict[str, str]:
+        """basename -> sha256 of every file, as the index lists them."""
+        return {f.basename: f.sha256 for f in self.files}
+
+
+def refuse_clashes(release: Release | None, expected: Mapping[str, str], ours: str, hint: str) -> None:
+    """Refuse, before anything is written, files (filename -> sha256) that `release` holds
+    under the same name with other bytes: one name must always mean one file. `ours` names
+    where `expected` comes from ("this build", the source index)."""
+    clashes = [f"{name}: {release.index} has sha256 {there.sha256}, {ours} has {sha}"
+               for name, sha in expected.items() if release and (there := release.file(name)) and there.sha256 != sha]
+    if release and clashes:
+        raise Collision(f"{release.name}=={release.version} is already on {release.index} with different bytes: "
+                        + "; ".join(clashes), hint)
+
 
 def _parse_release(index: str, data: dict[str, Any]) -> Release:
     rel = Release(index=index, name=data.get("name", ""), version=data.get("version", ""),
@@ -109,7 +126,7 @@ class Index:
         # Reads are idempotent: a GET whose connection drops or that gets a 5xx from a proxy
         # or a restarting server is retried by urllib3's Retry (twice, 0.2 s then 0.4 s
         # apart), not by a loop of ours; a timeout is not retried (_Retry), so a hung
-        # server costs index-timeout once. Writes (POST, PUT, PATCH, PUSH) are never retried
+        # server costs index-timeout once. Writes (POST, PUT, PATCH) are never retried
         # here: whether the server acted on a lost one is for the stage to find out on its
         # re-run (push and promote compare with the index before writing).
         from requests.adapters import HTTPAdapter
@@ -235,6 +252,17 @@ class Index:
             self.index_config(index)
             return {}
         return {v: _parse_release(index, d) for v, d in resp.json()["result"].items()}
+
+    def read_back(self, index: str, name: str, version: str,
+                  expected: Mapping[str, str]) -> tuple[Release | None, list[str]]:
+        """The release as the index holds it after a write, and each expected file
+        (filename -> sha256) it lacks or holds with other bytes: a write counts only once
+        read back, since a proxy, a full disk or another writer can keep other bytes."""
+        release = self.release(index, name, version)
+        wrong = [f"{fn} on {index} is {there.sha256 if there else 'missing'}, expected {sha}"
+                 for fn, sha in expected.items()
+                 if (there := release.file(fn) if release else None) is None or there.sha256 != sha]
+        return release, wrong
 
     def projects(self, index: str) -> list[str]:
         return list(self.index_config(index).get("projects", []))

@@ -24,6 +24,16 @@ def why(exc: OSError) -> str:
     return _WHY.get(exc.errno or 0, exc.strerror or str(exc))
 
 
+def _probe(folder: Path) -> None:
+    """Write a 4 KiB file in folder, flush it to the disk and remove it; OSError if that
+    fails. The only honest test on full or read-only file systems: permission bits and
+    os.access do not see a full disk, a read-only mount or a quota."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".ci-kit-probe-") as fh:
+        fh.write(b"x" * 4096)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def writable_dir(path: Path, what: str) -> Path:
     """Prove a file can be written where the folder is or will be, without making it: a
     probe file is written and removed in the folder, or in its nearest existing parent
@@ -41,10 +51,7 @@ def writable_dir(path: Path, what: str) -> Path:
         raise UsageError(f"{what} {path}: {here} is a file, not a folder" if here != path else f"{what} {path} is a file, not a folder",
                          f"point {what} at a folder")
     try:
-        with tempfile.NamedTemporaryFile(dir=here, prefix=".ci-kit-probe-") as fh:
-            fh.write(b"x" * 4096)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _probe(here)
     except OSError as exc:
         raise UsageError(f"{what} {path}: {why(exc)}", f"point {what} at a folder you can write") from None
     return path
@@ -82,10 +89,7 @@ def temp_dir() -> Path:
     if not path.is_dir():
         raise UsageError(f"{var} {path} is not an existing folder", f"create it or point {var} at a folder you can write")
     try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".ci-kit-probe-") as fh:
-            fh.write(b"x" * 4096)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _probe(path)
     except OSError as exc:
         raise UsageError(f"{var} {path}: {why(exc)}", f"free space in {var} or point {var} at a folder you can write") from None
     return path

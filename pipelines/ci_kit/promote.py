@@ -22,8 +22,9 @@ from typing import Any
 
 from ci_kit import console, evidence, gate, results, runner
 from ci_kit.config import Settings
-from ci_kit.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
-from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.dists import read_metadata
+from ci_kit.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
+from ci_kit.index import Index, Release, ReleaseFile, refuse_clashes
 from ci_kit.release import Spec, target_index
 
 
@@ -107,11 +108,8 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
         return _already(index, settings, promo, there, None, None)
 
     promo.files = [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]
-    clashes = [f"{f.basename}: {target} has sha256 {t.sha256}, {source} has {f.sha256}"
-               for f in rel.files if there is not None and (t := there.file(f.basename)) is not None and t.sha256 != f.sha256]
-    if clashes:
-        raise Collision(f"{spec} is already on {target} with different bytes: " + "; ".join(clashes),
-                        f"{target} is immutable: build a new version (and if its bytes never passed the gate, an admin must remove them)")
+    refuse_clashes(there, rel.hashes, source,
+                   f"{target} is immutable: build a new version (and if its bytes never passed the gate, an admin must remove them)")
     check_acls(index, source, trusted)
     recs = _records(index, rel, trusted)
     build, problems = evidence.build_of(index, rel, trusted)
@@ -162,8 +160,6 @@ def _quality(settings: Settings, index: Index, rel: Release, verdict: gate.Verdi
 def _copy(index: Index, rel: Release, target: str, there: Release | None) -> None:
     """Upload the gated bytes: every file downloaded and sha256-checked first, so a file
     swapped on unstable after the gate stops the copy before anything is uploaded."""
-    from ci_kit.push import read_metadata
-
     todo = [f for f in rel.files if there is None or there.file(f.basename) is None]
     with runner.temp_dir("ci-kit-promote-") as tmp:  # a killed run's folder is swept by the next
         try:
@@ -182,14 +178,15 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
             *, forced: bool, quality: dict[str, Any] | None = None) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
-    after = index.release(promo.target, rel.name, rel.version)
-    have = _records(index, after, settings.trusted) if after else {}
+    after, wrong = index.read_back(promo.target, rel.name, rel.version, rel.hashes)
+    if after is None or wrong:
+        raise Mismatch("after promotion " + "; ".join(wrong),
+                       f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
+    have = _records(index, after, settings.trusted)
     at = results.now()  # one promotion, one time: status shows it once
     for f in rel.files:
-        t = after.file(f.basename) if after else None
-        if t is None or t.sha256 != f.sha256:
-            raise Mismatch(f"after promotion {f.basename} on {promo.target} is {t.sha256 if t else 'missing'}, expected {f.sha256}",
-                           f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
+        t = after.file(f.basename)
+        assert t is not None  # read_back found every file
         present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
         copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.trusted)
         for r in copies:
@@ -217,8 +214,7 @@ def _already(index: Index, settings: Settings, promo: Promotion, there: Release,
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        build = evidence.build_of(index, rel, settings.trusted)[0]
-        _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=not verdict.passed)
+        _record(index, settings, promo, rel, verdict, evidence.commit_of(index, rel, settings.trusted), forced=not verdict.passed)
         promo.forced = not verdict.passed
         return promo
     if problems:

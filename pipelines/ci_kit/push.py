@@ -10,18 +10,15 @@ between uploads cannot get a partial release tested and promoted.
 
 from __future__ import annotations
 
-import tarfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
 from ci_kit.config import Settings
-from ci_kit.dists import sha256_of
+from ci_kit.dists import read_metadata, sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
-from ci_kit.index import Index, Release
+from ci_kit.index import Index, Release, refuse_clashes
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
                         "(keeping the +g<sha> local part on untagged commits), or bump the version")
@@ -42,48 +39,13 @@ class PushResult:
                 "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
-    """Core metadata of a wheel (METADATA) or sdist (PKG-INFO) as upload form fields."""
-    from packaging.metadata import parse_email
-
-    text = b""
-    if path.name.endswith(".whl"):
-        with zipfile.ZipFile(path) as zf:
-            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-            text = zf.read(name)
-    else:
-        with tarfile.open(path) as tf:
-            member = min((m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")), key=lambda m: m.name.count("/"))
-            text = tf.extractfile(member).read()  # type: ignore[union-attr]
-    raw, _ = parse_email(text)
-    form: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "project_urls" and isinstance(value, dict):
-            value = [f"{k}, {v}" for k, v in value.items()]
-        form[key] = value
-    return form
-
-
-def collisions(manifest: Manifest, release: Release | None, where: str) -> list[str]:
-    """Files of the manifest that the index holds with other bytes."""
-    problems = []
-    for f in manifest.files:
-        there = release.file(f.filename) if release else None
-        if there is not None and there.sha256 != f.sha256:
-            problems.append(f"{f.filename}: {where} has sha256 {there.sha256}, this build {f.sha256}")
-    return problems
-
-
 def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
     index = index or Index.from_settings(settings)
     target = settings.unstable_index
     dist = settings.path(settings.dist_dir)
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
-    problems = collisions(manifest, existing, target)
-    if problems:
-        raise Collision(f"{manifest.requirement} is already on {target} with different bytes: " + "; ".join(problems),
-                        UNIQUE_VERSIONS_HINT)
+    refuse_clashes(existing, manifest.hashes, "this build", UNIQUE_VERSIONS_HINT)
     for f in manifest.files:
         path = dist / f.filename
         actual = sha256_of(path) if path.is_file() else "missing"
@@ -102,14 +64,10 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
         console.step(f"push: {f.filename} → {target}")
         index.upload(target, path, read_metadata(path))
         uploaded.append(f.filename)
-    after = index.release(target, manifest.name, manifest.version)
-    urls = {}
-    for f in manifest.files:
-        there = after.file(f.filename) if after else None
-        if there is None or there.sha256 != f.sha256:
-            raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
-                             "the index did not keep what was sent; check the devpi-server log")
-        urls[f.filename] = there.url
+    after, wrong = index.read_back(target, manifest.name, manifest.version, manifest.hashes)
+    if after is None or wrong:
+        raise CiKitError("after upload, " + "; ".join(wrong), "the index did not keep what was sent; check the devpi-server log")
+    urls = {f.basename: f.url for f in after.files if f.basename in manifest.hashes}
     _record_build(index, after, manifest, settings.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)
@@ -125,9 +83,9 @@ def _check_built_from(index: Index, existing: Release, manifest: Manifest, trust
                                 f"this is {manifest.commit[:12]}", UNIQUE_VERSIONS_HINT)
 
 
-def _record_build(index: Index, release: Release | None, manifest: Manifest, trusted: frozenset[str]) -> None:
+def _record_build(index: Index, release: Release, manifest: Manifest, trusted: frozenset[str]) -> None:
     files = [{"filename": f.filename, "sha256": f.sha256} for f in manifest.files]
-    for f in release.files if release else []:
+    for f in release.files:
         if f.basename not in {x["filename"] for x in files} or evidence.read(index, release, f, trusted).of("build", f.sha256):
             continue
         index.attach_result(f, results.build_record(filename=f.basename, sha256=f.sha256, commit=manifest.commit, files=files))

@@ -47,7 +47,7 @@ def is_final(version: str) -> bool:
 
 
 def target_index(settings: Settings, version: str) -> str:
-    """Routing of DESIGN.md: final releases go to stable, everything else to testing."""
+    """Routing (docs/architecture.md): final releases go to stable, everything else to testing."""
     if settings.promote_to == "stable":
         return settings.stable_index
     if settings.promote_to == "testing":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -75,7 +76,7 @@ class Run(Protocol):
 
 
 def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
-        check: bool = False, show: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        show: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run argv, capture stdout+stderr (merged, in order) as text, return the result.
 
     The caller decides what a non-zero exit means: most stages turn it into a
@@ -111,11 +112,22 @@ def run(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str,
         with _lock:
             _children.pop(proc.pid, None)
     _raise_if_cancelled()  # a child killed by cancel() is no result to act on
-    result = subprocess.CompletedProcess(argv, proc.returncode, out)
-    if check and result.returncode != 0:
-        console.detail(result.stdout)
-        raise CiKitError(f"command failed ({result.returncode}): {shlex.join(argv)}")
-    return result
+    return subprocess.CompletedProcess(argv, proc.returncode, out)
+
+
+def telling_line(output: str, marks: str = "", *, skip: str = "", follow: int = 0, limit: int = 400,
+                 empty: str = "no output") -> str:
+    """The line of a child's output that best says why it failed, for a one-line error:
+    the last line matching the regex `marks` (with up to `follow` lines after it, for tools
+    that explain on the next lines), else the last line. Lines matching `skip` (noise such
+    as a deprecation banner) are passed over. Every stage that quotes a failed child's
+    output picks its line here, so the picking is the same everywhere."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not (skip and re.search(skip, line))]
+    picked = [i for i, line in enumerate(lines) if marks and re.search(marks, line)]
+    if not picked:
+        return lines[-1][:limit] if lines else empty
+    parts = [line.lstrip("×╰─▶ ").strip() for line in lines[picked[-1]:picked[-1] + 1 + follow]]
+    return " ".join(p for p in parts if p)[:limit]
 
 
 def _reap(proc: subprocess.Popen[str]) -> None:

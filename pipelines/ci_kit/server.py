@@ -222,9 +222,9 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
     once it is proven to be the one answering; root gets a password only then."""
     if not (server_dir / ".serverversion").exists():
         console.step(f"server: initialising {server_dir}")
-        proc = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
-        if proc.returncode != 0:
-            console.detail(proc.stdout)
+        init = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
+        if init.returncode != 0:
+            console.detail(init.stdout)
             raise ServerFailed(f"devpi-init failed in {server_dir}", "see its output above")
     note = recover_database(server_dir)
     if note:
@@ -261,10 +261,9 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
 
 def _log_tail(log: Path) -> str:
     try:
-        lines = [l.strip() for l in log.read_text(errors="replace").splitlines() if l.strip()]
+        return runner.telling_line(log.read_text(errors="replace"), limit=300, empty="no log output")
     except OSError:
         return "no log"
-    return lines[-1][:300] if lines else "no log output"
 
 
 def _secure_root(url: str, server_dir: Path) -> None:
@@ -391,7 +390,3 @@ def describe(state: ServerState) -> str:
                      else "  tokens: not available (devpi-tokens is not installed next to devpi-server): passwords only")
         lines.append(f"  use it: export CI_KIT_INDEX_URL={state.url} CI_KIT_USER={state.user}")
     return "\n".join(lines)
-
-
-def dumps(state: ServerState) -> str:
-    return json.dumps(state.to_json(), indent=2)

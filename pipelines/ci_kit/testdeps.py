@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ci_kit.config import Settings
+from ci_kit.dists import read_metadata
 from ci_kit.errors import UsageError
 
 # ImportError says "No module named 'x'"; `python -m x` says "No module named x"
@@ -19,8 +20,6 @@ _MISSING = re.compile(r"No module named '?([\w.]+)'?")
 
 def package_extras(path: Path) -> list[str]:
     """The extras a wheel or sdist declares (Provides-Extra, or extra markers)."""
-    from ci_kit.push import read_metadata
-
     md = read_metadata(path)
     declared = set(md.get("provides_extra") or [])
     for req in md.get("requires_dist") or []:

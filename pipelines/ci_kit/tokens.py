@@ -332,8 +332,6 @@ def _needed(method: str, url: str, root: str) -> str:
         return f"toxresult_upload on {parts[0]}/{parts[1]}"
     if method == "POST" and len(parts) == 2:
         return f"upload on {parts[0]}/{parts[1]}"
-    if method == "PUSH" and len(parts) == 2:
-        return f"pkg_read on {parts[0]}/{parts[1]} and upload on the target"
     return ""
 
 

@@ -42,11 +42,8 @@ def docker(*args: str, timeout: float | None = None, show: bool = True) -> subpr
 
 def last_line(output: str) -> str:
     """The line of a docker (or pip) output that says what went wrong, for a one-line error."""
-    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith(("DEPRECATED", "            "))]
-    for line in reversed(lines):
-        if re.search(r"error|denied|refused|not found|unknown|failed|no such|manifest", line, re.IGNORECASE):
-            return line[:400]
-    return lines[-1][:400] if lines else "no output"
+    return runner.telling_line(output, r"(?i)error|denied|refused|not found|unknown|failed|no such|manifest",
+                               skip=r"^(DEPRECATED| {12})")
 
 
 def require_engine() -> str:

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from ci_kit import console, runner
 from ci_kit.errors import ImageError
+from ci_kit.evidence import commit_of
 from ci_kit.image import attest, context, engine, registry
 from ci_kit.image.base import Base, BaseFacts, base_facts, resolve_base
 from ci_kit.image.labels import image_labels
 from ci_kit.image.lock import Locked, lock, write_lock
 from ci_kit.image.options import ARTIFACTS_DIR, ImageConfig, ImageRequest
 from ci_kit.image.result import ImageResult
-from ci_kit.image.source import commit_of, find_release, pick_wheel
+from ci_kit.image.source import find_release, pick_wheel
 from ci_kit.image.wheels import fetch_dependencies
 from ci_kit.release import Spec
 

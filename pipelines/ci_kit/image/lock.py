@@ -90,13 +90,8 @@ def lock(spec: Spec, wheel: ReleaseFile, facts: BaseFacts, work: Path, *, index_
 
 
 def _uv_reason(output: str) -> str:
-    """uv's own explanation of a failed resolution (the lines after its '×'), in one line."""
-    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.strip().startswith("$ ")]
-    for i, line in enumerate(lines):
-        if line.startswith(("×", "error:")):
-            rest = " ".join(l.lstrip("╰─▶ ").strip() for l in lines[i + 1:i + 4])
-            return (line.lstrip("× ").strip() + (" " + rest if rest else ""))[:400]
-    return lines[-1][:400] if lines else "no output"
+    """uv's own explanation of a failed resolution (its '×' line and the lines after it)."""
+    return runner.telling_line(output, r"^(×|error:)", skip=r"^\s*\$ ", follow=3)
 
 
 def write_lock(path: Path, locked: list[Locked], *, spec: Spec, index_name: str, base_ref: str, python: str) -> str:

@@ -68,10 +68,3 @@ def pick_wheel(rel: Release, facts: BaseFacts) -> ReleaseFile:
                          + ", ".join(f.basename for f in wheels), "build a wheel for the base image's Python and platform")
     return ranked[0]
 
-
-def commit_of(index: Index, rel: Release, trusted: frozenset[str]) -> str:
-    """The commit job 1 recorded for the release (its trusted build record), or ""."""
-    from ci_kit import evidence
-
-    build, _ = evidence.build_of(index, rel, trusted)
-    return build.commit if build else ""
