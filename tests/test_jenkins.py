@@ -448,8 +448,15 @@ def test_ci_kit_pipeline_runs_both_jobs_and_the_image_in_one_build(fake):
     assert b.result == "SUCCESS", b.explain()
     assert [(s["args"][0], s["status"]) for s in b.steps("stage")] == [
         ("Build and push", "run"), ("Test and promote", "run"), ("Image", "run")]
-    # build, the one test branch, the promotion and the image each check out on their own node
-    assert len(b.steps("checkout")) == 4 and not b.steps("build")
+    # build, the one test branch, the promotion and the image each check out on their own node;
+    # all but the first (the job's scm, with tags) ask for the very commit that was built
+    checkouts = b.steps("checkout")
+    assert len(checkouts) == 4 and not b.steps("build")
+    commit = git("rev-parse", "HEAD", cwd=fake.repo)
+    assert all(c["commit"] == commit for c in checkouts)
+    assert [c["branch"] == commit for c in checkouts] == [False, True, True, True], checkouts
+    assert [c["context"][0] for c in checkouts] == ["stage:Build and push", "stage:Test and promote",
+                                                    "stage:Test and promote", "stage:Image"]
     assert all(c["node"] == "(any)" for c in b.steps("sh"))
     [image] = b.sh("image")
     assert image["script"] == '"$CIKIT_BIN" image "$CIKIT_REQUIREMENT" --push "$CIKIT_IMAGE_PUSH" --output "$CIKIT_OUTPUT"'
