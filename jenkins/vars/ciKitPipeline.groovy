@@ -98,7 +98,7 @@ void call(Map args = [:]) {
                 steps {
                     script {
                         if (state.commit) {
-                            checkout(CiKit.commitScm(scm, state.commit))  // the product's [tool.ci-kit]
+                            CiKit.checkoutCommit(this, scm, state.commit)  // the product's [tool.ci-kit]
                         }
                         Map stepArgs = CiKit.forStep('ciKitImage', cfg)
                         stepArgs.requirement = state.requirement

@@ -10,7 +10,7 @@ package cikit
  *   - how to bind the index credentials (withIndex() for building and testing,
  *     withPromotion() for promoting) and, for `ci-kit image`, the registry's
  *     (withRegistry()),
- *   - which Git checkout the steps ask for (scmWithTags(), commitScm()) and
+ *   - which Git checkout the steps ask for (scmWithTags(), checkoutCommit()) and
  *     where job 2 is (jobPath()),
  *   - how to read the KEY=VALUE lines that `ci-kit ... --output FILE` writes
  *     (parseOutput()).
@@ -254,6 +254,16 @@ class CiKit implements Serializable {
     }
 
     /**
+     * Checks out commit (commitScm()) into the current node's workspace: every
+     * node after job 1's works on the very commit that was built, for its tests
+     * and for the product's [tool.ci-kit] that promote and image read. scm is
+     * the job's `scm` global, passed in: the steps' scripts have it.
+     */
+    static void checkoutCommit(Object steps, Object scm, Object commit) {
+        steps.checkout(commitScm(scm, commit.toString()))
+    }
+
+    /**
      * The job that `build` should start for triggerJob. A plain name is job 2
      * in the folder that holds job 1's project: in a plain job `build`
      * resolves it there itself; in a multibranch job (branchName set, as
@@ -265,15 +275,6 @@ class CiKit implements Serializable {
             return triggerJob
         }
         return '../' + triggerJob
-    }
-
-    /**
-     * JUnit XML with prefix put before every <testsuite name="...">, so that the
-     * suites of one run (a Python and a wheel or sdist) say which run they are.
-     */
-    static String prefixSuites(String xml, String prefix) {
-        String safe = prefix.replaceAll('[^A-Za-z0-9 ._:-]', '_')
-        return xml.replaceAll('(<testsuite\\b[^>]*?\\sname=")', '$1' + safe + ' / ')
     }
 
     /**

@@ -1,0 +1,28 @@
+// actions/cache's restore step (its restoreImpl), reduced to what the workflows use.
+const core = require('@actions/core');
+const cache = require('@actions/cache');
+
+const lines = (name) => core.getInput(name).split('\n').map((s) => s.trim()).filter(Boolean);
+// as actions/cache's isExactKeyMatch: keys compare without case (cache servers may lower them)
+const sameKey = (a, b) => !!a && !!b && a.localeCompare(b, undefined, { sensitivity: 'accent' }) === 0;
+
+async function run() {
+  const key = core.getInput('key', { required: true });
+  core.saveState('CACHE_KEY', key);
+  if (!cache.isFeatureAvailable()) {  // as actions/cache: no cache service is a warning
+    core.warning('Cache service not available: nothing restored');
+    core.setOutput('cache-hit', 'false');
+    return;
+  }
+  const matched = await cache.restoreCache(lines('path'), key, lines('restore-keys'));
+  if (!matched) {
+    core.info(`Cache not found for input keys: ${[key, ...lines('restore-keys')].join(', ')}`);
+    core.setOutput('cache-hit', 'false');
+    return;
+  }
+  core.saveState('CACHE_RESULT', matched);
+  core.setOutput('cache-hit', String(sameKey(matched, key)));
+  core.info(`Cache restored from key: ${matched}`);
+}
+
+run().catch((err) => core.warning(`Failed to restore: ${err.message}`));
