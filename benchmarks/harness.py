@@ -165,7 +165,7 @@ class Server:
         run([CIKIT, "server", "stop", "-q"], env=self._server_env(), check=False, timeout=120)
 
     def index(self, user: str = "ci", password: str = PASSWORD):
-        from pipelines.index import Index
+        from ci_kit.index import Index
 
         idx = Index(self.url, user)
         idx.login(password)
@@ -173,7 +173,7 @@ class Server:
 
     def add_user(self, user: str, indexes: dict[str, bool], password: str = PASSWORD) -> None:
         """A devpi user with indexes {name: volatile}."""
-        from pipelines.index import Index
+        from ci_kit.index import Index
 
         idx = Index(self.url, user)
         idx.create_user(user, password)

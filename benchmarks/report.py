@@ -129,7 +129,7 @@ CATEGORIES = [
     (r"(installing|uv pip install).*\.tar\.gz", "test: `uv pip install` sdist[test] + pytest (builds a wheel)"),
     (r"/pytest$", "test: pytest run + import proof + result record + attach"),
     (r"^test: ", "test: bookkeeping"),
-    (r"^promote: ", "promote: gate + server-side copy + promotion records"),
+    (r"^promote: ", "promote: gate + download, hash check, upload to the target + promotion records"),
 ]
 
 
@@ -359,7 +359,7 @@ def write(data: dict[str, Any], md: Path) -> None:
         sd = m["seeded"]
         w(f"## 3. Promote with {sd['releases']} releases of the project on the index\n")
         w(f"Seeded `bench-big` on `big/unstable` with {sd['releases']} tiny generated wheels, each with one passing "
-          f"test record in ci-kit's shape (`pipelines.results.test_record`) attached, by writing a devpi export dump "
+          f"test record in ci-kit's shape (`ci_kit.results.test_record`) attached, by writing a devpi export dump "
           f"({s(sd['dump_s'])}) and importing it with `devpi-import` into the server directory before the server "
           f"started ({s(sd['import_s'])}; total {s(sd['total_s'])}). Why not over HTTP: uploading them through devpi's "
           "upload API with 8 threads got slower and slower on this machine (about 26 uploads/s at first, 1.5/s after "

@@ -566,7 +566,7 @@ def _rebuild(server: Server, work: Path, plan: Plan, base: str, reg: Registry, n
         simple = f"{server.url}/ci/testing/+simple/"
         # PyPI may sit behind a TLS proxy with a CA of this machine's (ci-kit image mounts
         # the same bundle into its fetch): the naive build gets it as a file beside pip.
-        from pipelines.image import ca_bundle
+        from ci_kit.image.wheels import ca_bundle
 
         text = B_DOCKERFILE.format(base=base, requirement=last_req, simple=simple)
         extra = f"--index-url {simple} --extra-index-url https://pypi.org/simple"

@@ -61,7 +61,7 @@ def write_dump(dest: Path, user: str, name: str, n: int) -> dict[str, Any]:
     from devpi_server import __version__ as server_version
     from devpi_server.auth import hash_password
 
-    from pipelines import results
+    from ci_kit import results
 
     py = "%d.%d" % sys.version_info[:2]
     t0 = time.perf_counter()
