@@ -33,3 +33,18 @@ def test_help_imports_nothing_heavy():
             "print('HEAVY=' + ','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "HEAVY=", out
+
+
+def test_settings_groups_are_exactly_the_key_table():
+    """The groups are declared for mypy, the table is the truth: every key is a field of
+    its group and every field of a group (besides its secret's source) is a key."""
+    from ci_kit import config
+
+    for group, cls in config.GROUPS.items():
+        declared = set(config.key_fields(cls))
+        table = {k.attr for k in config.KEYS if k.group == group}
+        assert declared == table, f"settings.{group}: only in the class {declared - table}, only in KEYS {table - declared}"
+    assert {k.group for k in config.KEYS} == set(config.GROUPS)
+    s = config.load(ROOT / "examples" / "churn-model", environ={"CI_KIT_TEST_EXTRAS": "a,b", "CI_KIT_IMAGE": "1"})
+    assert s.test.test_extras == ("a", "b") and s.run.image is True
+    assert s.describe()["test-extras"] == {"value": ["a", "b"], "source": "environment CI_KIT_TEST_EXTRAS"}

@@ -321,8 +321,8 @@ def test_settings_read_secrets_from_the_given_environment(monkeypatch):
 
     monkeypatch.setenv("CI_KIT_PASSWORD", "from-os-environ-1")
     s = config.load(EXAMPLE, environ={"CI_KIT_PASSWORD": "from-given-env-1"})
-    assert s.password == "from-given-env-1"
-    assert config.load(EXAMPLE, environ={}).password is None
+    assert s.index.password == "from-given-env-1"
+    assert config.load(EXAMPLE, environ={}).index.password is None
 
 
 def test_debug_traceback_is_masked(capsys):

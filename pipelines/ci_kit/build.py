@@ -119,7 +119,7 @@ def build(settings: Settings) -> Manifest:
     repo.require_history(project)
     commit = repo.head_commit(project)
     epoch = repo.commit_time_epoch(project, commit)
-    dist = settings.path(settings.dist_dir)
+    dist = settings.path(settings.build.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
     with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
         tmp = Path(tmp_s)
@@ -148,8 +148,8 @@ def build(settings: Settings) -> Manifest:
         for p in built:
             reproducible_sdist(p, epoch)
         name, version = name_and_version([p.name for p in built])
-        if settings.metadata_check != "off":
-            strict = settings.metadata_check == "strict"
+        if settings.build.metadata_check != "off":
+            strict = settings.build.metadata_check == "strict"
             console.step(f"build: twine check{' --strict' if strict else ''} {' '.join(p.name for p in built)}")
             failed, report = checker.result()(built, strict)
             if failed:
@@ -160,7 +160,7 @@ def build(settings: Settings) -> Manifest:
             if "with warnings" in report:  # twine's words for what is missing but harmless
                 for line in report.splitlines():
                     if line.strip() and not line.startswith("Checking "):
-                        console.step(f"build: metadata: {line.strip()} (metadata-check = \"{settings.metadata_check}\")")
+                        console.step(f"build: metadata: {line.strip()} (metadata-check = \"{settings.build.metadata_check}\")")
         dist.mkdir(parents=True, exist_ok=True)
         files = []
         for p in built:

@@ -43,10 +43,10 @@ def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results:
     preflight.writable_file(getattr(args, "output", None), "--output")
     preflight.writable_file(getattr(args, "summary", None), "--summary")
     if dist:
-        preflight.writable_dir(s.path(s.dist_dir), "dist-dir")
+        preflight.writable_dir(s.path(s.build.dist_dir), "dist-dir")
     if results:
         junit = getattr(args, "junit_dir", None)
-        preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.results_dir), "--junit-dir" if junit else "results-dir")
+        preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.test.results_dir), "--junit-dir" if junit else "results-dir")
     return s
 
 
@@ -82,7 +82,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from ci_kit.push import push
 
     s = _preflight(args, _settings(args))
-    result = push(s, Manifest.read(s.path(s.dist_dir)))
+    result = push(s, Manifest.read(s.path(s.build.dist_dir)))
     return _emit_push(args, result)
 
 
@@ -220,9 +220,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     desc = {**s.describe(), "credentials": credentials(s)}  # what the password/token held may do, never its value
     if args.json:
         console.out_json(desc)
-    else:
-        for k, v in desc.items():
-            console.out(f"{k:22} {v['value']!s:40} ({v['source']})")
+    else:  # grouped as the settings object is (settings.index, settings.test ...)
+        group = ""
+        for key in config.KEYS_BY_GROUP:
+            if key.group != group:
+                group = key.group
+                console.out(f"[{group}]")
+            v = desc[key.name]
+            console.out(f"  {key.name:22} {v['value']!s:40} ({v['source']})")
+        console.out(f"{'credentials':24} {desc['credentials']['value']!s:40} ({desc['credentials']['source']})")
     return 0
 
 

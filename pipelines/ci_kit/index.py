@@ -129,14 +129,14 @@ class Index:
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        index = cls(settings.index_url, settings.user, timeout=float(settings.index_timeout))
+        index = cls(settings.index.index_url, settings.index.user, timeout=float(settings.index.index_timeout))
         if login == "when-asked":
-            index._password_later = lambda: settings.password
+            index._password_later = lambda: settings.index.password
             return index
         if login:
-            password = settings.password
+            password = settings.index.password
             if not password:
-                raise AuthError(f"no password for devpi user {settings.user!r}",
+                raise AuthError(f"no password for devpi user {settings.index.user!r}",
                                 "set CI_KIT_PASSWORD (a password or a devpi token) or pass --password-file FILE")
             index.login(password)
         return index

@@ -22,7 +22,7 @@ from ci_kit.release import Spec
 
 def build_and_push(settings: Settings, index: Index | None = None) -> push_mod.PushResult:
     index = index or Index.from_settings(settings)
-    index.index_config(settings.unstable_index)  # fail fast, before a build, if the index is wrong
+    index.index_config(settings.index.unstable_index)  # fail fast, before a build, if the index is wrong
     manifest = build_mod.build(settings)
     return push_mod.push(settings, manifest, index)
 
@@ -56,7 +56,7 @@ def run(settings: Settings) -> dict[str, Any]:
     else:
         two = test_and_promote(settings, spec, commit=pushed.manifest.commit, index=index)
     out = {**pushed.outputs(), **two.outputs()}
-    if settings.image:
+    if settings.run.image:
         from ci_kit import image
 
         out["image"] = image.build_image_for_run(settings, spec, index=index)  # provided by the image module

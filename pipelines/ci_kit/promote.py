@@ -86,8 +86,8 @@ def verified(settings: Settings, spec: Spec, index: Index) -> str | None:
     there = index.release(target, spec.name, spec.version)
     if there is None or not there.files:
         return None
-    recs = _records(index, there, settings.trusted)
-    problems, _ = _verified_on_target(there, recs, settings.python_versions)
+    recs = _records(index, there, settings.index.trusted)
+    problems, _ = _verified_on_target(there, recs, settings.test.python_versions)
     done = all(recs[f.basename].of("promotion", f.sha256) for f in there.files)
     return target if done and not problems else None
 
@@ -95,7 +95,7 @@ def verified(settings: Settings, spec: Spec, index: Index) -> str | None:
 def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: bool = False,
             index: Index | None = None) -> Promotion:
     index = index or Index.from_settings(settings)
-    source, trusted = settings.unstable_index, settings.trusted
+    source, trusted = settings.index.unstable_index, settings.index.trusted
     target = target_index(settings, spec.version)
     rel = index.release(source, spec.name, spec.version)
     there = index.release(target, spec.name, spec.version)
@@ -115,7 +115,7 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     check_acls(index, source, trusted)
     recs = _records(index, rel, trusted)
     build, problems = evidence.build_of(index, rel, trusted)
-    verdict = gate.judge(rel.files, recs, settings.python_versions, build.commit) if build else gate.Verdict(other=problems)
+    verdict = gate.judge(rel.files, recs, settings.test.python_versions, build.commit) if build else gate.Verdict(other=problems)
     promo.gate = verdict.evidence + verdict.problems
     if there is not None and {f.basename for f in rel.files} <= {f.basename for f in there.files}:
         return _already(index, settings, promo, there, rel, verdict)
@@ -161,7 +161,7 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
     after = index.release(promo.target, rel.name, rel.version)
-    have = _records(index, after, settings.trusted) if after else {}
+    have = _records(index, after, settings.index.trusted) if after else {}
     at = results.now()  # one promotion, one time: status shows it once
     for f in rel.files:
         t = after.file(f.basename) if after else None
@@ -169,7 +169,7 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
             raise Mismatch(f"after promotion {f.basename} on {promo.target} is {t.sha256 if t else 'missing'}, expected {f.sha256}",
                            f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
         present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
-        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.trusted)
+        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.index.trusted)
         for r in copies:
             if r.link.sha256 not in present:
                 index.attach_result(t, index.read_result_bytes(r.link))
@@ -186,15 +186,15 @@ def _already(index: Index, settings: Settings, promo: Promotion, there: Release,
              verdict: gate.Verdict | None) -> Promotion:
     """The target holds the release: a success only if its evidence says so. What an
     interrupted promotion did not record is completed from unstable's evidence."""
-    recs = _records(index, there, settings.trusted)
-    problems, forced = _verified_on_target(there, recs, settings.python_versions)
+    recs = _records(index, there, settings.index.trusted)
+    problems, forced = _verified_on_target(there, recs, settings.test.python_versions)
     missing_promotion = [f for f in there.files if not recs[f.basename].of("promotion", f.sha256)]
     if (problems or missing_promotion) and rel is not None and verdict is not None and (verdict.passed or promo.forced):
         if promo.dry_run:
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        build = evidence.build_of(index, rel, settings.trusted)[0]
+        build = evidence.build_of(index, rel, settings.index.trusted)[0]
         _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=not verdict.passed)
         promo.forced = not verdict.passed
         return promo

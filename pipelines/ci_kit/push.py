@@ -76,8 +76,8 @@ def collisions(manifest: Manifest, release: Release | None, where: str) -> list[
 
 def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
     index = index or Index.from_settings(settings)
-    target = settings.unstable_index
-    dist = settings.path(settings.dist_dir)
+    target = settings.index.unstable_index
+    dist = settings.path(settings.build.dist_dir)
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
     problems = collisions(manifest, existing, target)
@@ -91,7 +91,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
                              "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
     if existing is not None:
-        _check_built_from(index, existing, manifest, settings.trusted)
+        _check_built_from(index, existing, manifest, settings.index.trusted)
     uploaded, skipped = [], []
     for f in manifest.files:
         if existing is not None and existing.file(f.filename) is not None:
@@ -110,7 +110,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
                              "the index did not keep what was sent; check the devpi-server log")
         urls[f.filename] = there.url
-    _record_build(index, after, manifest, settings.trusted)
+    _record_build(index, after, manifest, settings.index.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)
 

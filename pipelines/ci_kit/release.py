@@ -48,8 +48,8 @@ def is_final(version: str) -> bool:
 
 def target_index(settings: Settings, version: str) -> str:
     """Routing of DESIGN.md: final releases go to stable, everything else to testing."""
-    if settings.promote_to == "stable":
-        return settings.stable_index
-    if settings.promote_to == "testing":
-        return settings.testing_index
-    return settings.stable_index if is_final(version) else settings.testing_index
+    if settings.index.promote_to == "stable":
+        return settings.index.stable_index
+    if settings.index.promote_to == "testing":
+        return settings.index.testing_index
+    return settings.index.stable_index if is_final(version) else settings.index.testing_index

@@ -161,7 +161,7 @@ def product_env(settings: Settings, extra: Mapping[str, str], home: Path, tmp: P
                 base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of the product's test run (see the module docstring)."""
     base = os.environ if base is None else base
-    patterns = (*BASE_ENV, *settings.pass_env)
+    patterns = (*BASE_ENV, *settings.test.pass_env)
     unsafe = set(settings.password_files)
     secrets = [s for s in console.secrets() if s]
     env: dict[str, str] = {}
@@ -221,7 +221,7 @@ def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
     from ci_kit import envs
 
     keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
-    for version in settings.python_versions:
+    for version in settings.test.python_versions:
         try:
             keep.add(os.path.dirname(os.path.dirname(os.path.realpath(envs.find_python(version)))))
         except UsageError:

@@ -24,7 +24,7 @@ def _version_key(v: str) -> Any:
 
 
 def _roles(settings: Settings) -> list[tuple[str, str]]:
-    roles = [("unstable", settings.unstable_index), ("testing", settings.testing_index), ("stable", settings.stable_index)]
+    roles = [("unstable", settings.index.unstable_index), ("testing", settings.index.testing_index), ("stable", settings.index.stable_index)]
     seen, out = set(), []
     for role, name in roles:
         if name not in seen:
@@ -61,7 +61,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
         for (idx, rel, link), rec in zip(links, records):
             if rel.version != v:
                 continue
-            if link.who not in settings.trusted or evidence.check(rec) is not None:
+            if link.who not in settings.index.trusted or evidence.check(rec) is not None:
                 ignored += 1  # not evidence: shown as a count, never as an outcome
                 continue
             ck = rec["ci_kit"]
@@ -73,7 +73,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
                 if entry not in entries:
                     entries.append(entry)
-            elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
+            elif ck["kind"] == "test" and (idx == settings.index.unstable_index or not row["tests"]):
                 f = next((f for f in rel.files if f.url == link.for_url), None)
                 if f is None or f.sha256 != ck["sha256"]:
                     continue

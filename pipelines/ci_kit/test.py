@@ -91,7 +91,7 @@ def built_from(settings: Settings, index: Index, release: Release, commit: str |
     """The commit job 1 recorded for the release (its build record); a --commit that
     differs is refused, final versions included. A release whose build records are
     missing or incomplete (job 1 died between uploads) is refused before any test."""
-    build, problems = evidence.build_of(index, release, settings.trusted)
+    build, problems = evidence.build_of(index, release, settings.index.trusted)
     if build is None:
         raise NotFound(f"{release.name}=={release.version} on {release.index} is incomplete: " + "; ".join(problems),
                        "run job 1 (ci-kit build-and-push) again on the commit that built it; it completes the release")
@@ -105,7 +105,7 @@ def built_from(settings: Settings, index: Index, release: Release, commit: str |
 
 def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: list[str] | None = None,
          junit_dir: Path | None = None, index: Index | None = None, only_python: str | None = None) -> TestReport:
-    pythons = pythons or settings.python_versions
+    pythons = pythons or settings.test.python_versions
     if only_python is not None and only_python not in pythons:
         raise UsageError(f"--only-python {only_python} is not one of python-versions ({', '.join(pythons)})",
                          "pass the whole matrix as python-versions (CI_KIT_PYTHON_VERSIONS) and this job's Python")
@@ -114,14 +114,14 @@ def test(settings: Settings, spec: Spec, commit: str | None = None, pythons: lis
     project = settings.project_dir
     repo.require_project(project)
     index = index or Index.from_settings(settings)
-    source = settings.unstable_index
+    source = settings.index.unstable_index
     release = index.release(source, spec.name, spec.version)
     if release is None or not release.files:
         raise NotFound(f"{spec} is not on {source}", "push it first (ci-kit build-and-push), and check the name and version")
     commit = built_from(settings, index, release, commit)
     repo.resolve_commit(project, commit)
     repo.check_version_matches(spec.version, commit)
-    out_dir = junit_dir or settings.path(settings.results_dir)
+    out_dir = junit_dir or settings.path(settings.test.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = TestReport(spec, commit)
     plan = _plan(release, pythons)
@@ -189,23 +189,23 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
         "CI_KIT_PROBE_DIST": spec.name,
         "CI_KIT_METRICS_FILE": str(box.output(metrics_file)),
     }
-    if settings.tox_env:
+    if settings.test.tox_env:
         env, argv, child, label = _tox(settings, f, path, py, tmp, tag, probe_env, box)
     else:
         env = envs.create(tmp / f"env-{tag}", py)
         console.step(f"test: installing {f.basename} into a fresh Python {py} environment")
-        extras = f"[{','.join(settings.test_extras)}]" if settings.test_extras else ""
+        extras = f"[{','.join(settings.test.test_extras)}]" if settings.test.test_extras else ""
         reqs = [f"{spec.name}{extras} @ {path.as_uri()}"]
-        argv = shlex.split(settings.test_command)
+        argv = shlex.split(settings.test.test_command)
         if runs_pytest(argv):
             reqs.append("pytest")
-        envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.dependency_index_url)
+        envs.install(env, reqs + testdeps.install_args(settings, clone), index_url=settings.test.dependency_index_url)
         child = box.env({"VIRTUAL_ENV": str(env.path), "PATH": f"{env.bin}{os.pathsep}{os.environ.get('PATH', '')}", **probe_env})
         if argv and argv[0] in ("pytest", "py.test"):
             argv[0] = str(env.bin / argv[0])
         elif argv and _PYTHON.fullmatch(argv[0]):  # `python -m pytest`: the environment's Python, whatever PATH says
             argv[0] = str(env.python)
-        label = settings.test_command
+        label = settings.test.test_command
     console.step(f"test: {label}  (Python {py}, in the clone, against the installed {f.kind})")
     started = time.monotonic()
     try:
@@ -218,9 +218,9 @@ def _run_one(settings: Settings, spec: Spec, commit: str, f: ReleaseFile, path: 
     ran = _python_that_ran(env, probe)
     counts = junit_mod.counts(junit)
     counted = counts is not None
-    message = _verdict(rc, counts, settings.require_junit)
+    message = _verdict(rc, counts, settings.test.require_junit)
     if not message and ran and ".".join(ran.split(".")[:2]) != py:
-        message = f"the tests ran on Python {ran}, not {py}" + (" (check the tox env's base_python)" if settings.tox_env else "")
+        message = f"the tests ran on Python {ran}, not {py}" + (" (check the tox env's base_python)" if settings.test.tox_env else "")
     proof = _proof(env, probe, modules, clone)
     if not message and proof.get("problem"):
         message = proof["problem"]
@@ -336,7 +336,7 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
 
     if importlib.util.find_spec("tox") is None:
         raise UsageError("tox-env is set but tox is not installed", "pip install 'ci-kit[tox]' (tox with tox-uv)")
-    name = settings.tox_env.replace("{py}", py.replace(".", "")).replace("{py_dot}", py)
+    name = settings.test.tox_env.replace("{py}", py.replace(".", "")).replace("{py_dot}", py)
     workdir = box.root / f"tox-{tag}"
     passed = ",".join(sorted(probe_env))
     python = envs.find_python(py)
@@ -357,7 +357,7 @@ def _tox(settings: Settings, f: ReleaseFile, path: Path, py: str, tmp: Path, tag
     if prep.returncode != 0 and re.search(r"environments? not found|conflicting with base python|conflicting factors", prep.stdout):
         why = [l.strip() for l in prep.stdout.splitlines() if re.search(r"not found|conflicting", l)][:1]
         named = [l.strip() for l in prep.stdout.splitlines() if l.strip()][-1:] if why and "not found" in why[0] else []
-        raise UsageError(f"tox-env {settings.tox_env!r} (here {name}): " + " ".join(why + named),
+        raise UsageError(f"tox-env {settings.test.tox_env!r} (here {name}): " + " ".join(why + named),
                          "name an environment the tox configuration defines (`tox list`); `{py}` becomes e.g. 311, `{py_dot}` 3.11")
     if prep.returncode != 0:
         raise EnvFailed(f"tox could not make the {name} environment: " + " / ".join(prep.stdout.strip().splitlines()[-4:]),

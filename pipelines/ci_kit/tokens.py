@@ -164,8 +164,8 @@ def check_time(info: TokenInfo, now: float | None = None) -> None:
 
 def targets(settings: Settings) -> list[str]:
     """The indexes promotion may write to, as routed by promote-to."""
-    which = {"auto": [settings.testing_index, settings.stable_index],
-             "testing": [settings.testing_index], "stable": [settings.stable_index]}[settings.promote_to]
+    which = {"auto": [settings.index.testing_index, settings.index.stable_index],
+             "testing": [settings.index.testing_index], "stable": [settings.index.stable_index]}[settings.index.promote_to]
     return sorted(set(which))
 
 
@@ -174,7 +174,7 @@ def rights_for(stage: str, settings: Settings) -> tuple[list[str], list[str]]:
     allowed, where = STAGES[stage]
     indexes: set[str] = set()
     for w in where:
-        indexes.update(targets(settings) if w == "targets" else [settings.unstable_index])
+        indexes.update(targets(settings) if w == "targets" else [settings.index.unstable_index])
     return sorted(allowed), sorted(indexes)
 
 
@@ -334,15 +334,16 @@ def _needed(method: str, url: str, root: str) -> str:
 
 def credentials(settings: Settings) -> dict[str, Any]:
     """What the credential ci-kit holds is and may do, for `ci-kit config`; never its value."""
-    if settings.secret_env.get("CI_KIT_PASSWORD"):  # the environment given to config.load()
-        source = "environment CI_KIT_PASSWORD"
-    elif settings.password_files and settings.password_files[0] != settings.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE"):
-        source = f"file {settings.password_files[0]}"
+    held = settings.index.credential  # from the environment given to config.load()
+    if held.value:
+        source = f"environment {held.variable}"
+    elif held.file:
+        source = f"file {held.file}"
     else:
         return {"value": "none (reads only; writes need CI_KIT_PASSWORD or a password file)", "source": "default"}
-    secret = settings.password or ""
+    secret = settings.index.password or ""
     if not is_token(secret):
-        return {"value": f"password of devpi user {settings.user} (all of the user's rights)", "source": source}
+        return {"value": f"password of devpi user {settings.index.user} (all of the user's rights)", "source": source}
     try:
         info = inspect(secret)
     except AuthError as exc:
@@ -361,16 +362,16 @@ def make(settings: Settings, stage: str, *, expires: str = "30d", projects: list
     until = parse_expires(expires)
     if until <= time.time():
         raise UsageError(f"--expires {expires} is in the past", "give a duration such as 30d or a future date")
-    secret = settings.password
+    secret = settings.index.password
     if not secret:
-        raise AuthError(f"no credential for devpi user {settings.user!r} to make a token from",
+        raise AuthError(f"no credential for devpi user {settings.index.user!r} to make a token from",
                         "set CI_KIT_PASSWORD (the user's password, or a broader token) or pass --password-file FILE")
     if is_token(secret):
         console.add_secret(secret)
         token, how = derive(secret, allowed=allowed, indexes=indexes, projects=projects, expires=until), "derived offline from the token held"
     else:
         index = Index.from_settings(settings)
-        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {settings.index_url}"
+        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {settings.index.index_url}"
     console.add_secret(token)
     return token, inspect(token), how
 
