@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
-from ci_kit.config import Settings
+from ci_kit.config import BuildSettings, under
 from ci_kit.errors import BuildError, ProjectError
 from ci_kit.dists import sha256_of
 
@@ -105,7 +105,7 @@ def _installer_flags() -> list[str]:
         return ["--installer", "uv"] if shutil.which("uv") else []
 
 
-def build(settings: Settings) -> Manifest:
+def build(project: Path, cfg: BuildSettings) -> Manifest:
     """sdist and wheel, each built from its own fresh clone of HEAD, at the same time.
 
     Fresh clones: what is built is exactly what the commit holds, and the work tree gets
@@ -113,13 +113,12 @@ def build(settings: Settings) -> Manifest:
     about 1.2 s less per job 1 (benchmarks/RESULTS.md); the sdist is still proven to
     build a working wheel, because job 2 installs and tests it.
     """
-    project = settings.project_dir
     repo.require_project(project)
     repo.require_clean(project)
     repo.require_history(project)
     commit = repo.head_commit(project)
     epoch = repo.commit_time_epoch(project, commit)
-    dist = settings.path(settings.build.dist_dir)
+    dist = under(project, cfg.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
     with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
         tmp = Path(tmp_s)
@@ -148,8 +147,8 @@ def build(settings: Settings) -> Manifest:
         for p in built:
             reproducible_sdist(p, epoch)
         name, version = name_and_version([p.name for p in built])
-        if settings.build.metadata_check != "off":
-            strict = settings.build.metadata_check == "strict"
+        if cfg.metadata_check != "off":
+            strict = cfg.metadata_check == "strict"
             console.step(f"build: twine check{' --strict' if strict else ''} {' '.join(p.name for p in built)}")
             failed, report = checker.result()(built, strict)
             if failed:
@@ -160,7 +159,7 @@ def build(settings: Settings) -> Manifest:
             if "with warnings" in report:  # twine's words for what is missing but harmless
                 for line in report.splitlines():
                     if line.strip() and not line.startswith("Checking "):
-                        console.step(f"build: metadata: {line.strip()} (metadata-check = \"{settings.build.metadata_check}\")")
+                        console.step(f"build: metadata: {line.strip()} (metadata-check = \"{cfg.metadata_check}\")")
         dist.mkdir(parents=True, exist_ok=True)
         files = []
         for p in built:

@@ -50,6 +50,13 @@ def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results:
     return s
 
 
+def _index(settings: Any, login: bool | str = True) -> Any:
+    """The one Index of this command, made here at the top and handed to every stage."""
+    from ci_kit.index import Index
+
+    return Index.from_settings(settings.index, login=login)
+
+
 def _n(count: int, noun: str) -> str:
     """1 test, 2 tests."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
@@ -66,7 +73,8 @@ def _spec(text: str) -> Any:
 def cmd_build(args: argparse.Namespace) -> int:
     from ci_kit.build import build
 
-    m = build(_preflight(args, _settings(args), dist=True))
+    s = _preflight(args, _settings(args), dist=True)
+    m = build(s.project_dir, s.build)
     console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
                                         "commit": m.commit, "files": [f.__dict__ for f in m.files]})
     console.write_summary(args.summary, summary.build(m))
@@ -82,7 +90,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     from ci_kit.push import push
 
     s = _preflight(args, _settings(args))
-    result = push(s, Manifest.read(s.path(s.build.dist_dir)))
+    dist = s.path(s.build.dist_dir)
+    result = push(_index(s), s.index, Manifest.read(dist), dist)
     return _emit_push(args, result)
 
 
@@ -101,7 +110,8 @@ def _emit_push(args: argparse.Namespace, result: Any) -> int:
 def cmd_build_and_push(args: argparse.Namespace) -> int:
     from ci_kit.jobs import build_and_push
 
-    return _emit_push(args, build_and_push(_preflight(args, _settings(args), dist=True)))
+    s = _preflight(args, _settings(args), dist=True)
+    return _emit_push(args, build_and_push(_index(s), s))
 
 
 @contextlib.contextmanager
@@ -118,13 +128,14 @@ def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from ci_kit.test import test
+    from ci_kit.test import pythons_to_run, test
 
     s = _preflight(args, _settings(args), results=True)
+    pythons_to_run(s.test.python_versions, getattr(args, "only_python", None))  # a usage error before the index is asked
     with _summary_on_failure(args):
-        report = test(s, _spec(args.requirement), commit=args.commit,
+        report = test(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
                       junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
-                      only_python=getattr(args, "only_python", None))
+                      only_python=getattr(args, "only_python", None), secret_files=s.password_files)
     console.write_summary(args.summary, summary.test(report))
     if args.json:
         console.out_json(report.to_json())
@@ -138,7 +149,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from ci_kit.promote import promote
 
-    p = promote(_preflight(args, _settings(args)), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
+    s = _preflight(args, _settings(args))
+    p = promote(_index(s), s.index, s.test.python_versions, _spec(args.requirement), dry_run=args.dry_run, force=args.force)
     console.write_summary(args.summary, summary.promote(p))
     outputs = p.outputs()
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
@@ -155,7 +167,8 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from ci_kit.jobs import test_and_promote
 
     with _summary_on_failure(args):
-        job = test_and_promote(_preflight(args, _settings(args), results=True), _spec(args.requirement), commit=args.commit,
+        s = _preflight(args, _settings(args), results=True)
+        job = test_and_promote(_index(s), s, _spec(args.requirement), commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     console.write_summary(args.summary, summary.test(job.report) + "\n\n" + summary.promote(job.promotion))
     outputs = job.outputs()
@@ -170,7 +183,8 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ci_kit.jobs import run
 
-    outputs = run(_preflight(args, _settings(args), dist=True, results=True))
+    s = _preflight(args, _settings(args), dist=True, results=True)
+    outputs = run(_index(s), s)
     console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
     if args.json:
         console.out_json(outputs)
@@ -188,10 +202,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--limit must be 1 or more, got {args.limit}", "use --all to show every version")
     if args.name:
-        data = status.project_status(s, args.name, limit=0 if args.all else args.limit)
+        data = status.project_status(_index(s, login=False), s.index, args.name, limit=0 if args.all else args.limit)
         console.out_json(data) if args.json else console.out(status.render_project(data))
     else:
-        data = status.overview(s)
+        data = status.overview(_index(s, login=False), s.index)
         console.out_json(data) if args.json else console.out(status.render_overview(data))
     return 0
 
@@ -217,7 +231,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from ci_kit.tokens import credentials
 
     s = _settings(args)
-    desc = {**s.describe(), "credentials": credentials(s)}  # what the password/token held may do, never its value
+    desc = {**s.describe(), "credentials": credentials(s.index)}  # what the password/token held may do, never its value
     if args.json:
         console.out_json(desc)
     else:  # grouped as the settings object is (settings.index, settings.test ...)
@@ -238,10 +252,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     if not args.stage:
-        cred = tokens.credentials(s)
+        cred = tokens.credentials(s.index)
         console.out_json(cred) if args.json else console.out(f"{cred['value']} ({cred['source']})")
         return 0
-    token, info, how = tokens.make(s, args.stage, expires=args.expires, projects=args.project)
+    token, info, how = tokens.make(s.index, args.stage, expires=args.expires, projects=args.project)
     console.step(f"token: for {args.stage}, {how}: {info.describe()}")
     if args.token_file:
         tokens.write_token(token, args.token_file)

@@ -326,21 +326,30 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
         values["index-url"] = f"http://127.0.0.1:{values['server-port']}"
         sources["index-url"] = f"{sources['server-port']} (server-port)"
     values["index-url"] = values["index-url"].rstrip("/")
-    secret_env = {k: environ[k] for k in SECRET_ENV if environ.get(k)}
-    password_file = (flags or {}).get("password-file") or secret_env.get("CI_KIT_PASSWORD_FILE", "")
-    secrets = {
-        "credential": Secret("CI_KIT_PASSWORD", secret_env.get("CI_KIT_PASSWORD", ""), password_file, "the password file",
+    return Settings(project_dir=project_dir, sources=sources, **_groups(values, _secrets(flags or {}, environ)))
+
+
+def _secrets(flags: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Secret]:
+    """Where each secret comes from, taken from the environment given to load() now."""
+    env = {k: environ[k] for k in SECRET_ENV if environ.get(k)}
+    return {
+        "credential": Secret("CI_KIT_PASSWORD", env.get("CI_KIT_PASSWORD", ""),
+                             flags.get("password-file") or env.get("CI_KIT_PASSWORD_FILE", ""), "the password file",
                              "pass a readable file with --password-file or set CI_KIT_PASSWORD"),
-        "registry_credential": Secret("CI_KIT_REGISTRY_PASSWORD", secret_env.get("CI_KIT_REGISTRY_PASSWORD", ""),
-                                      secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""), "the registry password file",
+        "registry_credential": Secret("CI_KIT_REGISTRY_PASSWORD", env.get("CI_KIT_REGISTRY_PASSWORD", ""),
+                                      env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""), "the registry password file",
                                       "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD"),
     }
+
+
+def _groups(values: dict[str, Any], secrets: dict[str, Secret]) -> dict[str, Any]:
+    """Each group made from its keys in KEYS (and its secret's source)."""
     groups: dict[str, Any] = {}
     for name, cls in GROUPS.items():
         kwargs = {k.attr: _frozen(values[k.name]) for k in KEYS if k.group == name}
         kwargs.update({f.name: secrets[f.name] for f in fields(cls) if f.metadata.get("secret")})
         groups[name] = cls(**kwargs)
-    return Settings(project_dir=project_dir, sources=sources, **groups)
+    return groups
 
 
 def _frozen(value: Any) -> Any:

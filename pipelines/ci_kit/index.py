@@ -26,7 +26,7 @@ from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
 if TYPE_CHECKING:
     import requests
 
-    from ci_kit.config import Settings
+    from ci_kit.config import IndexSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,20 @@ class Index:
         self.token: Any = None  # a tokens.TokenInfo when a devpi-tokens token is held
 
     @classmethod
-    def from_settings(cls, settings: Settings, login: bool | str = True) -> Index:
+    def from_settings(cls, settings: IndexSettings | Settings, login: bool | str = True) -> Index:
         """login: True (a password is required, exchanged for a token now), False
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        index = cls(settings.index.index_url, settings.index.user, timeout=float(settings.index.index_timeout))
+        cfg: IndexSettings = getattr(settings, "index", settings)  # type: ignore[arg-type]  # until image/ passes settings.index
+        index = cls(cfg.index_url, cfg.user, timeout=float(cfg.index_timeout))
         if login == "when-asked":
-            index._password_later = lambda: settings.index.password
+            index._password_later = lambda: cfg.password
             return index
         if login:
-            password = settings.index.password
+            password = cfg.password
             if not password:
-                raise AuthError(f"no password for devpi user {settings.index.user!r}",
+                raise AuthError(f"no password for devpi user {cfg.user!r}",
                                 "set CI_KIT_PASSWORD (a password or a devpi token) or pass --password-file FILE")
             index.login(password)
         return index

@@ -20,11 +20,10 @@ from ci_kit.index import Index
 from ci_kit.release import Spec
 
 
-def build_and_push(settings: Settings, index: Index | None = None) -> push_mod.PushResult:
-    index = index or Index.from_settings(settings)
+def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
     index.index_config(settings.index.unstable_index)  # fail fast, before a build, if the index is wrong
-    manifest = build_mod.build(settings)
-    return push_mod.push(settings, manifest, index)
+    manifest = build_mod.build(settings.project_dir, settings.build)
+    return push_mod.push(index, settings.index, manifest, settings.path(settings.build.dist_dir))
 
 
 @dataclass
@@ -36,25 +35,25 @@ class JobTwo:
         return {**self.promotion.outputs(), "commit": self.report.commit, "tests": self.report.to_json()}
 
 
-def test_and_promote(settings: Settings, spec: Spec, commit: str | None = None, pythons: list[str] | None = None,
-                     junit_dir: Path | None = None, index: Index | None = None) -> JobTwo:
-    index = index or Index.from_settings(settings)
-    report = test_mod.test(settings, spec, commit=commit, pythons=pythons, junit_dir=junit_dir, index=index)
-    promotion = promote_mod.promote(settings, spec, index=index)
+def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: str | None = None,
+                     junit_dir: Path | None = None) -> JobTwo:
+    report = test_mod.test(index, settings.index, settings.test, settings.project_dir, spec, commit=commit,
+                           junit_dir=junit_dir, secret_files=settings.password_files)
+    promotion = promote_mod.promote(index, settings.index, settings.test.python_versions, spec)
     return JobTwo(report, promotion)
 
 
-def run(settings: Settings) -> dict[str, Any]:
-    index = Index.from_settings(settings)
-    pushed = build_and_push(settings, index)
+def run(index: Index, settings: Settings) -> dict[str, Any]:
+    pushed = build_and_push(index, settings)
     console.step(f"run: job 1 done: {pushed.manifest.requirement} at {pushed.manifest.commit[:12]}")
     spec = Spec(pushed.manifest.name, pushed.manifest.version)
-    target = promote_mod.verified(settings, spec, index)
+    target = promote_mod.verified(index, settings.index, settings.test.python_versions, spec)
     if target is not None:
         console.step(f"run: {spec} is already on {target} with its evidence verified there; not testing it again")
-        two = JobTwo(test_mod.TestReport(spec, pushed.manifest.commit), promote_mod.promote(settings, spec, index=index))
+        two = JobTwo(test_mod.TestReport(spec, pushed.manifest.commit),
+                     promote_mod.promote(index, settings.index, settings.test.python_versions, spec))
     else:
-        two = test_and_promote(settings, spec, commit=pushed.manifest.commit, index=index)
+        two = test_and_promote(index, settings, spec, commit=pushed.manifest.commit)
     out = {**pushed.outputs(), **two.outputs()}
     if settings.run.image:
         from ci_kit import image

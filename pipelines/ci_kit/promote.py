@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ci_kit import console, evidence, gate, results, runner
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings
 from ci_kit.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
 from ci_kit.index import Index, Release, ReleaseFile
 from ci_kit.release import Spec, target_index
@@ -65,7 +65,7 @@ def _records(index: Index, rel: Release, trusted: frozenset[str]) -> dict[str, e
     return recs
 
 
-def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], pythons: list[str]) -> tuple[list[str], bool]:
+def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], pythons: Sequence[str]) -> tuple[list[str], bool]:
     """(problems, forced): does the target's own evidence show that each of its files
     passed (for the commit its copied build record names), or that it was forced there?"""
     forced = {f.basename for f in there.files if any(p.fields["forced"] for p in recs[f.basename].of("promotion", f.sha256))}
@@ -78,25 +78,26 @@ def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], p
     return [p for name, p in verdict.failed.items() if name not in forced], bool(forced)
 
 
-def verified(settings: Settings, spec: Spec, index: Index) -> str | None:
+def verified(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec) -> str | None:
     """The target index if it already holds the release with every file verified there
     (evidence or a recorded forced promotion, and a promotion record), else None. Lets
     `ci-kit run` skip re-testing what is promoted; promote itself still checks again."""
-    target = target_index(settings, spec.version)
+    target = target_index(cfg, spec.version)
     there = index.release(target, spec.name, spec.version)
     if there is None or not there.files:
         return None
-    recs = _records(index, there, settings.index.trusted)
-    problems, _ = _verified_on_target(there, recs, settings.test.python_versions)
+    recs = _records(index, there, cfg.trusted)
+    problems, _ = _verified_on_target(there, recs, pythons)
     done = all(recs[f.basename].of("promotion", f.sha256) for f in there.files)
     return target if done and not problems else None
 
 
-def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: bool = False,
-            index: Index | None = None) -> Promotion:
-    index = index or Index.from_settings(settings)
-    source, trusted = settings.index.unstable_index, settings.index.trusted
-    target = target_index(settings, spec.version)
+def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec, *, dry_run: bool = False,
+            force: bool = False) -> Promotion:
+    """Gate the release on unstable (trusted passing evidence for each file on each of
+    pythons), then copy exactly those bytes to the target index cfg.promote_to names."""
+    source, trusted = cfg.unstable_index, cfg.trusted
+    target = target_index(cfg, spec.version)
     rel = index.release(source, spec.name, spec.version)
     there = index.release(target, spec.name, spec.version)
     if (rel is None or not rel.files) and (there is None or not there.files):
@@ -104,7 +105,7 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     promo = Promotion(spec, source, target, changed=False, forced=force, dry_run=dry_run)
     if rel is None or not rel.files:  # unstable was cleaned: what is on the target must stand on its own
         assert there is not None
-        return _already(index, settings, promo, there, None, None)
+        return _already(index, trusted, pythons, promo, there, None, None)
 
     promo.files = [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]
     clashes = [f"{f.basename}: {target} has sha256 {t.sha256}, {source} has {f.sha256}"
@@ -115,10 +116,10 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     check_acls(index, source, trusted)
     recs = _records(index, rel, trusted)
     build, problems = evidence.build_of(index, rel, trusted)
-    verdict = gate.judge(rel.files, recs, settings.test.python_versions, build.commit) if build else gate.Verdict(other=problems)
+    verdict = gate.judge(rel.files, recs, pythons, build.commit) if build else gate.Verdict(other=problems)
     promo.gate = verdict.evidence + verdict.problems
     if there is not None and {f.basename for f in rel.files} <= {f.basename for f in there.files}:
-        return _already(index, settings, promo, there, rel, verdict)
+        return _already(index, trusted, pythons, promo, there, rel, verdict)
 
     if verdict.problems and not force:
         raise GateRefused(f"{spec} cannot be promoted: " + "; ".join(verdict.problems),
@@ -131,7 +132,7 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
         console.step(f"promote: dry run: would copy {spec} from {source} to {target} ({len(rel.files)} files)")
         return promo
     _copy(index, rel, target, there)
-    _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=bool(verdict.problems))
+    _record(index, trusted, promo, rel, verdict, build.commit if build else "", forced=bool(verdict.problems))
     promo.changed, promo.forced = True, bool(verdict.problems)
     console.step(f"promote: {spec} is on {target}")
     return promo
@@ -156,12 +157,12 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
             index.upload(target, path, read_metadata(path))
 
 
-def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
+def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
             *, forced: bool) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
     after = index.release(promo.target, rel.name, rel.version)
-    have = _records(index, after, settings.index.trusted) if after else {}
+    have = _records(index, after, trusted) if after else {}
     at = results.now()  # one promotion, one time: status shows it once
     for f in rel.files:
         t = after.file(f.basename) if after else None
@@ -169,7 +170,7 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
             raise Mismatch(f"after promotion {f.basename} on {promo.target} is {t.sha256 if t else 'missing'}, expected {f.sha256}",
                            f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
         present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
-        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.index.trusted)
+        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, trusted)
         for r in copies:
             if r.link.sha256 not in present:
                 index.attach_result(t, index.read_result_bytes(r.link))
@@ -182,20 +183,20 @@ def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozense
     return evidence.read(index, rel, f, trusted).of("build", f.sha256)[-1:]
 
 
-def _already(index: Index, settings: Settings, promo: Promotion, there: Release, rel: Release | None,
-             verdict: gate.Verdict | None) -> Promotion:
+def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], promo: Promotion, there: Release,
+             rel: Release | None, verdict: gate.Verdict | None) -> Promotion:
     """The target holds the release: a success only if its evidence says so. What an
     interrupted promotion did not record is completed from unstable's evidence."""
-    recs = _records(index, there, settings.index.trusted)
-    problems, forced = _verified_on_target(there, recs, settings.test.python_versions)
+    recs = _records(index, there, trusted)
+    problems, forced = _verified_on_target(there, recs, pythons)
     missing_promotion = [f for f in there.files if not recs[f.basename].of("promotion", f.sha256)]
     if (problems or missing_promotion) and rel is not None and verdict is not None and (verdict.passed or promo.forced):
         if promo.dry_run:
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        build = evidence.build_of(index, rel, settings.index.trusted)[0]
-        _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=not verdict.passed)
+        build = evidence.build_of(index, rel, trusted)[0]
+        _record(index, trusted, promo, rel, verdict, build.commit if build else "", forced=not verdict.passed)
         promo.forced = not verdict.passed
         return promo
     if problems:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings
 from ci_kit.dists import sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
 from ci_kit.index import Index, Release
@@ -74,10 +74,9 @@ def collisions(manifest: Manifest, release: Release | None, where: str) -> list[
     return problems
 
 
-def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
-    index = index or Index.from_settings(settings)
-    target = settings.index.unstable_index
-    dist = settings.path(settings.build.dist_dir)
+def push(index: Index, cfg: IndexSettings, manifest: Manifest, dist: Path) -> PushResult:
+    """Upload the manifest's files from dist to cfg.unstable_index, read them back, record the build."""
+    target = cfg.unstable_index
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
     problems = collisions(manifest, existing, target)
@@ -91,7 +90,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
                              "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
     if existing is not None:
-        _check_built_from(index, existing, manifest, settings.index.trusted)
+        _check_built_from(index, existing, manifest, cfg.trusted)
     uploaded, skipped = [], []
     for f in manifest.files:
         if existing is not None and existing.file(f.filename) is not None:
@@ -110,7 +109,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise CiKitError(f"after upload, {f.filename} on {target} has sha256 {there.sha256 if there else 'nothing'}, expected {f.sha256}",
                              "the index did not keep what was sent; check the devpi-server log")
         urls[f.filename] = there.url
-    _record_build(index, after, manifest, settings.index.trusted)
+    _record_build(index, after, manifest, cfg.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)
 

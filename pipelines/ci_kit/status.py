@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ci_kit import evidence
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings
 from ci_kit.index import Index, Release
 
 
@@ -23,8 +23,8 @@ def _version_key(v: str) -> Any:
         return (0, v)
 
 
-def _roles(settings: Settings) -> list[tuple[str, str]]:
-    roles = [("unstable", settings.index.unstable_index), ("testing", settings.index.testing_index), ("stable", settings.index.stable_index)]
+def _roles(cfg: IndexSettings) -> list[tuple[str, str]]:
+    roles = [("unstable", cfg.unstable_index), ("testing", cfg.testing_index), ("stable", cfg.stable_index)]
     seen, out = set(), []
     for role, name in roles:
         if name not in seen:
@@ -33,17 +33,16 @@ def _roles(settings: Settings) -> list[tuple[str, str]]:
     return out
 
 
-def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None) -> dict[str, Any]:
+def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10) -> dict[str, Any]:
     from packaging.utils import canonicalize_name
 
     name = str(canonicalize_name(name))
-    index = index or Index.from_settings(settings, login=False)
-    per_index = {idx: index.releases(idx, name) for _, idx in _roles(settings)}
+    per_index = {idx: index.releases(idx, name) for _, idx in _roles(cfg)}
     versions = sorted({v for rels in per_index.values() for v in rels}, key=_version_key, reverse=True)
     if not versions:
         from ci_kit.errors import NotFound
 
-        raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(settings))}",
+        raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(cfg))}",
                        "check the name (ci-kit status without a name lists the projects)")
     shown = versions[:limit] if limit else versions
     links = [(idx, rel, link) for idx, rels in per_index.items() for v, rel in rels.items() if v in shown for link in rel.results]
@@ -52,7 +51,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
     rows = []
     for v in shown:
         row: dict[str, Any] = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
-        for role, idx in _roles(settings):
+        for role, idx in _roles(cfg):
             rel: Release | None = per_index[idx].get(v)
             if rel is not None:
                 row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
@@ -61,7 +60,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
         for (idx, rel, link), rec in zip(links, records):
             if rel.version != v:
                 continue
-            if link.who not in settings.index.trusted or evidence.check(rec) is not None:
+            if link.who not in cfg.trusted or evidence.check(rec) is not None:
                 ignored += 1  # not evidence: shown as a count, never as an outcome
                 continue
             ck = rec["ci_kit"]
@@ -73,7 +72,7 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
                 entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
                 if entry not in entries:
                     entries.append(entry)
-            elif ck["kind"] == "test" and (idx == settings.index.unstable_index or not row["tests"]):
+            elif ck["kind"] == "test" and (idx == cfg.unstable_index or not row["tests"]):
                 f = next((f for f in rel.files if f.url == link.for_url), None)
                 if f is None or f.sha256 != ck["sha256"]:
                     continue
@@ -90,20 +89,19 @@ def project_status(settings: Settings, name: str, limit: int = 10, index: Index 
         if ignored:
             row["ignored_records"] = ignored
         rows.append(row)
-    return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
+    return {"name": name, "indexes": dict(_roles(cfg)), "versions": rows, "total_versions": len(versions),
             "shown": len(shown)}
 
 
-def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
+def overview(index: Index, cfg: IndexSettings) -> dict[str, Any]:
     """Every project on the three indexes with its newest version on each."""
-    index = index or Index.from_settings(settings, login=False)
     projects: dict[str, dict[str, str]] = {}
-    for role, idx in _roles(settings):
+    for role, idx in _roles(cfg):
         for proj in index.projects(idx):
             rels = index.releases(idx, proj)
             if rels:
                 projects.setdefault(proj, {})[role] = max(rels, key=_version_key)
-    return {"projects": projects, "indexes": dict(_roles(settings))}
+    return {"projects": projects, "indexes": dict(_roles(cfg))}
 
 
 def render_project(data: dict[str, Any]) -> str:

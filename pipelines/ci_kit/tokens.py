@@ -28,7 +28,7 @@ from ci_kit.errors import AuthError, UsageError
 if TYPE_CHECKING:
     import requests
 
-    from ci_kit.config import Settings
+    from ci_kit.config import IndexSettings
     from ci_kit.index import Index
 
 PREFIX = "devpi-"  # what +token-create returns; devpi-client's token-derive drops it, the server takes both
@@ -162,19 +162,19 @@ def check_time(info: TokenInfo, now: float | None = None) -> None:
                         "check the clock of this machine, or use another token")
 
 
-def targets(settings: Settings) -> list[str]:
+def targets(cfg: IndexSettings) -> list[str]:
     """The indexes promotion may write to, as routed by promote-to."""
-    which = {"auto": [settings.index.testing_index, settings.index.stable_index],
-             "testing": [settings.index.testing_index], "stable": [settings.index.stable_index]}[settings.index.promote_to]
+    which = {"auto": [cfg.testing_index, cfg.stable_index],
+             "testing": [cfg.testing_index], "stable": [cfg.stable_index]}[cfg.promote_to]
     return sorted(set(which))
 
 
-def rights_for(stage: str, settings: Settings) -> tuple[list[str], list[str]]:
+def rights_for(stage: str, cfg: IndexSettings) -> tuple[list[str], list[str]]:
     """(permissions, indexes) a stage needs, with index names resolved from settings."""
     allowed, where = STAGES[stage]
     indexes: set[str] = set()
     for w in where:
-        indexes.update(targets(settings) if w == "targets" else [settings.index.unstable_index])
+        indexes.update(targets(cfg) if w == "targets" else [cfg.unstable_index])
     return sorted(allowed), sorted(indexes)
 
 
@@ -332,18 +332,18 @@ def _needed(method: str, url: str, root: str) -> str:
     return ""
 
 
-def credentials(settings: Settings) -> dict[str, Any]:
+def credentials(cfg: IndexSettings) -> dict[str, Any]:
     """What the credential ci-kit holds is and may do, for `ci-kit config`; never its value."""
-    held = settings.index.credential  # from the environment given to config.load()
+    held = cfg.credential  # from the environment given to config.load()
     if held.value:
         source = f"environment {held.variable}"
     elif held.file:
         source = f"file {held.file}"
     else:
         return {"value": "none (reads only; writes need CI_KIT_PASSWORD or a password file)", "source": "default"}
-    secret = settings.index.password or ""
+    secret = cfg.password or ""
     if not is_token(secret):
-        return {"value": f"password of devpi user {settings.index.user} (all of the user's rights)", "source": source}
+        return {"value": f"password of devpi user {cfg.user} (all of the user's rights)", "source": source}
     try:
         info = inspect(secret)
     except AuthError as exc:
@@ -351,27 +351,27 @@ def credentials(settings: Settings) -> dict[str, Any]:
     return {"value": info.describe(), "source": source, "token": info.to_json()}
 
 
-def make(settings: Settings, stage: str, *, expires: str = "30d", projects: list[str] | None = None) -> tuple[str, TokenInfo, str]:
+def make(cfg: IndexSettings, stage: str, *, expires: str = "30d", projects: list[str] | None = None) -> tuple[str, TokenInfo, str]:
     """(token, what it may do, how it was made) for one stage, from the credential held:
     a token is narrowed offline; a password asks the server for a new (revocable) token."""
     from ci_kit.index import Index
 
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}", "one of: " + ", ".join(sorted(STAGES)))
-    allowed, indexes = rights_for(stage, settings)
+    allowed, indexes = rights_for(stage, cfg)
     until = parse_expires(expires)
     if until <= time.time():
         raise UsageError(f"--expires {expires} is in the past", "give a duration such as 30d or a future date")
-    secret = settings.index.password
+    secret = cfg.password
     if not secret:
-        raise AuthError(f"no credential for devpi user {settings.index.user!r} to make a token from",
+        raise AuthError(f"no credential for devpi user {cfg.user!r} to make a token from",
                         "set CI_KIT_PASSWORD (the user's password, or a broader token) or pass --password-file FILE")
     if is_token(secret):
         console.add_secret(secret)
         token, how = derive(secret, allowed=allowed, indexes=indexes, projects=projects, expires=until), "derived offline from the token held"
     else:
-        index = Index.from_settings(settings)
-        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {settings.index.index_url}"
+        index = Index.from_settings(cfg)
+        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {cfg.index_url}"
     console.add_secret(token)
     return token, inspect(token), how
 
