@@ -15,12 +15,13 @@ import shutil
 import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
 from ci_kit.config import BuildSettings, under
+from ci_kit.contract import BuildJson
 from ci_kit.errors import BuildError, ProjectError
 from ci_kit.dists import sha256_of
 
@@ -45,8 +46,9 @@ class Manifest:
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> BuildJson:
+        return {"name": self.name, "version": self.version, "requirement": self.requirement, "commit": self.commit,
+                "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in self.files]}
 
     @classmethod
     def read(cls, dist_dir: Path) -> Manifest:

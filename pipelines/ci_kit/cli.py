@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ci_kit import console, summary
+from ci_kit.contract import pick
 from ci_kit.errors import CiKitError, Interrupted
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -75,11 +76,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     s = _preflight(args, _settings(args), dist=True)
     m = build(s.project_dir, s.build)
-    console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
-                                        "commit": m.commit, "files": [f.__dict__ for f in m.files]})
+    data = m.to_json()
+    console.write_outputs(args.output, pick(data, "build"))
     console.write_summary(args.summary, summary.build(m))
     if args.json:
-        console.out_json(m.to_json())
+        console.out_json(data)
     else:
         console.out(m.requirement)
     return 0
@@ -92,18 +93,18 @@ def cmd_push(args: argparse.Namespace) -> int:
     s = _preflight(args, _settings(args))
     dist = s.path(s.build.dist_dir)
     result = push(_index(s), s.index, Manifest.read(dist), dist)
-    return _emit_push(args, result)
+    return _emit_push(args, result, "push")
 
 
-def _emit_push(args: argparse.Namespace, result: Any) -> int:
-    outputs = result.outputs()
-    console.write_outputs(args.output, outputs)
-    console.write_summary(args.summary, summary.push(outputs, result.uploaded))
+def _emit_push(args: argparse.Namespace, result: Any, command: str) -> int:
+    data = result.to_json()
+    console.write_outputs(args.output, pick(data, command))
+    console.write_summary(args.summary, summary.push(data, result.uploaded))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
-        console.out(f"commit {outputs['commit']}")
-        console.out(outputs["requirement"])
+        console.out(f"commit {data['commit']}")
+        console.out(data["requirement"])
     return 0
 
 
@@ -111,7 +112,7 @@ def cmd_build_and_push(args: argparse.Namespace) -> int:
     from ci_kit.jobs import build_and_push
 
     s = _preflight(args, _settings(args), dist=True)
-    return _emit_push(args, build_and_push(_index(s), s))
+    return _emit_push(args, build_and_push(_index(s), s), "build-and-push")
 
 
 @contextlib.contextmanager
@@ -152,10 +153,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     s = _preflight(args, _settings(args))
     p = promote(_index(s), s.index, s.test.python_versions, _spec(args.requirement), dry_run=args.dry_run, force=args.force)
     console.write_summary(args.summary, summary.promote(p))
-    outputs = p.outputs()
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
+    data = p.to_json()
+    console.write_outputs(args.output, pick(data, "promote"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     elif args.dry_run and not p.already:
         console.out(f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
     else:
@@ -171,10 +172,10 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
         job = test_and_promote(_index(s), s, _spec(args.requirement), commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     console.write_summary(args.summary, summary.test(job.report) + "\n\n" + summary.promote(job.promotion))
-    outputs = job.outputs()
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})
+    data = job.to_json()
+    console.write_outputs(args.output, pick(data, "test-and-promote"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
         console.out(f"{job.promotion.spec} {'promoted to' if job.promotion.changed else 'already on'} {job.promotion.target}")
     return 0
@@ -184,12 +185,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ci_kit.jobs import run
 
     s = _preflight(args, _settings(args), dist=True, results=True)
-    outputs = run(_index(s), s)
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
+    data = run(_index(s), s).to_json()
+    console.write_outputs(args.output, pick(data, "run"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
-        console.out(f"{outputs['requirement']} {'promoted to' if outputs['changed'] else 'already on'} {outputs['promoted_to']}")
+        console.out(f"{data['requirement']} {'promoted to' if data['changed'] else 'already on'} {data['promoted_to']}")
     return 0
 
 

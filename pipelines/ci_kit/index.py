@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import requests
 
     from ci_kit.config import IndexSettings, Settings
+    from ci_kit.contract import FileKind
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ReleaseFile:
     log: tuple[dict[str, Any], ...] = ()
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> FileKind:
         return "wheel" if self.basename.endswith(".whl") else "sdist"
 
     @property

@@ -16,6 +16,7 @@ from ci_kit import promote as promote_mod
 from ci_kit import push as push_mod
 from ci_kit import test as test_mod
 from ci_kit.config import Settings
+from ci_kit.contract import FlowJson, JobTwoJson
 from ci_kit.index import Index
 from ci_kit.release import Spec
 
@@ -26,13 +27,37 @@ def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
     return push_mod.push(index, settings.index, manifest, settings.path(settings.build.dist_dir))
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobTwo:
+    """Job 2's result: the tests of the release, then its promotion."""
+
     report: test_mod.TestReport
     promotion: promote_mod.Promotion
 
-    def outputs(self) -> dict[str, Any]:
-        return {**self.promotion.outputs(), "commit": self.report.commit, "tests": self.report.to_json()}
+    def to_json(self) -> JobTwoJson:
+        p = self.promotion.to_json()
+        return {**p, "commit": self.report.commit, "tests": self.report.to_json()}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """`ci-kit run`'s result: job 1's push, job 2, and the image when run.image is set."""
+
+    pushed: push_mod.PushResult
+    two: JobTwo
+    image: dict[str, Any] | None = None  # `ci-kit image --json`'s object (image's own result)
+
+    def to_json(self) -> FlowJson:
+        pushed, p = self.pushed.to_json(), self.two.promotion.to_json()
+        out: FlowJson = {
+            "name": pushed["name"], "version": pushed["version"], "requirement": pushed["requirement"],
+            "commit": pushed["commit"], "index": pushed["index"],
+            "files": pushed["files"],  # as pushed, with their URLs (the promotion's carry none)
+            "promoted_to": p["promoted_to"], "changed": p["changed"], "forced": p["forced"], "dry_run": p["dry_run"],
+            "already": p["already"], "gate": p["gate"], "tests": self.two.report.to_json()}
+        if self.image is not None:
+            out["image"] = self.image
+        return out
 
 
 def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: str | None = None,
@@ -43,7 +68,7 @@ def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: st
     return JobTwo(report, promotion)
 
 
-def run(index: Index, settings: Settings) -> dict[str, Any]:
+def run(index: Index, settings: Settings) -> Flow:
     pushed = build_and_push(index, settings)
     console.step(f"run: job 1 done: {pushed.manifest.requirement} at {pushed.manifest.commit[:12]}")
     spec = Spec(pushed.manifest.name, pushed.manifest.version)
@@ -54,9 +79,8 @@ def run(index: Index, settings: Settings) -> dict[str, Any]:
                      promote_mod.promote(index, settings.index, settings.test.python_versions, spec))
     else:
         two = test_and_promote(index, settings, spec, commit=pushed.manifest.commit)
-    out = {**pushed.outputs(), **two.outputs()}
-    if settings.run.image:
-        from ci_kit import image
+    if not settings.run.image:
+        return Flow(pushed, two)
+    from ci_kit import image
 
-        out["image"] = image.build_image_for_run(settings, spec, index=index)  # provided by the image module
-    return out
+    return Flow(pushed, two, image.build_image_for_run(settings, spec, index=index))  # provided by the image module

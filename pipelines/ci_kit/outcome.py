@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ci_kit import envs
+from ci_kit.contract import Counts
 
 PYTEST_NO_TESTS = 5  # pytest's exit code for "no tests collected"
 
 
-def failure_message(rc: int, counts: dict[str, int] | None, require_junit: bool, ran: str, py: str, tox: bool,
+def failure_message(rc: int, counts: Counts | None, require_junit: bool, ran: str, py: str, tox: bool,
              proof: dict[str, str]) -> str:
     """Why the run is not a pass ("" if it is): the verdict on exit code and JUnit, then
     the Python that ran, then where the product was imported from."""
@@ -38,7 +39,7 @@ def read_metrics(path: Path) -> dict[str, Any]:
         return {"error": "metrics file was not JSON"}
 
 
-def verdict(rc: int, counts: dict[str, int] | None, require_junit: bool) -> str:
+def verdict(rc: int, counts: Counts | None, require_junit: bool) -> str:
     """Why a run is not a pass ("" if it is): a pass needs exit 0 and, unless JUnit is
     waived, the JUnit XML ci-kit asked for showing at least one test and no failure."""
     if rc == PYTEST_NO_TESTS or (counts is not None and counts["tests"] == 0 and rc == 0):

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ci_kit import console, evidence, gate, results, runner
 from ci_kit.config import IndexSettings
+from ci_kit.contract import FileJson, PromoteJson
 from ci_kit.errors import AuthError, CiKitError, Collision, GateRefused, IndexUnreachable, Mismatch, NotFound
 from ci_kit.index import Index, Release, ReleaseFile
 from ci_kit.release import Spec, target_index
@@ -37,9 +38,9 @@ class Promotion:
     dry_run: bool = False
     already: bool = False  # the target held the release and its evidence there was verified
     gate: list[str] = field(default_factory=list)  # what the gate found, one line per file
-    files: list[dict[str, str]] = field(default_factory=list)
+    files: list[FileJson] = field(default_factory=list)
 
-    def outputs(self) -> dict[str, Any]:
+    def to_json(self) -> PromoteJson:
         return {"requirement": str(self.spec), "name": self.spec.name, "version": self.spec.version,
                 "promoted_to": self.target, "changed": self.changed, "forced": self.forced,
                 "dry_run": self.dry_run, "already": self.already, "files": self.files, "gate": self.gate}

@@ -19,6 +19,7 @@ from typing import Any
 from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
 from ci_kit.config import IndexSettings
+from ci_kit.contract import PushedFileJson, PushJson
 from ci_kit.dists import sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
 from ci_kit.index import Index, Release
@@ -35,11 +36,15 @@ class PushResult:
     skipped: list[str]
     urls: dict[str, str]
 
-    def outputs(self) -> dict[str, Any]:
+    def to_json(self) -> PushJson:
         m = self.manifest
         return {"name": m.name, "version": m.version, "requirement": m.requirement, "commit": m.commit,
-                "index": self.index,
-                "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
+                "index": self.index, "files": self.files}
+
+    @property
+    def files(self) -> list[PushedFileJson]:
+        """The manifest's files as they are on the index: with their URLs there."""
+        return [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in self.manifest.files]
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from ci_kit import console, envs, evidence, outcome, repo, results, runner, sandbox, testdeps
 from ci_kit import junit as junit_mod
 from ci_kit.config import IndexSettings, ProductTestSettings, under
+from ci_kit.contract import Counts, FileKind, OneRunJson, RunReportJson
 from ci_kit.dists import top_level_modules, wheel_fits
 from ci_kit.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
 from ci_kit.index import Index, Release, ReleaseFile
@@ -33,20 +34,24 @@ PROBE_DIR = Path(__file__).with_name("probe")
 
 @dataclass
 class RunResult:
+    """One file on one Python: the outcome, where its JUnit XML and record went."""
+
     filename: str
-    kind: str
+    kind: FileKind
     sha256: str
     python: str
     passed: bool
-    counts: dict[str, int]
+    counts: Counts
     junit_path: str
     record_path: str
     message: str = ""
-    record: dict[str, Any] = field(default_factory=dict, repr=False)
+    record: dict[str, Any] = field(default_factory=dict, repr=False)  # attached to the file on the index
     failed_tests: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "record"}
+    def to_json(self) -> OneRunJson:
+        return {"filename": self.filename, "kind": self.kind, "sha256": self.sha256, "python": self.python,
+                "passed": self.passed, "counts": self.counts, "junit_path": self.junit_path,
+                "record_path": self.record_path, "message": self.message, "failed_tests": self.failed_tests}
 
 
 @dataclass
@@ -60,7 +65,7 @@ class TestReport:
     def passed(self) -> bool:
         return bool(self.runs) and all(r.passed for r in self.runs)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RunReportJson:
         return {"requirement": str(self.spec), "commit": self.commit, "passed": self.passed,
                 "runs": [r.to_json() for r in self.runs]}
 
@@ -250,7 +255,7 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
     counted = counts is not None
     if counts is None:  # CI still gets a JUnit file to show; the record says it was not counted
         junit_mod.write_stand_in(files.junit, f"{spec} py{job.python}", rc, message or output)
-        counts = {"tests": 0, "failures": 0 if rc == 0 else 1, "errors": 0, "skipped": 0}
+        counts = Counts(tests=0, failures=0 if rc == 0 else 1, errors=0, skipped=0)
     record = results.test_record(
         filename=job.file.basename, sha256=job.file.sha256, commit=commit, python=".".join(ran.split(".")[:2]) if ran else job.python,
         python_full=ran or job.python, executable=str(env.python), command=[label], retcode=rc, output=console.mask(output),
