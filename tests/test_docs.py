@@ -87,14 +87,14 @@ def test_results_serialise_to_the_contract():
     from ci_kit.promote import Promotion
     from ci_kit.push import PushResult
     from ci_kit.release import Spec
-    from ci_kit.test import RunResult, TestReport
+    from ci_kit.testrun import RunResult, RunReport
 
     spec = Spec("churn-model", "1.0")
     m = Manifest("churn-model", "1.0", "c" * 40, [BuiltFile("churn_model-1.0-py3-none-any.whl", "a" * 64, 10)])
     pushed = PushResult(m, "ci/unstable", [m.files[0].filename], [], {m.files[0].filename: "http://x/f.whl"})
     run = RunResult(m.files[0].filename, "wheel", "a" * 64, "3.11", True, {"tests": 1, "failures": 0, "errors": 0, "skipped": 0},
                     "j.xml", "r.json")
-    report = TestReport(spec, "c" * 40, [run])
+    report = RunReport(spec, "c" * 40, [run])
     promo = Promotion(spec, "ci/unstable", "ci/stable", True, files=[{"filename": m.files[0].filename, "sha256": "a" * 64}])
     flow = Flow(pushed, JobTwo(report, promo), {"digest": "sha256:0"})
 

@@ -118,26 +118,26 @@ def cmd_build_and_push(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
     """Failed test runs still get their table in the job summary, then the error goes on."""
-    from ci_kit.errors import TestsFailed
+    from ci_kit.errors import ProductTestsFailed
 
     try:
         yield
-    except TestsFailed as exc:
+    except ProductTestsFailed as exc:
         if exc.report is not None:
-            console.write_summary(args.summary, summary.test(exc.report, exc.message))
+            console.write_summary(args.summary, summary.run_report(exc.report, exc.message))
         raise
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from ci_kit.test import pythons_to_run, test
+    from ci_kit.testrun import pythons_to_run, run_tests
 
     s = _preflight(args, _settings(args), results=True)
     pythons_to_run(s.test.python_versions, getattr(args, "only_python", None))  # a usage error before the index is asked
     with _summary_on_failure(args):
-        report = test(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
+        report = run_tests(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
                       junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
                       only_python=getattr(args, "only_python", None), secret_files=s.password_files)
-    console.write_summary(args.summary, summary.test(report))
+    console.write_summary(args.summary, summary.run_report(report))
     if args.json:
         console.out_json(report.to_json())
     else:
@@ -171,7 +171,7 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
         s = _preflight(args, _settings(args), results=True)
         job = test_and_promote(_index(s), s, _spec(args.requirement), commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
-    console.write_summary(args.summary, summary.test(job.report) + "\n\n" + summary.promote(job.promotion))
+    console.write_summary(args.summary, summary.run_report(job.report) + "\n\n" + summary.promote(job.promotion))
     data = job.to_json()
     console.write_outputs(args.output, pick(data, "test-and-promote"))
     if args.json:

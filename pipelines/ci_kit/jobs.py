@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ci_kit import build as build_mod
-from ci_kit import console
+from ci_kit import console, testrun
 from ci_kit import promote as promote_mod
 from ci_kit import push as push_mod
-from ci_kit import test as test_mod
 from ci_kit.config import Settings
 from ci_kit.contract import FlowJson, JobTwoJson
 from ci_kit.index import Index
@@ -31,7 +30,7 @@ def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
 class JobTwo:
     """Job 2's result: the tests of the release, then its promotion."""
 
-    report: test_mod.TestReport
+    report: testrun.RunReport
     promotion: promote_mod.Promotion
 
     def to_json(self) -> JobTwoJson:
@@ -62,7 +61,7 @@ class Flow:
 
 def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: str | None = None,
                      junit_dir: Path | None = None) -> JobTwo:
-    report = test_mod.test(index, settings.index, settings.test, settings.project_dir, spec, commit=commit,
+    report = testrun.run_tests(index, settings.index, settings.test, settings.project_dir, spec, commit=commit,
                            junit_dir=junit_dir, secret_files=settings.password_files)
     promotion = promote_mod.promote(index, settings.index, settings.test.python_versions, spec)
     return JobTwo(report, promotion)
@@ -75,7 +74,7 @@ def run(index: Index, settings: Settings) -> Flow:
     target = promote_mod.verified(index, settings.index, settings.test.python_versions, spec)
     if target is not None:
         console.step(f"run: {spec} is already on {target} with its evidence verified there; not testing it again")
-        two = JobTwo(test_mod.TestReport(spec, pushed.manifest.commit),
+        two = JobTwo(testrun.RunReport(spec, pushed.manifest.commit),
                      promote_mod.promote(index, settings.index, settings.test.python_versions, spec))
     else:
         two = test_and_promote(index, settings, spec, commit=pushed.manifest.commit)

@@ -1,5 +1,6 @@
 """`ci-kit test NAME==VERSION`: the exact bytes from the unstable index, tested in fresh
-environments from a fresh clone of the commit they were built from.
+environments from a fresh clone of the commit they were built from. (The module is
+`testrun`, its entry `run_tests`: names pytest does not collect.)
 
 Each file is downloaded from the index and its sha256 checked against the index's
 listing before it is installed, so what is tested is what will be promoted. The
@@ -25,7 +26,7 @@ from ci_kit import junit as junit_mod
 from ci_kit.config import IndexSettings, ProductTestSettings, under
 from ci_kit.contract import Counts, FileKind, OneRunJson, RunReportJson
 from ci_kit.dists import top_level_modules, wheel_fits
-from ci_kit.errors import EnvFailed, NotFound, ProjectError, TestsFailed, UsageError
+from ci_kit.errors import EnvFailed, NotFound, ProductTestsFailed, ProjectError, UsageError
 from ci_kit.index import Index, Release, ReleaseFile
 from ci_kit.release import Spec
 
@@ -55,8 +56,7 @@ class RunResult:
 
 
 @dataclass
-class TestReport:
-    __test__ = False
+class RunReport:
     spec: Spec
     commit: str
     runs: list[RunResult] = field(default_factory=list)
@@ -125,11 +125,11 @@ def _release(index: Index, source: str, spec: Spec) -> Release:
     return release
 
 
-def test(index: Index, where: IndexSettings, cfg: ProductTestSettings, project_dir: Path, spec: Spec, *,
+def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, project_dir: Path, spec: Spec, *,
          commit: str | None = None, pythons: Sequence[str] | None = None, junit_dir: Path | None = None,
-         only_python: str | None = None, secret_files: Sequence[str] = ()) -> TestReport:
+         only_python: str | None = None, secret_files: Sequence[str] = ()) -> RunReport:
     """Test the release from where.unstable_index on each Python of the plan; attach each
-    run's record to the file it tested; raise TestsFailed (with the report) if any failed."""
+    run's record to the file it tested; raise ProductTestsFailed (with the report) if any failed."""
     pythons = pythons_to_run(pythons or cfg.python_versions, only_python)
     repo.require_project(project_dir)
     release = _release(index, where.unstable_index, spec)
@@ -142,7 +142,7 @@ def test(index: Index, where: IndexSettings, cfg: ProductTestSettings, project_d
     if not plan:
         raise NotFound(f"{spec} on {where.unstable_index} has no file installable on Python {', '.join(pythons)}",
                        "build a wheel for these Pythons, or change python-versions")
-    report = TestReport(spec, commit)
+    report = RunReport(spec, commit)
     with runner.temp_dir("ci-kit-test-") as tmp_s:
         tmp = Path(tmp_s)
         jobs = _prepare(index, cfg, plan, project_dir, commit, tmp)
@@ -195,11 +195,11 @@ def _prepare(index: Index, cfg: ProductTestSettings, plan: list[tuple[ReleaseFil
     return jobs
 
 
-def _raise_if_failed(report: TestReport, out_dir: Path) -> None:
+def _raise_if_failed(report: RunReport, out_dir: Path) -> None:
     failed = [r for r in report.runs if not r.passed]
     if failed:
         first = failed[0]
-        raise TestsFailed(f"{report.spec}: {first.message or 'tests failed'} ({first.filename}, Python {first.python})"
+        raise ProductTestsFailed(f"{report.spec}: {first.message or 'tests failed'} ({first.filename}, Python {first.python})"
                           + (f" and {len(failed) - 1} more run(s)" if len(failed) > 1 else ""),
                           f"JUnit XML in {out_dir}; the failing output is above. Nothing was promoted.", report=report)
 
