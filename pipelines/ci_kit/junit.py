@@ -37,7 +37,7 @@ def counts(path: Path) -> Counts | None:
     for s in suites:
         for k in ("tests", "failures", "errors", "skipped"):
             try:
-                total[k] += int(s.get(k, 0))  # type: ignore[literal-required]
+                total[k] += int(s.get(k, 0))
             except ValueError:
                 return None
     return total

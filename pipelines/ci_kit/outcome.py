@@ -65,9 +65,10 @@ def python_that_ran(env: envs.Env, probe: dict[str, Any]) -> str:
 def read_probe(probe_out: Path) -> dict[str, Any]:
     """What the pytest plugin recorded inside the test run; {} when pytest did not run it."""
     try:
-        return json.loads(probe_out.read_text())
+        data = json.loads(probe_out.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _ran_in(env: envs.Env, probe: dict[str, Any]) -> bool:
