@@ -203,11 +203,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--limit must be 1 or more, got {args.limit}", "use --all to show every version")
     if args.name:
-        data = status.project_status(_index(s, login=False), s.index, args.name, limit=0 if args.all else args.limit)
-        console.out_json(data) if args.json else console.out(status.render_project(data))
+        project = status.project_status(_index(s, login=False), s.index, args.name, limit=0 if args.all else args.limit)
+        console.out_json(project) if args.json else console.out(status.render_project(project))
     else:
-        data = status.overview(_index(s, login=False), s.index)
-        console.out_json(data) if args.json else console.out(status.render_overview(data))
+        overview = status.overview(_index(s, login=False), s.index)
+        console.out_json(overview) if args.json else console.out(status.render_overview(overview))
     return 0
 
 

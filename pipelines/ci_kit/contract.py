@@ -109,6 +109,43 @@ class FlowJson(_FlowJson, total=False):
     image: dict[str, Any]  # with image = true: `ci-kit image --json`'s object (docs/image.md)
 
 
+class StatusIndexJson(TypedDict):
+    index: str
+    files: list[FileJson]
+
+
+class PromotionJson(TypedDict):
+    to: str
+    by: str
+    at: str
+    forced: bool
+
+
+class _VersionRowJson(TypedDict):
+    version: str
+    indexes: dict[str, StatusIndexJson]  # by role: unstable, testing, stable
+    tests: dict[str, str]  # "py3.11" or "py3.11 (sdist)" -> "passed", "failed" ...
+    promoted: list[PromotionJson]
+
+
+class VersionRowJson(_VersionRowJson, total=False):
+    incomplete_promotions: list[str]
+    ignored_records: int
+
+
+class ProjectStatusJson(TypedDict):
+    name: str
+    indexes: dict[str, str]  # role -> USER/INDEX
+    versions: list[VersionRowJson]
+    total_versions: int
+    shown: int
+
+
+class OverviewJson(TypedDict):
+    projects: dict[str, dict[str, str]]  # project -> role -> newest version there
+    indexes: dict[str, str]
+
+
 # The keys each command appends to --output FILE (values: text as is, others as JSON).
 OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
     "build": ("name", "version", "requirement", "commit", "files"),
@@ -134,6 +171,11 @@ DOCUMENTED: dict[str, type] = {
     "a promoted file (files of promote)": FileJson,
     "a test run (runs of test)": OneRunJson,
     "counts (of a test run)": Counts,
+    "ci-kit status NAME": ProjectStatusJson,
+    "a version (versions of status NAME)": VersionRowJson,
+    "an index of a version (indexes of a version, by role)": StatusIndexJson,
+    "a promotion (promoted of a version)": PromotionJson,
+    "ci-kit status": OverviewJson,
 }
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from ci_kit import evidence
 from ci_kit.config import IndexSettings
-from ci_kit.index import Index, Release
+from ci_kit.contract import OverviewJson, ProjectStatusJson, PromotionJson, VersionRowJson
+from ci_kit.index import Index, Release, ResultLink
 
 
 def _version_key(v: str) -> Any:
@@ -33,7 +34,7 @@ def _roles(cfg: IndexSettings) -> list[tuple[str, str]]:
     return out
 
 
-def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10) -> dict[str, Any]:
+def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10) -> ProjectStatusJson:
     from packaging.utils import canonicalize_name
 
     name = str(canonicalize_name(name))
@@ -48,52 +49,54 @@ def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10)
     links = [(idx, rel, link) for idx, rels in per_index.items() for v, rel in rels.items() if v in shown for link in rel.results]
     with ThreadPoolExecutor(max_workers=8) as pool:
         records = list(pool.map(lambda t: index.read_result(t[2]), links))
-    rows = []
-    for v in shown:
-        row: dict[str, Any] = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
-        for role, idx in _roles(cfg):
-            rel: Release | None = per_index[idx].get(v)
-            if rel is not None:
-                row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
-        ignored = 0
-        promos: dict[str, tuple[set[str], list[dict[str, Any]]]] = {}  # index -> (files promoted there, entries)
-        for (idx, rel, link), rec in zip(links, records):
-            if rel.version != v:
-                continue
-            if link.who not in cfg.trusted or evidence.check(rec) is not None:
-                ignored += 1  # not evidence: shown as a count, never as an outcome
-                continue
-            ck = rec["ci_kit"]
-            if ck["kind"] == "promotion":
-                f = next((f for f in rel.files if f.url == link.for_url), None)
-                done, entries = promos.setdefault(idx, (set(), []))
-                if f is not None and f.sha256 == ck["sha256"]:
-                    done.add(f.basename)
-                entry = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
-                if entry not in entries:
-                    entries.append(entry)
-            elif ck["kind"] == "test" and (idx == cfg.unstable_index or not row["tests"]):
-                f = next((f for f in rel.files if f.url == link.for_url), None)
-                if f is None or f.sha256 != ck["sha256"]:
-                    continue
-                r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
-                key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
-                row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
-        for idx, (done, entries) in promos.items():
-            # a promotion counts only once every file there carries its record: a copy
-            # interrupted between the files' records is not shown as promoted
-            if {f.basename for f in per_index[idx][v].files} <= done:
-                row["promoted"] += [e for e in entries if e not in row["promoted"]]
-            else:
-                row.setdefault("incomplete_promotions", []).append(idx)
-        if ignored:
-            row["ignored_records"] = ignored
-        rows.append(row)
+    read = [(idx, rel, link, rec) for (idx, rel, link), rec in zip(links, records)]
+    rows = [_row(cfg, v, per_index, [r for r in read if r[1].version == v]) for v in shown]
     return {"name": name, "indexes": dict(_roles(cfg)), "versions": rows, "total_versions": len(versions),
             "shown": len(shown)}
 
 
-def overview(index: Index, cfg: IndexSettings) -> dict[str, Any]:
+def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],
+         read: list[tuple[str, Release, ResultLink, Any]]) -> VersionRowJson:
+    """One version: where it is, its trusted test outcomes, its complete promotions."""
+    row: VersionRowJson = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
+    for role, idx in _roles(cfg):
+        rel: Release | None = per_index[idx].get(v)
+        if rel is not None:
+            row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
+    ignored = 0
+    promos: dict[str, tuple[set[str], list[PromotionJson]]] = {}  # index -> (files promoted there, entries)
+    for idx, rel, link, rec in read:
+        if link.who not in cfg.trusted or evidence.check(rec) is not None:
+            ignored += 1  # not evidence: shown as a count, never as an outcome
+            continue
+        ck = rec["ci_kit"]
+        f = next((f for f in rel.files if f.url == link.for_url), None)
+        if ck["kind"] == "promotion":
+            done, entries = promos.setdefault(idx, (set(), []))
+            if f is not None and f.sha256 == ck["sha256"]:
+                done.add(f.basename)
+            entry: PromotionJson = {"to": ck["to"], "by": ck.get("by", link.who), "at": ck["at"], "forced": ck["forced"]}
+            if entry not in entries:
+                entries.append(entry)
+        elif ck["kind"] == "test" and (idx == cfg.unstable_index or not row["tests"]):
+            if f is None or f.sha256 != ck["sha256"]:
+                continue
+            r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
+            key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
+            row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+    for idx, (done, entries) in promos.items():
+        # a promotion counts only once every file there carries its record: a copy
+        # interrupted between the files' records is not shown as promoted
+        if {f.basename for f in per_index[idx][v].files} <= done:
+            row["promoted"] += [e for e in entries if e not in row["promoted"]]
+        else:
+            row.setdefault("incomplete_promotions", []).append(idx)
+    if ignored:
+        row["ignored_records"] = ignored
+    return row
+
+
+def overview(index: Index, cfg: IndexSettings) -> OverviewJson:
     """Every project on the three indexes with its newest version on each."""
     projects: dict[str, dict[str, str]] = {}
     for role, idx in _roles(cfg):
@@ -104,7 +107,7 @@ def overview(index: Index, cfg: IndexSettings) -> dict[str, Any]:
     return {"projects": projects, "indexes": dict(_roles(cfg))}
 
 
-def render_project(data: dict[str, Any]) -> str:
+def render_project(data: ProjectStatusJson) -> str:
     roles = list(data["indexes"])
     header = ["version", *roles, "tests", "promoted"]
     table = [header]
@@ -125,7 +128,7 @@ def render_project(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_overview(data: dict[str, Any]) -> str:
+def render_overview(data: OverviewJson) -> str:
     roles = list(data["indexes"])
     table = [["project", *roles]]
     for proj, latest in sorted(data["projects"].items()):
