@@ -324,6 +324,11 @@ def test_settings_read_secrets_from_the_given_environment(monkeypatch):
     s = config.load(EXAMPLE, environ={"CI_KIT_PASSWORD": "from-given-env-1"})
     assert s.index.password == "from-given-env-1"
     assert config.load(EXAMPLE, environ={}).index.password is None
+    monkeypatch.setenv("CI_KIT_REGISTRY_PASSWORD", "from-os-environ-2")
+    assert config.load(EXAMPLE, environ={}).image.registry_password is None
+    given = config.load(EXAMPLE, environ={"CI_KIT_REGISTRY_PASSWORD": "from-given-env-2"})
+    assert given.image.registry_password == "from-given-env-2"
+    assert "from-given-env" not in repr(given) + repr(s)  # settings print no secret
 
 
 def test_debug_traceback_is_masked(capsys):
