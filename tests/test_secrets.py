@@ -302,7 +302,8 @@ def test_product_env_is_minimal(tmp_path):
             "CI": "true", "GITHUB_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "a", "MY_FLAG": "1",
             "CI_KIT_PASSWORD_FILE": "/p", "CI_KIT_PASSWORD": "x" * 9, "LEAKY": "pre-Another-Secret-99", "HOME": "/root"}
     s = config.load(EXAMPLE, environ={"CI_KIT_PASS_ENV": "MY_*,LEAKY"})
-    env = sandbox.product_env(s, {"CI_KIT_PROBE_OUT": "/o"}, tmp_path / "h", tmp_path / "t", base=base)
+    env = sandbox.product_env(s.test.pass_env, s.password_files, {"CI_KIT_PROBE_OUT": "/o"}, tmp_path / "h", tmp_path / "t",
+                              base=base)
     assert env == {"PATH": "/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "https_proxy": "http://proxy:3128",
                    "CI": "true", "MY_FLAG": "1", "HOME": str(tmp_path / "h"), "TMPDIR": str(tmp_path / "t"),
                    "CI_KIT_PROBE_OUT": "/o"}
@@ -321,8 +322,13 @@ def test_settings_read_secrets_from_the_given_environment(monkeypatch):
 
     monkeypatch.setenv("CI_KIT_PASSWORD", "from-os-environ-1")
     s = config.load(EXAMPLE, environ={"CI_KIT_PASSWORD": "from-given-env-1"})
-    assert s.password == "from-given-env-1"
-    assert config.load(EXAMPLE, environ={}).password is None
+    assert s.index.password == "from-given-env-1"
+    assert config.load(EXAMPLE, environ={}).index.password is None
+    monkeypatch.setenv("CI_KIT_REGISTRY_PASSWORD", "from-os-environ-2")
+    assert config.load(EXAMPLE, environ={}).image.registry_password is None
+    given = config.load(EXAMPLE, environ={"CI_KIT_REGISTRY_PASSWORD": "from-given-env-2"})
+    assert given.image.registry_password == "from-given-env-2"
+    assert "from-given-env" not in repr(given) + repr(s)  # settings print no secret
 
 
 def test_debug_traceback_is_masked(capsys):

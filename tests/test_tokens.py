@@ -42,9 +42,9 @@ def test_stage_rights_and_offline_derivation(fresh_user, tmp_path):
     from ci_kit import config, tokens
 
     s = config.load(tmp_path, environ={"CI_KIT_USER": "team"})
-    assert tokens.rights_for("build-and-push", s) == (["toxresult_upload", "upload"], ["team/unstable"])
-    assert tokens.rights_for("test", s) == (["toxresult_upload"], ["team/unstable"])
-    assert tokens.rights_for("promote", s) == (["toxresult_upload", "upload"], ["team/stable", "team/testing"])
+    assert tokens.rights_for("build-and-push", s.index) == (["toxresult_upload", "upload"], ["team/unstable"])
+    assert tokens.rights_for("test", s.index) == (["toxresult_upload"], ["team/unstable"])
+    assert tokens.rights_for("promote", s.index) == (["toxresult_upload", "upload"], ["team/stable", "team/testing"])
 
     broad = _broad_token(fresh_user)
     u = fresh_user.user

@@ -15,12 +15,13 @@ import shutil
 import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
-from ci_kit.config import Settings
+from ci_kit.config import BuildSettings, under
+from ci_kit.contract import BuildJson
 from ci_kit.dists import sha256_of
 from ci_kit.errors import BuildError, ProjectError
 
@@ -52,8 +53,9 @@ class Manifest:
         """filename -> sha256 of every built file."""
         return {f.filename: f.sha256 for f in self.files}
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> BuildJson:
+        return {"name": self.name, "version": self.version, "requirement": self.requirement, "commit": self.commit,
+                "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in self.files]}
 
     @classmethod
     def read(cls, dist_dir: Path) -> Manifest:
@@ -112,7 +114,7 @@ def _installer_flags() -> list[str]:
         return ["--installer", "uv"] if shutil.which("uv") else []
 
 
-def build(settings: Settings, *, run: runner.Run = runner.run) -> Manifest:
+def build(project: Path, cfg: BuildSettings, *, run: runner.Run = runner.run) -> Manifest:
     """sdist and wheel, each built from its own fresh clone of HEAD, at the same time.
     `run` starts the build backends (tests pass a stand-in; git still runs for real).
 
@@ -121,20 +123,19 @@ def build(settings: Settings, *, run: runner.Run = runner.run) -> Manifest:
     about 1.2 s less per job 1 (benchmarks/RESULTS.md); the sdist is still proven to
     build a working wheel, because job 2 installs and tests it.
     """
-    project = settings.project_dir
     repo.require_project(project)
     repo.require_clean(project)
     repo.require_history(project)
     commit = repo.head_commit(project)
     epoch = repo.commit_time_epoch(project, commit)
-    dist = settings.path(settings.dist_dir)
+    dist = under(project, cfg.dist_dir)
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
     with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
         built = _build_both(project, commit, epoch, Path(tmp_s), pool, run)
         name, version = name_and_version([p.name for p in built])
-        if settings.metadata_check != "off":
-            _check_metadata(checker.result(), built, name, version, settings.metadata_check)
+        if cfg.metadata_check != "off":
+            _check_metadata(checker.result(), built, name, version, cfg.metadata_check)
         files = _store(built, dist)
     manifest = Manifest(name, version, commit, files)
     (dist / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")

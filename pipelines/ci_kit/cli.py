@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ci_kit import console, summary
+from ci_kit.contract import pick
 from ci_kit.errors import CiKitError, Interrupted
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -43,11 +44,18 @@ def _preflight(args: argparse.Namespace, s: Any, *, dist: bool = False, results:
     preflight.writable_file(getattr(args, "output", None), "--output")
     preflight.writable_file(getattr(args, "summary", None), "--summary")
     if dist:
-        preflight.writable_dir(s.path(s.dist_dir), "dist-dir")
+        preflight.writable_dir(s.path(s.build.dist_dir), "dist-dir")
     if results:
         junit = getattr(args, "junit_dir", None)
-        preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.results_dir), "--junit-dir" if junit else "results-dir")
+        preflight.writable_dir(Path(junit).resolve() if junit else s.path(s.test.results_dir), "--junit-dir" if junit else "results-dir")
     return s
+
+
+def _index(settings: Any, login: bool | str = True) -> Any:
+    """The one Index of this command, made here at the top and handed to every stage."""
+    from ci_kit.index import Index
+
+    return Index.from_settings(settings.index, login=login)
 
 
 def _n(count: int, noun: str) -> str:
@@ -66,12 +74,13 @@ def _spec(text: str) -> Any:
 def cmd_build(args: argparse.Namespace) -> int:
     from ci_kit.build import build
 
-    m = build(_preflight(args, _settings(args), dist=True))
-    console.write_outputs(args.output, {"name": m.name, "version": m.version, "requirement": m.requirement,
-                                        "commit": m.commit, "files": [f.__dict__ for f in m.files]})
+    s = _preflight(args, _settings(args), dist=True)
+    m = build(s.project_dir, s.build)
+    data = m.to_json()
+    console.write_outputs(args.output, pick(data, "build"))
     console.write_summary(args.summary, summary.build(m))
     if args.json:
-        console.out_json(m.to_json())
+        console.out_json(data)
     else:
         console.out(m.requirement)
     return 0
@@ -82,50 +91,53 @@ def cmd_push(args: argparse.Namespace) -> int:
     from ci_kit.push import push
 
     s = _preflight(args, _settings(args))
-    result = push(s, Manifest.read(s.path(s.dist_dir)))
-    return _emit_push(args, result)
+    dist = s.path(s.build.dist_dir)
+    result = push(_index(s), s.index, Manifest.read(dist), dist)
+    return _emit_push(args, result, "push")
 
 
-def _emit_push(args: argparse.Namespace, result: Any) -> int:
-    outputs = result.outputs()
-    console.write_outputs(args.output, outputs)
-    console.write_summary(args.summary, summary.push(outputs, result.uploaded))
+def _emit_push(args: argparse.Namespace, result: Any, command: str) -> int:
+    data = result.to_json()
+    console.write_outputs(args.output, pick(data, command))
+    console.write_summary(args.summary, summary.push(data, result.uploaded))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
-        console.out(f"commit {outputs['commit']}")
-        console.out(outputs["requirement"])
+        console.out(f"commit {data['commit']}")
+        console.out(data["requirement"])
     return 0
 
 
 def cmd_build_and_push(args: argparse.Namespace) -> int:
     from ci_kit.jobs import build_and_push
 
-    return _emit_push(args, build_and_push(_preflight(args, _settings(args), dist=True)))
+    s = _preflight(args, _settings(args), dist=True)
+    return _emit_push(args, build_and_push(_index(s), s), "build-and-push")
 
 
 @contextlib.contextmanager
 def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
     """Failed test runs still get their table in the job summary, then the error goes on."""
-    from ci_kit.errors import TestsFailed
+    from ci_kit.errors import ProductTestsFailed
 
     try:
         yield
-    except TestsFailed as exc:
+    except ProductTestsFailed as exc:
         if exc.report is not None:
-            console.write_summary(args.summary, summary.test(exc.report, exc.message))
+            console.write_summary(args.summary, summary.run_report(exc.report, exc.message))
         raise
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from ci_kit.test import test
+    from ci_kit.testrun import pythons_to_run, run_tests
 
     s = _preflight(args, _settings(args), results=True)
+    pythons_to_run(s.test.python_versions, getattr(args, "only_python", None))  # a usage error before the index is asked
     with _summary_on_failure(args):
-        report = test(s, _spec(args.requirement), commit=args.commit,
+        report = run_tests(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
                       junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
-                      only_python=getattr(args, "only_python", None))
-    console.write_summary(args.summary, summary.test(report))
+                      only_python=getattr(args, "only_python", None), secret_files=s.password_files)
+    console.write_summary(args.summary, summary.run_report(report))
     if args.json:
         console.out_json(report.to_json())
     else:
@@ -138,12 +150,14 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from ci_kit.promote import promote
 
-    p = promote(_preflight(args, _settings(args)), _spec(args.requirement), dry_run=args.dry_run, force=args.force)
+    s = _preflight(args, _settings(args))
+    spec = _spec(args.requirement)  # bad input is an error before the index is contacted
+    p = promote(_index(s), s.index, s.test.python_versions, spec, dry_run=args.dry_run, force=args.force, quality=s.quality)
     console.write_summary(args.summary, summary.promote(p))
-    outputs = p.outputs()
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "promoted_to", "changed", "forced")})
+    data = p.to_json()
+    console.write_outputs(args.output, pick(data, "promote"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     elif args.dry_run and not p.already:
         console.out(f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
     else:
@@ -155,13 +169,15 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
     from ci_kit.jobs import test_and_promote
 
     with _summary_on_failure(args):
-        job = test_and_promote(_preflight(args, _settings(args), results=True), _spec(args.requirement), commit=args.commit,
+        s = _preflight(args, _settings(args), results=True)
+        spec = _spec(args.requirement)  # bad input is an error before the index is contacted
+        job = test_and_promote(_index(s), s, spec, commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
-    console.write_summary(args.summary, summary.test(job.report) + "\n\n" + summary.promote(job.promotion))
-    outputs = job.outputs()
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to", "changed")})
+    console.write_summary(args.summary, summary.run_report(job.report) + "\n\n" + summary.promote(job.promotion))
+    data = job.to_json()
+    console.write_outputs(args.output, pick(data, "test-and-promote"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
         console.out(f"{job.promotion.spec} {'promoted to' if job.promotion.changed else 'already on'} {job.promotion.target}")
     return 0
@@ -170,12 +186,13 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ci_kit.jobs import run
 
-    outputs = run(_preflight(args, _settings(args), dist=True, results=True))
-    console.write_outputs(args.output, {k: outputs[k] for k in ("requirement", "commit", "promoted_to")})
+    s = _preflight(args, _settings(args), dist=True, results=True)
+    data = run(_index(s), s).to_json()
+    console.write_outputs(args.output, pick(data, "run"))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
-        console.out(f"{outputs['requirement']} {'promoted to' if outputs['changed'] else 'already on'} {outputs['promoted_to']}")
+        console.out(f"{data['requirement']} {'promoted to' if data['changed'] else 'already on'} {data['promoted_to']}")
     return 0
 
 
@@ -188,11 +205,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--limit must be 1 or more, got {args.limit}", "use --all to show every version")
     if args.name:
-        data = status.project_status(s, args.name, limit=0 if args.all else args.limit)
-        console.out_json(data) if args.json else console.out(status.render_project(data))
+        project = status.project_status(_index(s, login=False), s.index, args.name, limit=0 if args.all else args.limit,
+                                         headline=str(s.quality.rules.get("headline", "")))
+        console.out_json(project) if args.json else console.out(status.render_project(project))
     else:
-        data = status.overview(s)
-        console.out_json(data) if args.json else console.out(status.render_overview(data))
+        overview = status.overview(_index(s, login=False), s.index)
+        console.out_json(overview) if args.json else console.out(status.render_overview(overview))
     return 0
 
 
@@ -204,11 +222,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     s = _preflight(args, _settings(args))
     preflight.writable_file(args.html, "--html")
-    h = history.gather(s, args.name)
+    h = history.gather(_index(s, login=False), s, args.name)
     if args.compare and h.get(args.compare) is None:
         raise NotFound(f"{h.name}=={args.compare} is not on {', '.join(h.indexes.values())}", "pick a version `ci-kit status` lists")
-    path = report.write(Path(args.html).resolve() if args.html else s.path(s.results_dir) / f"report-{h.name}.html",
-                        report.html(h, s, args.compare))
+    path = report.write(Path(args.html).resolve() if args.html else s.path(s.test.results_dir) / f"report-{h.name}.html",
+                        report.html(h, s.quality, args.compare))
     console.write_summary(args.summary, report.markdown(h))
     if args.json:
         console.out_json({"name": h.name, "html": str(path), "versions": [v.__dict__ for v in h.versions]})
@@ -238,12 +256,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     from ci_kit.tokens import credentials
 
     s = _settings(args)
-    desc = {**s.describe(), "credentials": credentials(s)}  # what the password/token held may do, never its value
+    desc = {**s.describe(), "credentials": credentials(s.index)}  # what the password/token held may do, never its value
     if args.json:
         console.out_json(desc)
-    else:
-        for k, v in desc.items():
-            console.out(f"{k:22} {v['value']!s:40} ({v['source']})")
+    else:  # grouped as the settings object is (settings.index, settings.test ...)
+        group = ""
+        for key in config.KEYS_BY_GROUP:
+            if key.group != group:
+                group = key.group
+                console.out(f"[{group}]")
+            v = desc[key.name]
+            console.out(f"  {key.name:22} {v['value']!s:40} ({v['source']})")
+        console.out(f"{'credentials':24} {desc['credentials']['value']!s:40} ({desc['credentials']['source']})")
     return 0
 
 
@@ -253,10 +277,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     if not args.stage:
-        cred = tokens.credentials(s)
+        cred = tokens.credentials(s.index)
         console.out_json(cred) if args.json else console.out(f"{cred['value']} ({cred['source']})")
         return 0
-    token, info, how = tokens.make(s, args.stage, expires=args.expires, projects=args.project)
+    token, info, how = tokens.make(s.index, args.stage, expires=args.expires, projects=args.project)
     console.step(f"token: for {args.stage}, {how}: {info.describe()}")
     if args.token_file:
         tokens.write_token(token, args.token_file)

@@ -1,237 +1,201 @@
-"""The one settings object, resolved once.
+"""The one settings object, resolved once, in frozen groups (settings.index, .build, .test,
+.server, .image, .run), one per stage, each made from its keys in keys.KEYS.
 
 Order (later wins): built-in defaults < `[tool.ci-kit]` in the product's pyproject.toml
-< `CI_KIT_*` environment variables < command-line flags. Every key is declared once in
-KEYS; README's configuration table is generated from the same declarations
-(`ci-kit config --table`), so docs and code cannot drift.
+< `CI_KIT_*` environment variables < command-line flags.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ci_kit.errors import UsageError
-from ci_kit.quality.rules import problem as _quality  # the [tool.ci-kit.quality] table's check (cheap to import)
+from ci_kit.keys import (KEY_BY_NAME, KEYS, KEYS_BY_GROUP, MIN_SECRET_LENGTH, OTHER_ENV, SANDBOX_MODES, SECRET_ENV, Key, MetadataCheck,
+                         PromoteTo, current_python, markdown_table, redact)
 
-_PYVER = re.compile(r"^3\.\d{1,2}$")
-_INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")
-_USERINFO = re.compile(r"(^[a-zA-Z][\w+.-]*://)[^/?#\s]*@")
-SANDBOX_MODES = ("auto", "user", "namespace", "none")  # CI_KIT_SANDBOX, the operator's choice (sandbox.py)
-MIN_SECRET_LENGTH = 8  # shorter secrets cannot be masked without corrupting ordinary output
+__all__ = ["KEYS", "KEYS_BY_GROUP", "SANDBOX_MODES", "Settings", "load", "markdown_table", "redact"]
 
 
 @dataclass(frozen=True)
-class Key:
-    name: str
-    kind: str  # "str", "list", "bool", "int", "table" (a TOML table; JSON in the environment or a flag)
-    default: Any
-    help: str
-    check: Callable[[Any], str | None] | None = None  # returns a problem or None
+class Secret:
+    """Where one secret comes from: its variable in the environment given to load(), else
+    a file. Read on demand by `read()`, so that a settings object answers for the
+    environment it was made from, not for whatever os.environ is later; never printed."""
 
-    @property
-    def env(self) -> str:
-        return "CI_KIT_" + self.name.upper().replace("-", "_")
+    variable: str
+    value: str = field(default="", repr=False)  # the variable's value in load()'s environment
+    file: str = ""
+    what: str = "the password file"
+    hint: str = ""
 
-    @property
-    def attr(self) -> str:
-        return self.name.replace("-", "_")
-
-
-def _url(v: str, root: bool = True) -> str | None:
-    """An http(s) URL with a host and a valid port, never with credentials (they would be
-    printed, handed to children and sent as Basic auth; secrets come from CI_KIT_PASSWORD
-    or a file); with root, the server's root URL (the index is a key of its own)."""
-    from urllib.parse import urlsplit
-
-    if _USERINFO.search(v):
-        return "a URL without user:password@ (the password comes from CI_KIT_PASSWORD or --password-file)"
-    if not re.match(r"^https?://[^\s/]+", v):
-        return "a URL starting with http:// or https://"
-    try:
-        parts = urlsplit(v)
-        port = parts.port  # parsing the port is what raises
-    except ValueError as exc:
-        return f"a valid URL ({exc})"
-    if port is not None and not 0 < port < 65536:
-        return "a URL with a port between 1 and 65535"
-    if not parts.hostname:
-        return "a URL with a host"
-    if root and (parts.path.strip("/") or parts.query or parts.fragment):
-        return "the server's root URL, without a path (name indexes with unstable-index, testing-index, stable-index)"
-    return None
+    def read(self) -> str | None:
+        return _secret({self.variable: self.value} if self.value else {}, self.variable, self.file, self.what, self.hint)
 
 
-def _test_command(v: str) -> str | None:
-    import shlex
-
-    try:
-        words = shlex.split(v)
-    except ValueError as exc:
-        return f"a command in shell words ({exc})"
-    return None if words else "a command, e.g. pytest (it is empty)"
-
-
-def redact(text: str) -> str:
-    """A URL's userinfo replaced by ****, for messages that show a rejected value."""
-    return _USERINFO.sub(r"\1****@", text)
-
-
-def _pass_env(v: list[str]) -> str | None:
-    bad = [x for x in v if not x.strip() or x.upper().startswith("CI_KIT_")]
-    return f"variable names or fnmatch globs, never CI_KIT_* (got {', '.join(map(repr, bad))})" if bad else None
-
-
-def _index(v: str) -> str | None:
-    return None if (not v or _INDEX.match(v)) else "devpi's USER/INDEX form, e.g. ci/stable"
-
-
-def _pyvers(v: list[str]) -> str | None:
-    bad = [x for x in v if not _PYVER.match(x)]
-    twice = sorted({x for x in v if v.count(x) > 1})
-    if twice and not bad:
-        return f"a list without repeats ({', '.join(twice)} given more than once)"
-    if bad or not v:
-        return "a non-empty list of MAJOR.MINOR versions such as 3.11 (got %s)" % (", ".join(bad) or "nothing")
-    return None
-
-
-def _promote_to(v: str) -> str | None:
-    return None if v in ("auto", "stable", "testing") else "one of auto, stable, testing"
-
-
-def _positive(v: int) -> str | None:
-    return None if 0 < v < 65536 else "a port number between 1 and 65535"
-
-
-def _seconds(v: int) -> str | None:
-    return None if 1 <= v <= 3600 else "a number of seconds between 1 and 3600"
-
-
-def _current_python() -> str:
-    return "%d.%d" % sys.version_info[:2]
-
-
-KEYS: tuple[Key, ...] = (
-    Key("index-url", "str", "http://127.0.0.1:3141", "Root URL of the devpi server.", _url),
-    Key("user", "str", "ci", "devpi user that owns the indexes and uploads."),
-    Key("unstable-index", "str", "", "Where job 1 uploads (volatile). Default `<user>/unstable`.", _index),
-    Key("testing-index", "str", "", "Promotion target for pre-release, dev and local versions. Default `<user>/testing`.", _index),
-    Key("stable-index", "str", "", "Promotion target for final releases (non-volatile). Default `<user>/stable`.", _index),
-    Key("promote-to", "str", "auto", "`auto` routes final releases to stable and the rest to testing; `stable` or `testing` forces one.", _promote_to),
-    Key("python-versions", "list", None, "Python versions to test on, each in a fresh environment. Default: the Python running ci-kit.", _pyvers),
-    Key("test-command", "str", "pytest", "Command run in the fresh clone against the installed package (shell words, no shell); for `pytest ...` and `python -m pytest ...` ci-kit installs pytest too.", _test_command),
-    Key("test-extras", "list", [], "Extras of the product installed with it for testing, e.g. `[\"test\"]`."),
-    Key("test-groups", "list", [], "PEP 735 dependency groups of the repository's pyproject.toml installed for testing, e.g. `[\"test\"]`."),
-    Key("test-requirements", "list", [], "Requirements files of the repository (paths from its root) installed for testing."),
-    Key("require-junit", "bool", True, "A run passes only if the JUnit XML ci-kit asked for shows tests ran. `false` accepts a command that cannot write JUnit; its records say so and `status` shows it."),
-    Key("trusted-uploaders", "list", [], "devpi users besides `user` whose build and test records the gate counts (records from anyone else are ignored)."),
-    Key("tox-env", "str", "", "Run this tox environment instead of test-command, with `--installpkg` of the exact file; `{py}` becomes e.g. 311, `{py_dot}` 3.11."),
-    Key("dependency-index-url", "str", "", "Simple index for the product's dependencies and test tools (default: uv's, i.e. PyPI or UV_INDEX_URL).", lambda v: None if not v else _url(v, root=False)),
-    Key("metadata-check", "str", "warn", "`warn`: the build fails on metadata that is invalid or will not render, and warns on what is merely missing (a README); `strict` fails on both (twine check --strict); `off`.", lambda v: None if v in ("warn", "strict", "off") else "one of warn, strict, off"),
-    Key("pass-env", "list", [], "Variables of ci-kit's environment the product's tests also get (names or fnmatch globs, e.g. `[\"AWS_REGION\", \"MY_*\"]`), besides a minimal set; never `CI_KIT_*`. See docs/security.md.", _pass_env),
-    Key("dist-dir", "str", "dist", "Where `ci-kit build` puts the files and dist/ci-kit-build.json."),
-    Key("results-dir", "str", "ci-kit-results", "Where `ci-kit test` writes JUnit XML and result records."),
-    Key("server-dir", "str", "~/.ci-kit/server", "Data directory of the embedded devpi-server (`ci-kit server`)."),
-    Key("server-port", "int", 3141, "Port of the embedded devpi-server on 127.0.0.1.", _positive),
-    Key("index-timeout", "int", 60, "Seconds ci-kit waits for each answer of the index (connecting: at most 10); past it the command stops with exit 5. Reads (GET) that fail with a dropped connection or a 5xx are retried twice first.", _seconds),
-    Key("image", "bool", False, "Build the pinned image as part of `ci-kit run` (the CI front ends have an image step of their own)."),
-    Key("image-base", "str", "", "Base image for `ci-kit image`, pinned by digest (`REPO@sha256:...`)."),
-    Key("image-entrypoint", "str", "", "Console script of the product, or `-m module`, that the image runs."),
-    Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),
-    Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
-    Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
-    Key("evaluate-command", "str", "", "Command run after the tests pass, in the same fresh environment against the installed release, to write the evaluation record at `$CI_KIT_METRICS_FILE` (docs/quality.md). Empty: the tests may write it.", lambda v: _test_command(v) if v else None),
-    Key("quality", "table", {}, "The quality gate: `[tool.ci-kit.quality]` with metric bounds, regression, response-shift, undecided-share and input checks against the baseline (docs/quality.md); as JSON in the environment or flag.", _quality),
-    Key("registry-user", "str", "", "User for pushing the image to a registry that needs a login; its password comes from `CI_KIT_REGISTRY_PASSWORD` or `CI_KIT_REGISTRY_PASSWORD_FILE` only. Empty: docker's own login."),
-)
-KEY_BY_NAME = {k.name: k for k in KEYS}
-
-# CI_KIT_* variables that are not configuration keys.
-SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE")
-OTHER_ENV = {*SECRET_ENV, "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL", "CI_KIT_SANDBOX", "CI_KIT_SECRETS_FD",
-             # read by ci-kit's own scripts (scripts/demo, test, bench)
-             "CI_KIT_DEMO_VENV", "CI_KIT_TEST_VENV", "CI_KIT_BENCH_VENV", "CI_KIT_BENCH_TOXUV_VENV",
-             # set by ci-kit for the product's test run
-             "CI_KIT_PROBE_OUT", "CI_KIT_PROBE_MODULES", "CI_KIT_PROBE_DIST", "CI_KIT_METRICS_FILE"}
+_SECRET: Any = {"secret": True}  # field metadata: not a configuration key (see key_fields)
 
 
 @dataclass(frozen=True)
-class Settings:
-    project_dir: Path
+class IndexSettings:
+    """Where the releases live and who may write the records the gate counts."""
+
     index_url: str
     user: str
     unstable_index: str
     testing_index: str
     stable_index: str
-    promote_to: str
-    python_versions: list[str]
-    test_command: str
-    test_extras: list[str]
-    test_groups: list[str]
-    test_requirements: list[str]
-    require_junit: bool
-    trusted_uploaders: list[str]
-    tox_env: str
-    dependency_index_url: str
-    metadata_check: str
-    dist_dir: str
-    results_dir: str
-    server_dir: str
-    server_port: int
-    image: bool
-    image_base: str
-    image_entrypoint: str
-    image_smoke: str
-    image_repository: str
-    image_tags: list[str]
-    registry_user: str
-    pass_env: list[str] = field(default_factory=list)
-    index_timeout: int = 60
-    evaluate_command: str = ""
-    quality: dict[str, Any] = field(default_factory=dict)
-    password_file: str = ""
-    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-    # The secret variables of the environment given to load(), so that a settings object
-    # answers for the environment it was made from, not for whatever os.environ is later.
-    secret_env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    promote_to: PromoteTo
+    trusted_uploaders: tuple[str, ...]
+    index_timeout: int
+    credential: Secret = field(default_factory=lambda: Secret("CI_KIT_PASSWORD"), repr=False, compare=False, metadata=_SECRET)
 
     @property
     def password(self) -> str | None:
-        """The devpi password, read on demand from CI_KIT_PASSWORD or the password file; never stored."""
-        return _secret(self.secret_env, "CI_KIT_PASSWORD", self.password_files[0] if self.password_files else "",
-                       "the password file", "pass a readable file with --password-file or set CI_KIT_PASSWORD")
-
-    @property
-    def registry_password(self) -> str | None:
-        """The image registry's password, read on demand like `password`; never stored."""
-        return _secret(self.secret_env, "CI_KIT_REGISTRY_PASSWORD", self.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
-                       "the registry password file",
-                       "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD")
+        """The devpi password (or token), read on demand from CI_KIT_PASSWORD or the password file; never stored."""
+        return self.credential.read()
 
     @property
     def trusted(self) -> frozenset[str]:
         """Whose records count: the configured user and the trusted uploaders."""
         return frozenset([self.user, *self.trusted_uploaders])
 
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What `ci-kit build` writes where, and how strictly it checks metadata."""
+
+    dist_dir: str
+    metadata_check: MetadataCheck
+
+
+@dataclass(frozen=True)
+class ProductTestSettings:
+    """How the product's tests run: on which Pythons, with what, seeing what."""
+
+    python_versions: tuple[str, ...]
+    test_command: str
+    test_extras: tuple[str, ...]
+    test_groups: tuple[str, ...]
+    test_requirements: tuple[str, ...]
+    require_junit: bool
+    tox_env: str
+    dependency_index_url: str
+    pass_env: tuple[str, ...]
+    results_dir: str
+    evaluate_command: str
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """The quality gate's rules (`[tool.ci-kit.quality]`, docs/quality.md), read by promote,
+    status and report."""
+
+    rules: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The embedded devpi-server of `ci-kit server`."""
+
+    server_dir: str
+    server_port: int
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """The pinned image of `ci-kit image`, and the registry it goes to."""
+
+    image_base: str
+    image_entrypoint: str
+    image_smoke: str
+    image_repository: str
+    image_tags: tuple[str, ...]
+    registry_user: str
+    registry_credential: Secret = field(default_factory=lambda: Secret("CI_KIT_REGISTRY_PASSWORD"), repr=False,
+                                        compare=False, metadata=_SECRET)
+
+    @property
+    def registry_password(self) -> str | None:
+        """The image registry's password, read on demand like the index's; never stored."""
+        return self.registry_credential.read()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What `ci-kit run` does besides the two jobs (the key `image` is settings.run.image:
+    whether to build the image; settings.image holds the image's own settings)."""
+
+    image: bool
+
+
+GROUPS: dict[str, type] = {"index": IndexSettings, "build": BuildSettings, "test": ProductTestSettings,
+                           "quality": QualitySettings, "server": ServerSettings, "image": ImageSettings, "run": RunSettings}
+
+
+def key_fields(group: type) -> list[str]:
+    """The fields of a group that are configuration keys (not its secrets' sources)."""
+    return [f.name for f in fields(group) if not f.metadata.get("secret")]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The one settings object: each stage takes the group it reads (settings.test ...)."""
+
+    project_dir: Path
+    index: IndexSettings
+    build: BuildSettings
+    test: ProductTestSettings
+    quality: QualitySettings
+    server: ServerSettings
+    image: ImageSettings
+    run: RunSettings
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
     @property
     def password_files(self) -> list[str]:
         """Files holding a secret (devpi's, then the registry's): the product's code must not see them."""
-        devpi = self.password_file or self.secret_env.get("CI_KIT_PASSWORD_FILE", "")
-        return [p for p in (devpi, self.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", "")) if p]
+        return [p for p in (self.index.credential.file, self.image.registry_credential.file) if p]
 
     def path(self, value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else self.project_dir / p
+        """A configured folder (dist-dir, results-dir ...), relative to the project."""
+        return under(self.project_dir, value)
+
+    def value(self, key: Key) -> Any:
+        """A key's value, as the table declares it (a list shown as a list)."""
+        v = getattr(getattr(self, key.group), key.attr)
+        return list(v) if isinstance(v, tuple) else v
 
     def describe(self) -> dict[str, Any]:
         """Every key with its value and where it came from (for `ci-kit config`)."""
-        return {k.name: {"value": getattr(self, k.attr), "source": self.sources.get(k.name, "default")} for k in KEYS}
+        return {k.name: {"value": self.value(k), "source": self.sources.get(k.name, "default")} for k in KEYS}
+
+    # Flat read-only views for image.py, which another change moves to settings.image & co.
+    # until image/ reads settings.image
+    image_base = property(lambda self: self.image.image_base)  # until image/ reads settings.image
+    image_entrypoint = property(lambda self: self.image.image_entrypoint)  # until image/ reads settings.image
+    image_smoke = property(lambda self: self.image.image_smoke)  # until image/ reads settings.image
+    image_repository = property(lambda self: self.image.image_repository)  # until image/ reads settings.image
+    image_tags = property(lambda self: self.image.image_tags)  # until image/ reads settings.image
+    registry_user = property(lambda self: self.image.registry_user)  # until image/ reads settings.image
+    registry_password = property(lambda self: self.image.registry_password)  # until image/ reads settings.image
+    index_url = property(lambda self: self.index.index_url)  # until image/ reads settings.index
+    unstable_index = property(lambda self: self.index.unstable_index)  # until image/ reads settings.index
+    testing_index = property(lambda self: self.index.testing_index)  # until image/ reads settings.index
+    stable_index = property(lambda self: self.index.stable_index)  # until image/ reads settings.index
+    trusted = property(lambda self: self.index.trusted)  # until image/ reads settings.index
+    dependency_index_url = property(lambda self: self.test.dependency_index_url)  # until image/ reads settings.test
+    dist_dir = property(lambda self: self.build.dist_dir)  # until image/ reads settings.build
+
+
+def under(project_dir: Path, value: str) -> Path:
+    """value as a path: ~ expanded, relative ones taken from the project's folder."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else project_dir / p
 
 
 def _secret(environ: Mapping[str, str], variable: str, path: str, what: str, hint: str) -> str | None:
@@ -376,24 +340,42 @@ def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
             raise UsageError(f"{which}-index and unstable-index are both {values['unstable-index']}",
                              "promotion copies from the unstable index to another one: set testing-index/stable-index to a non-volatile index of its own")
     if values["python-versions"] is None:
-        values["python-versions"] = [_current_python()]
+        values["python-versions"] = [current_python()]
     if "server-port" in sources and "index-url" not in sources:  # the embedded server is the index then
         values["index-url"] = f"http://127.0.0.1:{values['server-port']}"
         sources["index-url"] = f"{sources['server-port']} (server-port)"
     values["index-url"] = values["index-url"].rstrip("/")
-    password_file = (flags or {}).get("password-file") or ""
-    kwargs = {k.attr: values[k.name] for k in KEYS}
-    secret_env = {k: environ[k] for k in SECRET_ENV if environ.get(k)}
-    return Settings(project_dir=project_dir, password_file=password_file, sources=sources, secret_env=secret_env, **kwargs)
+    return Settings(project_dir=project_dir, sources=sources, **_groups(values, _secrets(flags or {}, environ)))
 
 
-def markdown_table() -> str:
-    """README's configuration table, from KEYS."""
-    rows = ["| key (`[tool.ci-kit]`) | environment | type | default | meaning |", "|---|---|---|---|---|"]
-    for k in KEYS:
-        default = {None: "current Python", "": "—"}.get(k.default, k.default) if not isinstance(k.default, (list, bool, dict)) else json.dumps(k.default)
-        rows.append(f"| `{k.name}` | `{k.env}` | {k.kind} | `{default}` | {k.help} |")
-    return "\n".join(rows)
+def _secrets(flags: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Secret]:
+    """Where each secret comes from, taken from the environment given to load() now."""
+    env = {k: environ[k] for k in SECRET_ENV if environ.get(k)}
+    return {
+        "credential": Secret("CI_KIT_PASSWORD", env.get("CI_KIT_PASSWORD", ""),
+                             flags.get("password-file") or env.get("CI_KIT_PASSWORD_FILE", ""), "the password file",
+                             "pass a readable file with --password-file or set CI_KIT_PASSWORD"),
+        "registry_credential": Secret("CI_KIT_REGISTRY_PASSWORD", env.get("CI_KIT_REGISTRY_PASSWORD", ""),
+                                      env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""), "the registry password file",
+                                      "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD"),
+    }
 
 
-assert {f.name for f in fields(Settings)} >= {k.attr for k in KEYS}
+def _groups(values: dict[str, Any], secrets: dict[str, Secret]) -> dict[str, Any]:
+    """Each group made from its keys in KEYS (and its secret's source)."""
+    groups: dict[str, Any] = {}
+    for name, cls in GROUPS.items():
+        kwargs = {k.attr: _frozen(values[k.name]) for k in KEYS if k.group == name}
+        kwargs.update({f.name: secrets[f.name] for f in fields(cls) if f.metadata.get("secret")})
+        groups[name] = cls(**kwargs)
+    return groups
+
+
+def _frozen(value: Any) -> Any:
+    """Lists become tuples: a frozen group must not change under a stage's feet."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+# The groups declare their fields for mypy; the table is the truth: they must agree exactly
+# (tests/test_docs.py checks it too, with the names of what differs).
+assert all(sorted(key_fields(c)) == sorted(k.attr for k in KEYS if k.group == g) for g, c in GROUPS.items())

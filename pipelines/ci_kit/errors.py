@@ -53,15 +53,14 @@ class Collision(CiKitError):
     exit_code = 8
 
 
-class TestsFailed(CiKitError):
+class ProductTestsFailed(CiKitError):
     """The product's tests failed, or none were found."""
 
-    __test__ = False  # not a pytest class
     exit_code = 9
 
     def __init__(self, message: str, hint: str = "", report: object = None) -> None:
         super().__init__(message, hint)
-        self.report = report  # the TestReport, for summaries of a failed run
+        self.report = report  # the testrun.RunReport, for summaries of a failed run
 
 
 class GateRefused(CiKitError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ci_kit import console
 
@@ -23,14 +23,15 @@ if TYPE_CHECKING:
 SCHEMA = 2  # ci_kit.schema of the records this version writes and counts
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _PY = re.compile(r"^3\.\d{1,2}$")
-KINDS = ("build", "test", "promotion")
+RecordKind = Literal["build", "test", "promotion"]
+KINDS: tuple[RecordKind, ...] = get_args(RecordKind)
 
 
 @dataclass(frozen=True)
 class Record:
     """One trusted, well-formed ci-kit record about one file."""
 
-    kind: str  # build | test | promotion
+    kind: RecordKind
     sha256: str
     by: str  # the uploader the index logged
     fields: dict[str, Any]
@@ -59,7 +60,7 @@ class FileRecords:
     records: list[Record] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
-    def of(self, kind: str, sha256: str) -> list[Record]:
+    def of(self, kind: RecordKind, sha256: str) -> list[Record]:
         return [r for r in self.records if r.kind == kind and r.sha256 == sha256]
 
 

@@ -12,6 +12,7 @@ and tested without a server.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from ci_kit.dists import wheel_fits
 from ci_kit.evidence import FileRecords, Record
@@ -34,14 +35,14 @@ class Verdict:
         return not self.problems
 
 
-def _needed(f: ReleaseFile, files: list[ReleaseFile], pythons: list[str]) -> list[str]:
+def _needed(f: ReleaseFile, files: list[ReleaseFile], pythons: Sequence[str]) -> list[str]:
     if f.kind == "wheel":
         return [py for py in pythons if wheel_fits(f.basename, py)]
     wheels = [w for w in files if w.kind == "wheel"]
     return [py for py in pythons if not any(wheel_fits(w.basename, py) for w in wheels)]
 
 
-def judge(files: list[ReleaseFile], records: dict[str, FileRecords], pythons: list[str], commit: str) -> Verdict:
+def judge(files: list[ReleaseFile], records: dict[str, FileRecords], pythons: Sequence[str], commit: str) -> Verdict:
     verdict = Verdict()
     for f in files:
         short = f"{f.basename} (sha256 {f.sha256[:16]}…)"
@@ -60,7 +61,7 @@ def judge(files: list[ReleaseFile], records: dict[str, FileRecords], pythons: li
             verdict.failed[f.basename] = f"{short} has no test result{why}"
             continue
         if f.kind == "sdist" and not needed:
-            needed = [py for py in pythons if py in latest][:1] or pythons[:1]
+            needed = [py for py in pythons if py in latest][:1] or list(pythons[:1])
         missing = [py for py in needed if py not in latest]
         failed = [py for py in needed if py in latest and not latest[py].passed]
         if failed:

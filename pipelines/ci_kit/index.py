@@ -27,7 +27,8 @@ from ci_kit.errors import AuthError, CiKitError, Collision, IndexUnreachable, No
 if TYPE_CHECKING:
     import requests
 
-    from ci_kit.config import Settings
+    from ci_kit.config import IndexSettings, Settings
+    from ci_kit.contract import FileKind
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ReleaseFile:
     log: tuple[dict[str, Any], ...] = ()
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> FileKind:
         return "wheel" if self.basename.endswith(".whl") else "sdist"
 
     @property
@@ -141,19 +142,20 @@ class Index:
         self.token: Any = None  # a tokens.TokenInfo when a devpi-tokens token is held
 
     @classmethod
-    def from_settings(cls, settings: Settings, login: bool | str = True) -> Index:
+    def from_settings(cls, settings: IndexSettings | Settings, login: bool | str = True) -> Index:
         """login: True (a password is required, exchanged for a token now), False
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        index = cls(settings.index_url, settings.user, timeout=float(settings.index_timeout))
+        cfg: IndexSettings = getattr(settings, "index", settings)  # type: ignore[arg-type]  # until image/ passes settings.index
+        index = cls(cfg.index_url, cfg.user, timeout=float(cfg.index_timeout))
         if login == "when-asked":
-            index._password_later = lambda: settings.password
+            index._password_later = lambda: cfg.password
             return index
         if login:
-            password = settings.password
+            password = cfg.password
             if not password:
-                raise AuthError(f"no password for devpi user {settings.user!r}",
+                raise AuthError(f"no password for devpi user {cfg.user!r}",
                                 "set CI_KIT_PASSWORD (a password or a devpi token) or pass --password-file FILE")
             index.login(password)
         return index

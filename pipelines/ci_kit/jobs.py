@@ -11,53 +11,75 @@ from pathlib import Path
 from typing import Any
 
 from ci_kit import build as build_mod
-from ci_kit import console
+from ci_kit import console, testrun
 from ci_kit import promote as promote_mod
 from ci_kit import push as push_mod
-from ci_kit import test as test_mod
 from ci_kit.config import Settings
+from ci_kit.contract import FlowJson, JobTwoJson
 from ci_kit.index import Index
 from ci_kit.release import Spec
 
 
-def build_and_push(settings: Settings, index: Index | None = None) -> push_mod.PushResult:
-    index = index or Index.from_settings(settings)
-    index.index_config(settings.unstable_index)  # fail fast, before a build, if the index is wrong
-    manifest = build_mod.build(settings)
-    return push_mod.push(settings, manifest, index)
+def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
+    index.index_config(settings.index.unstable_index)  # fail fast, before a build, if the index is wrong
+    manifest = build_mod.build(settings.project_dir, settings.build)
+    return push_mod.push(index, settings.index, manifest, settings.path(settings.build.dist_dir))
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobTwo:
-    report: test_mod.TestReport
+    """Job 2's result: the tests of the release, then its promotion."""
+
+    report: testrun.RunReport
     promotion: promote_mod.Promotion
 
-    def outputs(self) -> dict[str, Any]:
-        return {**self.promotion.outputs(), "commit": self.report.commit, "tests": self.report.to_json()}
+    def to_json(self) -> JobTwoJson:
+        p = self.promotion.to_json()
+        return {**p, "commit": self.report.commit, "tests": self.report.to_json()}
 
 
-def test_and_promote(settings: Settings, spec: Spec, commit: str | None = None, pythons: list[str] | None = None,
-                     junit_dir: Path | None = None, index: Index | None = None) -> JobTwo:
-    index = index or Index.from_settings(settings)
-    report = test_mod.test(settings, spec, commit=commit, pythons=pythons, junit_dir=junit_dir, index=index)
-    promotion = promote_mod.promote(settings, spec, index=index)
+@dataclass(frozen=True)
+class Flow:
+    """`ci-kit run`'s result: job 1's push, job 2, and the image when run.image is set."""
+
+    pushed: push_mod.PushResult
+    two: JobTwo
+    image: dict[str, Any] | None = None  # `ci-kit image --json`'s object (image's own result)
+
+    def to_json(self) -> FlowJson:
+        pushed, p = self.pushed.to_json(), self.two.promotion.to_json()
+        out: FlowJson = {
+            "name": pushed["name"], "version": pushed["version"], "requirement": pushed["requirement"],
+            "commit": pushed["commit"], "index": pushed["index"],
+            "files": pushed["files"],  # as pushed, with their URLs (the promotion's carry none)
+            "promoted_to": p["promoted_to"], "changed": p["changed"], "forced": p["forced"], "dry_run": p["dry_run"],
+            "already": p["already"], "gate": p["gate"], "tests": self.two.report.to_json()}
+        if self.image is not None:
+            out["image"] = self.image
+        return out
+
+
+def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: str | None = None,
+                     junit_dir: Path | None = None) -> JobTwo:
+    report = testrun.run_tests(index, settings.index, settings.test, settings.project_dir, spec, commit=commit,
+                           junit_dir=junit_dir, secret_files=settings.password_files)
+    promotion = promote_mod.promote(index, settings.index, settings.test.python_versions, spec, quality=settings.quality)
     return JobTwo(report, promotion)
 
 
-def run(settings: Settings) -> dict[str, Any]:
-    index = Index.from_settings(settings)
-    pushed = build_and_push(settings, index)
+def run(index: Index, settings: Settings) -> Flow:
+    pushed = build_and_push(index, settings)
     console.step(f"run: job 1 done: {pushed.manifest.requirement} at {pushed.manifest.commit[:12]}")
     spec = Spec(pushed.manifest.name, pushed.manifest.version)
-    target = promote_mod.verified(settings, spec, index)
+    target = promote_mod.verified(index, settings.index, settings.test.python_versions, spec)
     if target is not None:
         console.step(f"run: {spec} is already on {target} with its evidence verified there; not testing it again")
-        two = JobTwo(test_mod.TestReport(spec, pushed.manifest.commit), promote_mod.promote(settings, spec, index=index))
+        two = JobTwo(testrun.RunReport(spec, pushed.manifest.commit),
+                     promote_mod.promote(index, settings.index, settings.test.python_versions, spec, quality=settings.quality))
     else:
-        two = test_and_promote(settings, spec, commit=pushed.manifest.commit, index=index)
-    out = {**pushed.outputs(), **two.outputs()}
-    if settings.image:
-        from ci_kit import image
+        two = test_and_promote(index, settings, spec, commit=pushed.manifest.commit)
+    if not settings.run.image:
+        return Flow(pushed, two)
+    from ci_kit import image
 
-        out["image"] = image.build_image_for_run(settings, spec, index=index)
-    return out
+    return Flow(pushed, two, image.build_image_for_run(settings, spec, index=index))  # provided by the image module

@@ -13,15 +13,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ci_kit import console
+from ci_kit.contract import Counts
 
 # Characters XML 1.0 forbids: colour codes and other control characters in a test's output
 # make a JUnit file unparseable; the counts are still in it.
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def counts(path: Path) -> dict[str, int] | None:
+def counts(path: Path) -> Counts | None:
     """Test counts from a JUnit XML file; None when there is none or it is not JUnit."""
-    total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total: Counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -34,7 +35,7 @@ def counts(path: Path) -> dict[str, int] | None:
     if not suites:
         return None
     for s in suites:
-        for k in total:
+        for k in ("tests", "failures", "errors", "skipped"):
             try:
                 total[k] += int(s.get(k, 0))
             except ValueError:

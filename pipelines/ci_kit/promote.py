@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ci_kit import console, evidence, gate, results, runner
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings, QualitySettings
+from ci_kit.contract import FileJson, PromoteJson
 from ci_kit.dists import read_metadata
 from ci_kit.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
 from ci_kit.index import Index, Release, ReleaseFile, refuse_clashes
@@ -38,9 +39,9 @@ class Promotion:
     dry_run: bool = False
     already: bool = False  # the target held the release and its evidence there was verified
     gate: list[str] = field(default_factory=list)  # what the gate found, one line per file
-    files: list[dict[str, str]] = field(default_factory=list)
+    files: list[FileJson] = field(default_factory=list)
 
-    def outputs(self) -> dict[str, Any]:
+    def to_json(self) -> PromoteJson:
         return {"requirement": str(self.spec), "name": self.spec.name, "version": self.spec.version,
                 "promoted_to": self.target, "changed": self.changed, "forced": self.forced,
                 "dry_run": self.dry_run, "already": self.already, "files": self.files, "gate": self.gate}
@@ -66,7 +67,7 @@ def _records(index: Index, rel: Release, trusted: frozenset[str]) -> dict[str, e
     return recs
 
 
-def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], pythons: list[str]) -> tuple[list[str], bool]:
+def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], pythons: Sequence[str]) -> tuple[list[str], bool]:
     """(problems, forced): does the target's own evidence show that each of its files
     passed (for the commit its copied build record names), or that it was forced there?"""
     forced = {f.basename for f in there.files if any(p.fields["forced"] for p in recs[f.basename].of("promotion", f.sha256))}
@@ -79,25 +80,26 @@ def _verified_on_target(there: Release, recs: dict[str, evidence.FileRecords], p
     return [p for name, p in verdict.failed.items() if name not in forced], bool(forced)
 
 
-def verified(settings: Settings, spec: Spec, index: Index) -> str | None:
+def verified(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec) -> str | None:
     """The target index if it already holds the release with every file verified there
     (evidence or a recorded forced promotion, and a promotion record), else None. Lets
     `ci-kit run` skip re-testing what is promoted; promote itself still checks again."""
-    target = target_index(settings, spec.version)
+    target = target_index(cfg, spec.version)
     there = index.release(target, spec.name, spec.version)
     if there is None or not there.files:
         return None
-    recs = _records(index, there, settings.trusted)
-    problems, _ = _verified_on_target(there, recs, settings.python_versions)
+    recs = _records(index, there, cfg.trusted)
+    problems, _ = _verified_on_target(there, recs, pythons)
     done = all(recs[f.basename].of("promotion", f.sha256) for f in there.files)
     return target if done and not problems else None
 
 
-def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: bool = False,
-            index: Index | None = None) -> Promotion:
-    index = index or Index.from_settings(settings)
-    source, trusted = settings.unstable_index, settings.trusted
-    target = target_index(settings, spec.version)
+def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec, *, dry_run: bool = False,
+            force: bool = False, quality: QualitySettings | None = None) -> Promotion:
+    """Gate the release on unstable (trusted passing evidence for each file on each of
+    pythons), then copy exactly those bytes to the target index cfg.promote_to names."""
+    source, trusted = cfg.unstable_index, cfg.trusted
+    target = target_index(cfg, spec.version)
     rel = index.release(source, spec.name, spec.version)
     there = index.release(target, spec.name, spec.version)
     if (rel is None or not rel.files) and (there is None or not there.files):
@@ -105,7 +107,7 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     promo = Promotion(spec, source, target, changed=False, forced=force, dry_run=dry_run)
     if rel is None or not rel.files:  # unstable was cleaned: what is on the target must stand on its own
         assert there is not None
-        return _already(index, settings, promo, there, None, None)
+        return _already(index, trusted, pythons, promo, there, None, None)
 
     promo.files = [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]
     refuse_clashes(there, rel.hashes, source,
@@ -113,39 +115,39 @@ def promote(settings: Settings, spec: Spec, *, dry_run: bool = False, force: boo
     check_acls(index, source, trusted)
     recs = _records(index, rel, trusted)
     build, problems = evidence.build_of(index, rel, trusted)
-    verdict = gate.judge(rel.files, recs, settings.python_versions, build.commit) if build else gate.Verdict(other=problems)
+    verdict = gate.judge(rel.files, recs, pythons, build.commit) if build else gate.Verdict(other=problems)
     promo.gate = verdict.evidence + verdict.problems
     if there is not None and {f.basename for f in rel.files} <= {f.basename for f in there.files}:
-        return _already(index, settings, promo, there, rel, verdict)
+        return _already(index, trusted, pythons, promo, there, rel, verdict)
 
     if verdict.problems and not force:
         raise GateRefused(f"{spec} cannot be promoted: " + "; ".join(verdict.problems),
                           f"run `ci-kit test {spec}` (or test-and-promote); --force overrides and is recorded")
     if verdict.problems:
         console.step(f"promote: FORCED past the gate by {results.actor()}: " + "; ".join(verdict.problems))
-    quality = _quality(settings, index, rel, verdict, promo, force)
+    q = _quality(index, cfg, quality, rel, verdict, promo, force) if quality is not None else None
     for line in verdict.evidence:
         console.step(f"promote: gate: {line}")
     if dry_run:
         console.step(f"promote: dry run: would copy {spec} from {source} to {target} ({len(rel.files)} files)")
         return promo
     _copy(index, rel, target, there)
-    forced = bool(verdict.problems) or bool(quality and quality["problems"])
-    _record(index, settings, promo, rel, verdict, build.commit if build else "", forced=forced, quality=quality)
+    forced = bool(verdict.problems) or bool(q and q["problems"])
+    _record(index, trusted, promo, rel, verdict, build.commit if build else "", forced=forced, quality=q)
     promo.changed, promo.forced = True, forced
     console.step(f"promote: {spec} is on {target}")
     return promo
 
 
-def _quality(settings: Settings, index: Index, rel: Release, verdict: gate.Verdict, promo: Promotion,
-             force: bool) -> dict[str, Any] | None:
+def _quality(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release, verdict: gate.Verdict,
+             promo: Promotion, force: bool) -> dict[str, Any] | None:
     """The quality gate (issue 15, quality/), on a release whose tests passed: refused
     with one line per failed check unless forced; what it found goes into the record."""
     if not verdict.passed:
         return None
     from ci_kit.quality import baseline
 
-    q = baseline.check(settings, index, rel, verdict.used)
+    q = baseline.check(index, cfg, quality, rel, verdict.used)
     promo.gate += [f"quality: {line}" for line in q.lines + q.problems]
     if q.problems and not force:
         raise GateRefused(f"{promo.spec} cannot be promoted: quality gate: " + "; ".join(q.problems),
@@ -174,7 +176,7 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
             index.upload(target, path, read_metadata(path))
 
 
-def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
+def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
             *, forced: bool, quality: dict[str, Any] | None = None) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
@@ -182,13 +184,13 @@ def _record(index: Index, settings: Settings, promo: Promotion, rel: Release, ve
     if after is None or wrong:
         raise Mismatch("after promotion " + "; ".join(wrong),
                        f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
-    have = _records(index, after, settings.trusted)
+    have = _records(index, after, trusted)
     at = results.now()  # one promotion, one time: status shows it once
     for f in rel.files:
         t = after.file(f.basename)
         assert t is not None  # read_back found every file
         present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
-        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, settings.trusted)
+        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, trusted)
         for r in copies:
             if r.link.sha256 not in present:
                 index.attach_result(t, index.read_result_bytes(r.link))
@@ -202,19 +204,19 @@ def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozense
     return evidence.read(index, rel, f, trusted).of("build", f.sha256)[-1:]
 
 
-def _already(index: Index, settings: Settings, promo: Promotion, there: Release, rel: Release | None,
-             verdict: gate.Verdict | None) -> Promotion:
+def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], promo: Promotion, there: Release,
+             rel: Release | None, verdict: gate.Verdict | None) -> Promotion:
     """The target holds the release: a success only if its evidence says so. What an
     interrupted promotion did not record is completed from unstable's evidence."""
-    recs = _records(index, there, settings.trusted)
-    problems, forced = _verified_on_target(there, recs, settings.python_versions)
+    recs = _records(index, there, trusted)
+    problems, forced = _verified_on_target(there, recs, pythons)
     missing_promotion = [f for f in there.files if not recs[f.basename].of("promotion", f.sha256)]
     if (problems or missing_promotion) and rel is not None and verdict is not None and (verdict.passed or promo.forced):
         if promo.dry_run:
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        _record(index, settings, promo, rel, verdict, evidence.commit_of(index, rel, settings.trusted), forced=not verdict.passed)
+        _record(index, trusted, promo, rel, verdict, evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
         promo.forced = not verdict.passed
         return promo
     if problems:

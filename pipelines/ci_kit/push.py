@@ -11,11 +11,12 @@ between uploads cannot get a partial release tested and promoted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings
+from ci_kit.contract import PushedFileJson, PushJson
 from ci_kit.dists import read_metadata, sha256_of
 from ci_kit.errors import BuildError, CiKitError, Collision
 from ci_kit.index import Index, Release, refuse_clashes
@@ -32,17 +33,20 @@ class PushResult:
     skipped: list[str]
     urls: dict[str, str]
 
-    def outputs(self) -> dict[str, Any]:
+    def to_json(self) -> PushJson:
         m = self.manifest
         return {"name": m.name, "version": m.version, "requirement": m.requirement, "commit": m.commit,
-                "index": self.index,
-                "files": [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in m.files]}
+                "index": self.index, "files": self.files}
+
+    @property
+    def files(self) -> list[PushedFileJson]:
+        """The manifest's files as they are on the index: with their URLs there."""
+        return [{"filename": f.filename, "sha256": f.sha256, "url": self.urls.get(f.filename, "")} for f in self.manifest.files]
 
 
-def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> PushResult:
-    index = index or Index.from_settings(settings)
-    target = settings.unstable_index
-    dist = settings.path(settings.dist_dir)
+def push(index: Index, cfg: IndexSettings, manifest: Manifest, dist: Path) -> PushResult:
+    """Upload the manifest's files from dist to cfg.unstable_index, read them back, record the build."""
+    target = cfg.unstable_index
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
     refuse_clashes(existing, manifest.hashes, "this build", UNIQUE_VERSIONS_HINT)
@@ -53,7 +57,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
             raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
                              "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
     if existing is not None:
-        _check_built_from(index, existing, manifest, settings.trusted)
+        _check_built_from(index, existing, manifest, cfg.trusted)
     uploaded, skipped = [], []
     for f in manifest.files:
         if existing is not None and existing.file(f.filename) is not None:
@@ -68,7 +72,7 @@ def push(settings: Settings, manifest: Manifest, index: Index | None = None) -> 
     if after is None or wrong:
         raise CiKitError("after upload, " + "; ".join(wrong), "the index did not keep what was sent; check the devpi-server log")
     urls = {f.basename: f.url for f in after.files if f.basename in manifest.hashes}
-    _record_build(index, after, manifest, settings.trusted)
+    _record_build(index, after, manifest, cfg.trusted)
     console.step(f"push: {manifest.requirement} on {target}: {len(uploaded)} uploaded, {len(skipped)} already there; sha256 verified")
     return PushResult(manifest, target, uploaded, skipped, urls)
 

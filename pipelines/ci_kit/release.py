@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ci_kit.config import Settings
+from ci_kit.config import IndexSettings
 from ci_kit.errors import UsageError
 
 
@@ -46,10 +46,10 @@ def is_final(version: str) -> bool:
     return not (v.is_prerelease or v.is_devrelease or v.local)
 
 
-def target_index(settings: Settings, version: str) -> str:
+def target_index(cfg: IndexSettings, version: str) -> str:
     """Routing (docs/architecture.md): final releases go to stable, everything else to testing."""
-    if settings.promote_to == "stable":
-        return settings.stable_index
-    if settings.promote_to == "testing":
-        return settings.testing_index
-    return settings.stable_index if is_final(version) else settings.testing_index
+    if cfg.promote_to == "stable":
+        return cfg.stable_index
+    if cfg.promote_to == "testing":
+        return cfg.testing_index
+    return cfg.stable_index if is_final(version) else cfg.testing_index

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ci_kit import __version__
+from ci_kit.contract import Counts
 from ci_kit.evidence import SCHEMA
 
 
@@ -49,7 +50,7 @@ def _shell(filename: str, sha256: str, testenvs: dict[str, Any]) -> dict[str, An
 
 
 def test_record(*, filename: str, sha256: str, commit: str, python: str, python_full: str, executable: str,
-                command: list[str], retcode: int, output: str, counts: dict[str, int], counted: bool, junit: str,
+                command: list[str], retcode: int, output: str, counts: Counts, counted: bool, junit: str,
                 metrics: dict[str, Any], proof: dict[str, str], duration: float,
                 evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's record. `counted`: the counts come from the JUnit XML ci-kit asked for; a

@@ -47,7 +47,6 @@ from pathlib import Path
 
 from ci_kit import console, runner
 from ci_kit.config import SANDBOX_MODES as MODES
-from ci_kit.config import Settings
 from ci_kit.errors import EnvFailed, UsageError
 
 # tox's pass_env idea: what a test run needs from the machine, and nothing that authorises.
@@ -158,12 +157,12 @@ def throwaway_id() -> int:
     return pwd.getpwnam("nobody").pw_uid
 
 
-def product_env(settings: Settings, extra: Mapping[str, str], home: Path, tmp: Path,
+def product_env(pass_env: Sequence[str], secret_files: Sequence[str], extra: Mapping[str, str], home: Path, tmp: Path,
                 base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of the product's test run (see the module docstring)."""
     base = os.environ if base is None else base
-    patterns = (*BASE_ENV, *settings.pass_env)
-    unsafe = set(settings.password_files)
+    patterns = (*BASE_ENV, *pass_env)
+    unsafe = set(secret_files)
     secrets = [s for s in console.secrets() if s]
     env: dict[str, str] = {}
     for name, value in base.items():
@@ -178,10 +177,10 @@ def product_env(settings: Settings, extra: Mapping[str, str], home: Path, tmp: P
     return env
 
 
-def _hidden(settings: Settings) -> list[str]:
+def _hidden(secret_files: Sequence[str]) -> list[str]:
     """Secret files outside ci-kit's home (those inside vanish with it), by real path."""
     found: list[str] = []
-    for p in settings.password_files:
+    for p in secret_files:
         try:
             found.append(str(Path(p).expanduser().resolve(strict=True)))
         except (OSError, RuntimeError):
@@ -211,7 +210,7 @@ def _covers(keep: Sequence[str], uid: int | None) -> list[str]:
     return sorted(f for f in found if not any(f.startswith(o + "/") for o in found))  # outermost only
 
 
-def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
+def _keep(pythons: Sequence[str], *run_dirs: Path) -> list[str]:
     """What the run needs even if it lies under ci-kit's home: the run's temporary folder
     (clone, environment, box), ci-kit's environment and package (the probe, tox), and the
     prefix of every interpreter the environments are made from (say, a pyenv under ~)."""
@@ -219,8 +218,8 @@ def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
 
     from ci_kit import envs
 
-    keep = {os.path.realpath(p) for p in (*map(str, run_dirs), sys.prefix, sys.base_prefix, str(Path(__file__).parent))}
-    for version in settings.python_versions:
+    keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
+    for version in pythons:
         try:
             keep.add(os.path.dirname(os.path.dirname(os.path.realpath(envs.find_python(version)))))
         except UsageError:
@@ -231,8 +230,9 @@ def _keep(settings: Settings, *run_dirs: Path) -> list[str]:
 class Box:
     """One test run's sandbox: its home, tmp and output folders, and how to launch in it."""
 
-    def __init__(self, settings: Settings, root: Path, clone: Path) -> None:
-        self.settings = settings
+    def __init__(self, pass_env: Sequence[str], pythons: Sequence[str], secret_files: Sequence[str], root: Path,
+                 clone: Path) -> None:
+        self.pass_env, self.pythons, self.secret_files = pass_env, pythons, secret_files
         self.mode = mode()
         self.root, self.clone = root, clone
         self.home, self.tmp, self.out = root / "home", root / "tmp", root / "out"
@@ -269,7 +269,7 @@ class Box:
         return inside
 
     def env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = product_env(self.settings, extra, self.home, self.tmp)
+        env = product_env(self.pass_env, self.secret_files, extra, self.home, self.tmp)
         if self.uid is not None:
             env.update({"USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER})
         return env
@@ -300,8 +300,8 @@ class Box:
             inner = ["unshare", "--user", "--map-root-user", "--mount", "--"]  # locks the mounts made below
         import sys
 
-        keep = _keep(self.settings, self.root.parent, self.clone)
-        spec = {"cover": _covers(keep, self.uid), "keep": keep, "hide": _hidden(self.settings)}
+        keep = _keep(self.pythons, self.root.parent, self.clone)
+        spec = {"cover": _covers(keep, self.uid), "keep": keep, "hide": _hidden(self.secret_files)}
         return [*ns, "--", sys.executable, "-I", "-S", str(_INIT), json.dumps(spec), "--", *inner, *argv]
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

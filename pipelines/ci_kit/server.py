@@ -64,11 +64,11 @@ def _bin(name: str) -> str:
 
 
 def _dir(settings: Settings) -> Path:
-    return Path(settings.server_dir).expanduser().resolve()
+    return Path(settings.server.server_dir).expanduser().resolve()
 
 
 def _url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.server_port}"
+    return f"http://127.0.0.1:{settings.server.server_port}"
 
 
 def _uuid(server_dir: Path) -> str:
@@ -191,7 +191,7 @@ def recover_database(server_dir: Path) -> str:
 
 
 def start(settings: Settings, wait: float = 90.0) -> ServerState:
-    server_dir, url, port = _dir(settings), _url(settings), settings.server_port
+    server_dir, url, port = _dir(settings), _url(settings), settings.server.server_port
     try:
         server_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -235,15 +235,15 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
         secret.chmod(0o600)
     log = server_dir / "server.log"
     proc = runner.spawn([_bin("devpi-server"), "--serverdir", str(server_dir), "--host", "127.0.0.1",
-                         "--port", str(settings.server_port), "--secretfile", str(secret)], log=log)
+                         "--port", str(settings.server.server_port), "--secretfile", str(secret)], log=log)
     (server_dir / PIDFILE).write_text(f"{proc.pid}\n")
     try:
         deadline = time.monotonic() + wait
-        while (problem := _not_ours(url, settings.server_port, server_dir, proc.pid)):
+        while (problem := _not_ours(url, settings.server.server_port, server_dir, proc.pid)):
             if proc.poll() is not None:
-                owner = _port_busy(settings.server_port)
+                owner = _port_busy(settings.server.server_port)
                 raise ServerFailed(f"devpi-server exited ({proc.returncode}) during start-up: " + (
-                    f"port {settings.server_port} was taken by {owner or 'another process'}" if owner is not None else _log_tail(log)),
+                    f"port {settings.server.server_port} was taken by {owner or 'another process'}" if owner is not None else _log_tail(log)),
                     f"see {log}")
             if time.monotonic() > deadline:
                 raise ServerFailed(f"devpi-server did not become ready on {url} within {wait:.0f}s ({problem})", f"see {log}")
@@ -283,7 +283,7 @@ def _secure_root(url: str, server_dir: Path) -> None:
 def _ensure_user(settings: Settings, url: str, server_dir: Path) -> str:
     """Create the user and its three indexes if missing. Without CI_KIT_PASSWORD or a
     password file, a random password is made and kept in a 0600 file next to the data."""
-    password = settings.password
+    password = settings.index.password
     from ci_kit.tokens import is_token
 
     if is_token(password):
@@ -291,29 +291,29 @@ def _ensure_user(settings: Settings, url: str, server_dir: Path) -> str:
                          "unset CI_KIT_PASSWORD for `ci-kit server start`, or set it to the user's password")
     password_file = ""
     if not password:
-        path = server_dir / f"{settings.user}.password"
+        path = server_dir / f"{settings.index.user}.password"
         if not path.exists():
             path.write_text(_secrets.token_urlsafe(24) + "\n")
             path.chmod(0o600)
         password = path.read_text().strip()
         password_file = str(path)
-    admin = Index(url, settings.user)
-    created = admin.create_user(settings.user, password)
+    admin = Index(url, settings.index.user)
+    created = admin.create_user(settings.index.user, password)
     try:
         admin.login(password)
     except AuthError:
-        kept = server_dir / f"{settings.user}.password"
-        raise AuthError(f"devpi user {settings.user!r} already exists on {url} with another password",
+        kept = server_dir / f"{settings.index.user}.password"
+        raise AuthError(f"devpi user {settings.index.user!r} already exists on {url} with another password",
                         (f"ci-kit made its password earlier: export CI_KIT_PASSWORD_FILE={kept} (and unset CI_KIT_PASSWORD)"
                          if kept.exists() and not password_file else
-                         f"use that user's password, or reset it: devpi-passwd --serverdir {server_dir} {settings.user}")) from None
-    for name, volatile in ((settings.unstable_index, True), (settings.testing_index, False), (settings.stable_index, False)):
-        if name.split("/", 1)[0] != settings.user:
+                         f"use that user's password, or reset it: devpi-passwd --serverdir {server_dir} {settings.index.user}")) from None
+    for name, volatile in ((settings.index.unstable_index, True), (settings.index.testing_index, False), (settings.index.stable_index, False)):
+        if name.split("/", 1)[0] != settings.index.user:
             continue
         if admin.create_index(name, volatile=volatile):
             console.step(f"server: created index {name} ({'volatile' if volatile else 'non-volatile'})")
     if created:
-        console.step(f"server: created user {settings.user}")
+        console.step(f"server: created user {settings.index.user}")
     return password_file
 
 
@@ -346,14 +346,14 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     pid = _pid(server_dir, notes)
     owner = problem = ""
     if pid is not None:
-        problem = _not_ours(url, settings.server_port, server_dir, pid)
+        problem = _not_ours(url, settings.server.server_port, server_dir, pid)
         if problem:
             notes.append(problem)
     else:
-        busy = _port_busy(settings.server_port)
+        busy = _port_busy(settings.server.server_port)
         if busy is not None:
             owner = busy or "another process"
-            notes.append(f"port {settings.server_port} is in use by {owner}")
+            notes.append(f"port {settings.server.server_port} is in use by {owner}")
         left = _journals(server_dir)
         if left:
             notes.append(f"a crash left {', '.join(p.name for p in left)}: the next start recovers it")
@@ -361,8 +361,8 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     indexes: list[str] = []
     if running:
         try:
-            data = Index(url).request("GET", settings.user, ok=(200, 404)).json().get("result", {})
-            indexes = sorted(f"{settings.user}/{n}" for n in data.get("indexes", {}))
+            data = Index(url).request("GET", settings.index.user, ok=(200, 404)).json().get("result", {})
+            indexes = sorted(f"{settings.index.user}/{n}" for n in data.get("indexes", {}))
         except (IndexUnreachable, ValueError):
             pass
     tokens = ""
@@ -370,9 +370,9 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
         from ci_kit.tokens import plugin_version
 
         tokens = plugin_version(Index(url)) or ""
-    if not password_file and (server_dir / f"{settings.user}.password").exists():
-        password_file = str(server_dir / f"{settings.user}.password")
-    return ServerState(url, str(server_dir), pid, running, settings.user, indexes, password_file, tokens,
+    if not password_file and (server_dir / f"{settings.index.user}.password").exists():
+        password_file = str(server_dir / f"{settings.index.user}.password")
+    return ServerState(url, str(server_dir), pid, running, settings.index.user, indexes, password_file, tokens,
                        _uuid(server_dir), owner, notes)
 
 

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ci_kit import evidence
-from ci_kit.config import Settings
-from ci_kit.index import Index, Release
+from ci_kit.config import IndexSettings
+from ci_kit.contract import OverviewJson, ProjectStatusJson, PromotionJson, VersionRowJson
+from ci_kit.index import Index, Release, ResultLink
 
 
 def _version_key(v: str) -> Any:
@@ -23,8 +24,8 @@ def _version_key(v: str) -> Any:
         return (0, v)
 
 
-def _roles(settings: Settings) -> list[tuple[str, str]]:
-    roles = [("unstable", settings.unstable_index), ("testing", settings.testing_index), ("stable", settings.stable_index)]
+def _roles(cfg: IndexSettings) -> list[tuple[str, str]]:
+    roles = [("unstable", cfg.unstable_index), ("testing", cfg.testing_index), ("stable", cfg.stable_index)]
     seen, out = set(), []
     for role, name in roles:
         if name not in seen:
@@ -33,76 +34,82 @@ def _roles(settings: Settings) -> list[tuple[str, str]]:
     return out
 
 
-def project_status(settings: Settings, name: str, limit: int = 10, index: Index | None = None,
-                   evaluations: bool = False) -> dict[str, Any]:
+def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10, *, evaluations: bool = False,
+                   headline: str = "") -> ProjectStatusJson:
+    """Versions × indexes of one project. With `evaluations`, each row carries its whole
+    evaluation record and each promotion what the quality gate found (`ci-kit report`);
+    `headline` names the metric shown per version (default: the first one recorded)."""
     from packaging.utils import canonicalize_name
 
     name = str(canonicalize_name(name))
-    index = index or Index.from_settings(settings, login=False)
-    per_index = {idx: index.releases(idx, name) for _, idx in _roles(settings)}
+    per_index = {idx: index.releases(idx, name) for _, idx in _roles(cfg)}
     versions = sorted({v for rels in per_index.values() for v in rels}, key=_version_key, reverse=True)
     if not versions:
         from ci_kit.errors import NotFound
 
-        raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(settings))}",
+        raise NotFound(f"no project {name} on {', '.join(idx for _, idx in _roles(cfg))}",
                        "check the name (ci-kit status without a name lists the projects)")
     shown = versions[:limit] if limit else versions
     links = [(idx, rel, link) for idx, rels in per_index.items() for v, rel in rels.items() if v in shown for link in rel.results]
     with ThreadPoolExecutor(max_workers=8) as pool:
         records = list(pool.map(lambda t: index.read_result(t[2]), links))
-    rows = []
-    for v in shown:
-        row: dict[str, Any] = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
-        for role, idx in _roles(settings):
-            rel: Release | None = per_index[idx].get(v)
-            if rel is not None:
-                row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
-        ignored = 0
-        promos: dict[str, tuple[set[str], list[dict[str, Any]]]] = {}  # index -> (files promoted there, entries)
-        for (idx, rel, link), rec in zip(links, records, strict=True):
-            if rel.version != v:
-                continue
-            if link.who not in settings.trusted or evidence.check(rec) is not None:
-                ignored += 1  # not evidence: shown as a count, never as an outcome
-                continue
-            ck = rec["ci_kit"]
-            if ck["kind"] == "promotion":
-                f = next((f for f in rel.files if f.url == link.for_url), None)
-                done, entries = promos.setdefault(idx, (set(), []))
-                if f is not None and f.sha256 == ck["sha256"]:
-                    done.add(f.basename)
-                entry = _promotion(ck, link.who, evaluations)
-                if entry not in entries:
-                    entries.append(entry)
-            elif ck["kind"] == "test" and (idx == settings.unstable_index or not row["tests"]):
-                f = next((f for f in rel.files if f.url == link.for_url), None)
-                if f is None or f.sha256 != ck["sha256"]:
-                    continue
-                r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
-                key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
-                row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
-                _evaluation(row, r, evaluations)
-        for idx, (done, entries) in promos.items():
-            # a promotion counts only once every file there carries its record: a copy
-            # interrupted between the files' records is not shown as promoted
-            if {f.basename for f in per_index[idx][v].files} <= done:
-                row["promoted"] += [e for e in entries if e not in row["promoted"]]
-            else:
-                row.setdefault("incomplete_promotions", []).append(idx)
-        if ignored:
-            row["ignored_records"] = ignored
-        rows.append(row)
-    return {"name": name, "indexes": dict(_roles(settings)), "versions": rows, "total_versions": len(versions),
-            "shown": len(shown), "headline": _headline(settings, rows)}
+    read = [(idx, rel, link, rec) for (idx, rel, link), rec in zip(links, records, strict=True)]
+    rows = [_row(cfg, v, per_index, [r for r in read if r[1].version == v], evaluations) for v in shown]
+    return {"name": name, "indexes": dict(_roles(cfg)), "versions": rows, "total_versions": len(versions),
+            "shown": len(shown), "headline": headline or next((m for row in rows for m in row.get("metrics", {})), "")}
 
 
-def _promotion(ck: dict[str, Any], who: str | None, quality: bool) -> dict[str, Any]:
+def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],
+         read: list[tuple[str, Release, ResultLink, Any]], evaluations: bool) -> VersionRowJson:
+    """One version: where it is, its trusted test outcomes, its complete promotions."""
+    row: VersionRowJson = {"version": v, "indexes": {}, "tests": {}, "promoted": []}
+    for role, idx in _roles(cfg):
+        rel: Release | None = per_index[idx].get(v)
+        if rel is not None:
+            row["indexes"][role] = {"index": idx, "files": [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]}
+    ignored = 0
+    promos: dict[str, tuple[set[str], list[PromotionJson]]] = {}  # index -> (files promoted there, entries)
+    for idx, rel, link, rec in read:
+        if link.who not in cfg.trusted or evidence.check(rec) is not None:
+            ignored += 1  # not evidence: shown as a count, never as an outcome
+            continue
+        ck = rec["ci_kit"]
+        f = next((f for f in rel.files if f.url == link.for_url), None)
+        if ck["kind"] == "promotion":
+            done, entries = promos.setdefault(idx, (set(), []))
+            if f is not None and f.sha256 == ck["sha256"]:
+                done.add(f.basename)
+            entry = _promotion(ck, link.who, evaluations)
+            if entry not in entries:
+                entries.append(entry)
+        elif ck["kind"] == "test" and (idx == cfg.unstable_index or not row["tests"]):
+            if f is None or f.sha256 != ck["sha256"]:
+                continue
+            r = evidence.Record("test", ck["sha256"], link.who or "", ck, link)
+            key = f"py{ck['python']}" if f.kind == "wheel" else f"py{ck['python']} (sdist)"
+            row["tests"][key] = ("passed" if r.passed else "failed") + ("" if ck["counted"] else " (no test count)")
+            _evaluation(row, r, evaluations)
+    for idx, (done, entries) in promos.items():
+        # a promotion counts only once every file there carries its record: a copy
+        # interrupted between the files' records is not shown as promoted
+        if {f.basename for f in per_index[idx][v].files} <= done:
+            row["promoted"] += [e for e in entries if e not in row["promoted"]]
+        else:
+            row.setdefault("incomplete_promotions", []).append(idx)
+    if ignored:
+        row["ignored_records"] = ignored
+    return row
+
+
+def _promotion(ck: dict[str, Any], who: str | None, quality: bool) -> PromotionJson:
     """A promotion as status shows it; with what the quality gate found, for `report`."""
-    entry = {"to": ck["to"], "by": ck.get("by", who), "at": ck["at"], "forced": ck["forced"]}
-    return {**entry, "quality": ck["quality"]} if quality and "quality" in ck else entry
+    entry: PromotionJson = {"to": ck["to"], "by": ck.get("by", who), "at": ck["at"], "forced": ck["forced"]}
+    if quality and "quality" in ck:
+        entry["quality"] = ck["quality"]
+    return entry
 
 
-def _evaluation(row: dict[str, Any], r: evidence.Record, whole: bool) -> None:
+def _evaluation(row: VersionRowJson, r: evidence.Record, whole: bool) -> None:
     """A passing run's evaluation record (quality/): its metrics for the headline column;
     the whole record for `report`."""
     ev = r.fields.get("evaluation")
@@ -112,25 +119,18 @@ def _evaluation(row: dict[str, Any], r: evidence.Record, whole: bool) -> None:
             row["evaluation"] = ev
 
 
-def _headline(settings: Settings, rows: list[dict[str, Any]]) -> str:
-    """The metric `status` shows per version: quality.headline, else the first one recorded."""
-    named = settings.quality.get("headline") if isinstance(settings.quality, dict) else None
-    return named or next((m for row in rows for m in row.get("metrics", {})), "")
-
-
-def overview(settings: Settings, index: Index | None = None) -> dict[str, Any]:
+def overview(index: Index, cfg: IndexSettings) -> OverviewJson:
     """Every project on the three indexes with its newest version on each."""
-    index = index or Index.from_settings(settings, login=False)
     projects: dict[str, dict[str, str]] = {}
-    for role, idx in _roles(settings):
+    for role, idx in _roles(cfg):
         for proj in index.projects(idx):
             rels = index.releases(idx, proj)
             if rels:
                 projects.setdefault(proj, {})[role] = max(rels, key=_version_key)
-    return {"projects": projects, "indexes": dict(_roles(settings))}
+    return {"projects": projects, "indexes": dict(_roles(cfg))}
 
 
-def render_project(data: dict[str, Any]) -> str:
+def render_project(data: ProjectStatusJson) -> str:
     roles = list(data["indexes"])
     head = data.get("headline", "")
     header = ["version", *roles, *([head] if head else []), "tests", "promoted"]
@@ -153,7 +153,7 @@ def render_project(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_overview(data: dict[str, Any]) -> str:
+def render_overview(data: OverviewJson) -> str:
     roles = list(data["indexes"])
     table = [["project", *roles]]
     for proj, latest in sorted(data["projects"].items()):

@@ -21,7 +21,7 @@ def push(o: dict[str, Any], uploaded: list[str]) -> str:
             f"| file | sha256 |\n|---|---|\n{rows}")
 
 
-def test(report: Any, error: str = "") -> str:
+def run_report(report: Any, error: str = "") -> str:
     rows = "\n".join(f"| `{r.filename}` | {r.python} | {'✅ passed' if r.passed else '❌ failed'} | {r.counts['tests']} | "
                      f"{r.counts['failures'] + r.counts['errors']} | {r.counts['skipped']} | `{Path(r.junit_path).name}` |"
                      for r in report.runs)

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from ci_kit.config import Settings
+from ci_kit.config import ProductTestSettings
 from ci_kit.dists import read_metadata
 from ci_kit.errors import UsageError
 
@@ -41,30 +41,30 @@ def repository_groups(clone: Path) -> list[str]:
     return sorted(groups) if isinstance(groups, dict) else []
 
 
-def check(settings: Settings, release_file: Path, clone: Path) -> None:
+def check(cfg: ProductTestSettings, release_file: Path, clone: Path) -> None:
     """Unknown extras, groups or requirement files are configuration errors naming what exists."""
     extras = package_extras(release_file)
-    unknown = [e for e in settings.test_extras if _norm(e) not in {_norm(x) for x in extras}]
+    unknown = [e for e in cfg.test_extras if _norm(e) not in {_norm(x) for x in extras}]
     if unknown:
         raise UsageError(f"test-extras: the package has no extra {', '.join(unknown)} (it has: {', '.join(extras) or 'none'})",
                          "fix test-extras, or use test-groups for the repository's dependency groups")
     groups = repository_groups(clone)
-    unknown = [g for g in settings.test_groups if _norm(g) not in {_norm(x) for x in groups}]
+    unknown = [g for g in cfg.test_groups if _norm(g) not in {_norm(x) for x in groups}]
     if unknown:
         raise UsageError(f"test-groups: pyproject.toml has no dependency group {', '.join(unknown)} (it has: {', '.join(groups) or 'none'})",
                          "fix test-groups, or use test-extras for the package's extras")
-    missing = [r for r in settings.test_requirements if not (clone / r).is_file()]
+    missing = [r for r in cfg.test_requirements if not (clone / r).is_file()]
     if missing:
         raise UsageError(f"test-requirements: {', '.join(missing)} not found in the repository at the tested commit",
                          "paths are relative to the repository root")
 
 
-def install_args(settings: Settings, clone: Path) -> list[str]:
+def install_args(cfg: ProductTestSettings, clone: Path) -> list[str]:
     """uv pip install arguments for the groups and requirement files, read from the clone."""
     args: list[str] = []
-    for g in settings.test_groups:
+    for g in cfg.test_groups:
         args += ["--group", f"{clone / 'pyproject.toml'}:{g}"]
-    for r in settings.test_requirements:
+    for r in cfg.test_requirements:
         args += ["-r", str(clone / r)]
     return args
 

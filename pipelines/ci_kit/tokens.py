@@ -28,7 +28,7 @@ from ci_kit.errors import AuthError, UsageError
 if TYPE_CHECKING:
     import requests
 
-    from ci_kit.config import Settings
+    from ci_kit.config import IndexSettings
     from ci_kit.index import Index
 
 PREFIX = "devpi-"  # what +token-create returns; devpi-client's token-derive drops it, the server takes both
@@ -162,19 +162,19 @@ def check_time(info: TokenInfo, now: float | None = None) -> None:
                         "check the clock of this machine, or use another token")
 
 
-def targets(settings: Settings) -> list[str]:
+def targets(cfg: IndexSettings) -> list[str]:
     """The indexes promotion may write to, as routed by promote-to."""
-    which = {"auto": [settings.testing_index, settings.stable_index],
-             "testing": [settings.testing_index], "stable": [settings.stable_index]}[settings.promote_to]
+    which = {"auto": [cfg.testing_index, cfg.stable_index],
+             "testing": [cfg.testing_index], "stable": [cfg.stable_index]}[cfg.promote_to]
     return sorted(set(which))
 
 
-def rights_for(stage: str, settings: Settings) -> tuple[list[str], list[str]]:
+def rights_for(stage: str, cfg: IndexSettings) -> tuple[list[str], list[str]]:
     """(permissions, indexes) a stage needs, with index names resolved from settings."""
     allowed, where = STAGES[stage]
     indexes: set[str] = set()
     for w in where:
-        indexes.update(targets(settings) if w == "targets" else [settings.unstable_index])
+        indexes.update(targets(cfg) if w == "targets" else [cfg.unstable_index])
     return sorted(allowed), sorted(indexes)
 
 
@@ -335,17 +335,18 @@ def _needed(method: str, url: str, root: str) -> str:
     return ""
 
 
-def credentials(settings: Settings) -> dict[str, Any]:
+def credentials(cfg: IndexSettings) -> dict[str, Any]:
     """What the credential ci-kit holds is and may do, for `ci-kit config`; never its value."""
-    if settings.secret_env.get("CI_KIT_PASSWORD"):  # the environment given to config.load()
-        source = "environment CI_KIT_PASSWORD"
-    elif settings.password_files and settings.password_files[0] != settings.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE"):
-        source = f"file {settings.password_files[0]}"
+    held = cfg.credential  # from the environment given to config.load()
+    if held.value:
+        source = f"environment {held.variable}"
+    elif held.file:
+        source = f"file {held.file}"
     else:
         return {"value": "none (reads only; writes need CI_KIT_PASSWORD or a password file)", "source": "default"}
-    secret = settings.password or ""
+    secret = cfg.password or ""
     if not is_token(secret):
-        return {"value": f"password of devpi user {settings.user} (all of the user's rights)", "source": source}
+        return {"value": f"password of devpi user {cfg.user} (all of the user's rights)", "source": source}
     try:
         info = inspect(secret)
     except AuthError as exc:
@@ -353,27 +354,27 @@ def credentials(settings: Settings) -> dict[str, Any]:
     return {"value": info.describe(), "source": source, "token": info.to_json()}
 
 
-def make(settings: Settings, stage: str, *, expires: str = "30d", projects: list[str] | None = None) -> tuple[str, TokenInfo, str]:
+def make(cfg: IndexSettings, stage: str, *, expires: str = "30d", projects: list[str] | None = None) -> tuple[str, TokenInfo, str]:
     """(token, what it may do, how it was made) for one stage, from the credential held:
     a token is narrowed offline; a password asks the server for a new (revocable) token."""
     from ci_kit.index import Index
 
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}", "one of: " + ", ".join(sorted(STAGES)))
-    allowed, indexes = rights_for(stage, settings)
+    allowed, indexes = rights_for(stage, cfg)
     until = parse_expires(expires)
     if until <= time.time():
         raise UsageError(f"--expires {expires} is in the past", "give a duration such as 30d or a future date")
-    secret = settings.password
+    secret = cfg.password
     if not secret:
-        raise AuthError(f"no credential for devpi user {settings.user!r} to make a token from",
+        raise AuthError(f"no credential for devpi user {cfg.user!r} to make a token from",
                         "set CI_KIT_PASSWORD (the user's password, or a broader token) or pass --password-file FILE")
     if is_token(secret):
         console.add_secret(secret)
         token, how = derive(secret, allowed=allowed, indexes=indexes, projects=projects, expires=until), "derived offline from the token held"
     else:
-        index = Index.from_settings(settings)
-        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {settings.index_url}"
+        index = Index.from_settings(cfg)
+        token, how = create(index, allowed=allowed, indexes=indexes, projects=projects, expires=until), f"made by {cfg.index_url}"
     console.add_secret(token)
     return token, inspect(token), how
 

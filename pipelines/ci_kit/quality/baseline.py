@@ -15,7 +15,7 @@ from ci_kit.quality.rules import Rules, parse
 from ci_kit.quality.schema import SchemaError, validate
 
 if TYPE_CHECKING:
-    from ci_kit.config import Settings
+    from ci_kit.config import IndexSettings, QualitySettings
     from ci_kit.index import Index, Release
 
 
@@ -28,8 +28,8 @@ def version_key(v: str) -> Any:
         return (0, v)
 
 
-def baseline_index(settings: Settings, rules: Rules) -> str | None:
-    return {"stable": settings.stable_index, "testing": settings.testing_index, "none": None}.get(rules.baseline, rules.baseline)
+def baseline_index(cfg: IndexSettings, rules: Rules) -> str | None:
+    return {"stable": cfg.stable_index, "testing": cfg.testing_index, "none": None}.get(rules.baseline, rules.baseline)
 
 
 def sides(version: str, index: str, records: list[evidence.Record]) -> list[Side]:
@@ -59,28 +59,29 @@ def release_sides(index: Index, rel: Release, trusted: frozenset[str]) -> list[S
     return sides(rel.version, rel.index, recs)
 
 
-def find_baseline(settings: Settings, rules: Rules, index: Index, name: str, version: str) -> Side | None:
+def find_baseline(cfg: IndexSettings, rules: Rules, index: Index, name: str, version: str) -> Side | None:
     """The newest release on the baseline index other than the candidate, with its evaluation."""
-    where = baseline_index(settings, rules)
+    where = baseline_index(cfg, rules)
     if where is None:
         return None
     rels = {v: r for v, r in index.releases(where, name).items() if v != version and r.files}
     if not rels:
         return None
     newest = rels[max(rels, key=version_key)]
-    found = release_sides(index, newest, settings.trusted)
+    found = release_sides(index, newest, cfg.trusted)
     return found[0] if found else Side(newest.version, where, None)
 
 
-def check(settings: Settings, index: Index, rel: Release, used: dict[str, list[evidence.Record]]) -> QualityVerdict:
+def check(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release,
+          used: dict[str, list[evidence.Record]]) -> QualityVerdict:
     """The quality verdict on a candidate whose test gate passed."""
-    rules = parse(settings.quality)
+    rules = parse(quality.rules)
     cands = sides(rel.version, rel.index, [r for recs in used.values() for r in recs])
     if not cands and not rules.active:
         return QualityVerdict()
-    base = find_baseline(settings, rules, index, rel.name, rel.version) if cands else None
+    base = find_baseline(cfg, rules, index, rel.name, rel.version) if cands else None
     if base is None and rules.baseline != "none" and cands:
         verdict = judge(rules, cands, None)
-        verdict.lines[0] = f"no baseline on {baseline_index(settings, rules)}: first release, relative checks pass"
+        verdict.lines[0] = f"no baseline on {baseline_index(cfg, rules)}: first release, relative checks pass"
         return verdict
     return judge(rules, cands, base)

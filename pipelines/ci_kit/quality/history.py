@@ -43,11 +43,13 @@ class History:
         return next((v for v in self.versions if v.version == version), None)
 
 
-def gather(settings: Settings, name: str, index: Index | None = None) -> History:
+def gather(index: Index, settings: Settings, name: str) -> History:
     from ci_kit import status
 
-    data = status.project_status(settings, name, limit=0, index=index, evaluations=True)
-    rules = parse(settings.quality)
+    rules_table = settings.quality.rules
+    data = status.project_status(index, settings.index, name, limit=0, evaluations=True,
+                                 headline=str(rules_table.get("headline", "")))
+    rules = parse(rules_table)
     rows = sorted(data["versions"], key=lambda r: version_key(r["version"]))
     out: list[Version] = []
     for row in rows:
@@ -57,7 +59,7 @@ def gather(settings: Settings, name: str, index: Index | None = None) -> History
         base = next((b for b in reversed(out[:i]) if b.state == "stable" and b.evaluation), None)
         v.baseline = base.version if base else ""
         if v.state == "not promoted" and v.evaluation is not None:
-            v.refusal = _refusal(rules, v, base, settings.stable_index)
+            v.refusal = _refusal(rules, v, base, settings.index.stable_index)
             v.state = "refused" if v.refusal else v.state
     return History(data["name"], data["indexes"], data.get("headline", ""), out)
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_kit.quality import plots
 from ci_kit.quality.history import History, Version
 from ci_kit.quality.rules import parse
+
+if TYPE_CHECKING:
+    from ci_kit.config import QualitySettings
 
 MAX_METRICS = 6  # panels drawn; every metric is in the table
 CSS = ("body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
@@ -37,7 +40,7 @@ def chosen(h: History, version: str | None) -> Version | None:
     return next((v for v in reversed(h.versions) if v.evaluation), None)
 
 
-def html(h: History, settings: Any, version: str | None = None) -> str:
+def html(h: History, quality: QualitySettings, version: str | None = None) -> str:
     names = _names(h)
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ci-kit report: {escape(h.name)}</title>"
              f"<style>{CSS}</style></head><body><h1>{escape(h.name)}: model quality per version</h1>",
@@ -47,7 +50,7 @@ def html(h: History, settings: Any, version: str | None = None) -> str:
         parts.append(f"<h2>Metrics over versions</h2><img alt='metrics over versions' src='{plots.metrics_over_versions(h.versions, names[:MAX_METRICS])}'>")
     pick = chosen(h, version)
     if pick is not None and pick.evaluation:
-        parts.append(_version_section(h, pick, settings))
+        parts.append(_version_section(h, pick, quality))
     parts.append(_promotions(h))
     return "\n".join(parts) + "</body></html>\n"
 
@@ -65,13 +68,13 @@ def _table(h: History, names: list[str]) -> str:
             + "".join(rows) + "</table>")
 
 
-def _version_section(h: History, v: Version, settings: Any) -> str:
+def _version_section(h: History, v: Version, quality: QualitySettings) -> str:
     base = h.get(v.baseline) if v.baseline else None
     out = [f"<h2>Version {escape(v.version)}" + (f" against baseline {escape(base.version)}" if base else "") + "</h2>"]
     resp = v.evaluation.get("responses") if v.evaluation else None
     if resp:
         old = base.evaluation.get("responses") if base and base.evaluation else None
-        band = parse(settings.quality).undecided
+        band = parse(quality.rules).undecided
         out.append(f"<img alt='responses of {escape(v.version)}' src='{plots.responses(v.version, resp, v.baseline, old, band)}'>")
         out.append(f"<p><small>reference set sha256 {escape(resp['reference']['sha256'])}"
                    + (" (baseline: same)" if old and old['reference']['sha256'] == resp['reference']['sha256']
