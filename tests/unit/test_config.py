@@ -45,22 +45,22 @@ def test_later_layers_win_and_say_where_a_value_came_from(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("text, value", [('["a", "b"]', ["a", "b"]), ("a,b", ["a", "b"]), (" a , ,b ", ["a", "b"]), ("[]", [])])
 def test_lists_from_the_environment_as_json_or_words(tmp_path: Path, text: str, value: list[str]) -> None:
-    assert config.load(tmp_path, environ={"CI_KIT_TRUSTED_UPLOADERS": text}).trusted_uploaders == value
+    assert config.load(tmp_path, environ={"CI_KIT_TRUSTED_UPLOADERS": text}).index.trusted_uploaders == tuple(value)
 
 
 @pytest.mark.parametrize("text, value", [("1", True), ("yes", True), ("TRUE", True), ("0", False), ("no", False), ("false", False)])
 def test_booleans_from_the_environment(tmp_path: Path, text: str, value: bool) -> None:
-    assert config.load(tmp_path, environ={"CI_KIT_REQUIRE_JUNIT": text}).require_junit is value
+    assert config.load(tmp_path, environ={"CI_KIT_REQUIRE_JUNIT": text}).test.require_junit is value
 
 
 def test_empty_variables_mean_not_set_and_urls_lose_a_trailing_slash(tmp_path: Path) -> None:
     s = config.load(tmp_path, environ={"CI_KIT_USER": "", "CI_KIT_INDEX_URL": "https://devpi.example:8443/"})
-    assert s.user == "ci" and s.index_url == "https://devpi.example:8443"
+    assert s.index.user == "ci" and s.index.index_url == "https://devpi.example:8443"
 
 
 def test_an_explicit_index_url_is_kept_when_the_server_port_is_set(tmp_path: Path) -> None:
     s = config.load(tmp_path, environ={"CI_KIT_SERVER_PORT": "4001", "CI_KIT_INDEX_URL": "http://10.0.0.1:3141"})
-    assert s.index_url == "http://10.0.0.1:3141" and s.server_port == 4001
+    assert s.index.index_url == "http://10.0.0.1:3141" and s.server.server_port == 4001
 
 
 BAD_ENV = [
@@ -141,8 +141,8 @@ def test_credentials_in_a_url_are_refused_and_not_echoed(tmp_path: Path) -> None
 def test_secrets_come_from_the_given_environment_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_KIT_PASSWORD", "from-os-environ")
     s = config.load(tmp_path, environ={"CI_KIT_PASSWORD": "given-password", "CI_KIT_REGISTRY_PASSWORD": "registry-secret"})
-    assert s.password == "given-password" and s.registry_password == "registry-secret"
-    assert config.load(tmp_path, environ={}).password is None
+    assert s.index.password == "given-password" and s.image.registry_password == "registry-secret"
+    assert config.load(tmp_path, environ={}).index.password is None
     assert "given-password" not in repr(s)
 
 
@@ -150,24 +150,24 @@ def test_a_password_file_is_read_on_demand_and_problems_are_one_line(tmp_path: P
     secret = tmp_path / "pw"
     secret.write_text("file-password-1\n")
     s = config.load(tmp_path, {"password-file": str(secret)}, environ={})
-    assert s.password == "file-password-1" and s.password_files == [str(secret)]
+    assert s.index.password == "file-password-1" and s.password_files == [str(secret)]
     secret.unlink()
     with pytest.raises(UsageError, match=f"cannot read the password file {secret}: No such file"):
-        _ = s.password
+        _ = s.index.password
     registry = tmp_path / "reg"
     registry.write_bytes(b"\xff\xfe")
     with pytest.raises(UsageError, match="is not UTF-8 text"):
-        _ = config.load(tmp_path, environ={"CI_KIT_REGISTRY_PASSWORD_FILE": str(registry)}).registry_password
+        _ = config.load(tmp_path, environ={"CI_KIT_REGISTRY_PASSWORD_FILE": str(registry)}).image.registry_password
 
 
 def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="shorter than 8 characters"):
-        _ = config.load(tmp_path, environ={"CI_KIT_PASSWORD": "dev1"}).password
+        _ = config.load(tmp_path, environ={"CI_KIT_PASSWORD": "dev1"}).index.password
 
 
 def test_trusted_is_the_user_and_the_trusted_uploaders(tmp_path: Path) -> None:
     s = config.load(tmp_path, environ={"CI_KIT_USER": "bot", "CI_KIT_TRUSTED_UPLOADERS": "alice,bob"})
-    assert s.trusted == frozenset({"bot", "alice", "bob"})
+    assert s.index.trusted == frozenset({"bot", "alice", "bob"})
 
 
 def test_the_markdown_table_has_one_row_per_key_with_its_variable_and_default() -> None:

@@ -3,12 +3,7 @@ its last small layer, and nothing that resolves or downloads inside the build.""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
-# dockerfile.py may live in the image subpackage (issue 17) as image/context.py.
-dockerfile = importlib.import_module("ci_kit.dockerfile" if importlib.util.find_spec("ci_kit.dockerfile")
-                                     else "ci_kit.image.context")
+from ci_kit.image import context as dockerfile
 
 BASE = "python@sha256:" + "e" * 64
 

@@ -28,13 +28,13 @@ SPEC = Spec("churn-model", "1.0.0")
 
 def _push(fake: FakeIndex, settings: Settings, version: str = "1.0.0", wheel_tag: str = "py3-none-any",
           commit: str = COMMIT) -> Release:
-    dist = settings.path(settings.dist_dir)
+    dist = settings.path(settings.build.dist_dir)
     dist.mkdir(exist_ok=True)
     built = []
     for name, data in dist_files("churn-model", version, wheel_tag).items():
         (dist / name).write_bytes(data)
         built.append(BuiltFile(name, hashlib.sha256(data).hexdigest(), len(data)))
-    push.push(settings, Manifest("churn-model", version, commit, built), fake)
+    push.push(fake, settings.index, Manifest("churn-model", version, commit, built), settings.path(settings.build.dist_dir))
     rel = fake.release("ci/unstable", "churn-model", version)
     assert rel is not None
     return rel
@@ -64,7 +64,7 @@ def _stable(fake: FakeIndex) -> Release | None:
 def test_passing_records_promote_exactly_the_gated_bytes_with_their_evidence(fake: FakeIndex, settings: Settings) -> None:
     rel = _push(fake, settings)
     _test(fake, rel)
-    p = promote.promote(settings, SPEC, index=fake)
+    p = promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     assert (p.changed, p.forced, p.already, p.target) == (True, False, False, "ci/stable")
     assert any(line.startswith("churn_model-1.0.0-py3-none-any.whl: passed on Python 3.12: 3 tests; commit c0ffee000000; by ci")
                for line in p.gate)
@@ -75,9 +75,9 @@ def test_passing_records_promote_exactly_the_gated_bytes_with_their_evidence(fak
         kinds = sorted(r.kind for r in evidence.read(fake, there, f, settings.trusted).records)
         assert kinds == ["build", "promotion", "test"]
     writes = len(fake.writes)
-    again = promote.promote(settings, SPEC, index=fake)  # a re-run verifies and changes nothing
+    again = promote.promote(fake, settings.index, settings.test.python_versions, SPEC)  # a re-run verifies and changes nothing
     assert (again.changed, again.already) == (False, True) and len(fake.writes) == writes
-    assert promote.verified(settings, SPEC, fake) == "ci/stable"
+    assert promote.verified(fake, settings.index, settings.test.python_versions, SPEC) == "ci/stable"
 
 
 def test_failed_tests_refuse_in_one_line_and_change_nothing(fake: FakeIndex, settings: Settings) -> None:
@@ -85,7 +85,7 @@ def test_failed_tests_refuse_in_one_line_and_change_nothing(fake: FakeIndex, set
     _test(fake, rel, passed=False)
     writes = list(fake.writes)
     with pytest.raises(GateRefused) as info:
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     wheel = rel.files[0] if rel.files[0].kind == "wheel" else rel.files[1]
     assert info.value.message.startswith("churn-model==1.0.0 cannot be promoted: ")
     assert f"{wheel.basename} (sha256 {wheel.sha256[:16]}…) failed its tests on Python 3.12" in info.value.message
@@ -98,18 +98,18 @@ def test_a_later_failure_withdraws_an_earlier_pass(fake: FakeIndex, settings: Se
     _test(fake, rel)
     _test(fake, rel, passed=False)
     with pytest.raises(GateRefused, match=r"failed its tests on Python 3\.12"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_a_run_of_zero_tests_is_no_pass(fake: FakeIndex, settings: Settings) -> None:
     rel = _push(fake, settings)
     _test(fake, rel, tests=0)  # ci-kit's own record of such a run says it did not pass
     with pytest.raises(GateRefused, match=r"failed its tests on Python 3\.12"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     for f in rel.files:  # a record that says "passed" with no test counted is not believed either
         fake.attach_as("ci", f, {**_record(f, "3.12", tests=0), "ci_kit": {**_record(f, "3.12", tests=0)["ci_kit"], "passed": True}})
     with pytest.raises(GateRefused, match=r"ran no tests on Python 3\.12"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_records_not_logged_for_a_trusted_uploader_are_ignored_and_named(fake: FakeIndex, settings: Settings,
@@ -119,13 +119,13 @@ def test_records_not_logged_for_a_trusted_uploader_are_ignored_and_named(fake: F
     _test(fake, rel, who=None)  # an open index: anyone may attach; the content says "passed"
     _test(fake, rel, who="mallory")
     with pytest.raises(GateRefused) as info:
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     assert info.value.message.count("has no test result") == 2
     err = capsys.readouterr().err
     assert "4 record(s) ignored" in err and "attached by anonymous, not a trusted uploader" in err
     assert "attached by mallory, not a trusted uploader" in err
     trusting = make_settings(**{"python-versions": "3.12", "trusted-uploaders": "mallory"})
-    assert promote.promote(trusting, SPEC, index=fake).changed  # named in trusted-uploaders, mallory's records count
+    assert promote.promote(fake, trusting.index, trusting.test.python_versions, SPEC).changed  # named in trusted-uploaders, mallory's records count
 
 
 def test_malformed_and_misaddressed_records_are_ignored_with_the_reason(fake: FakeIndex, settings: Settings) -> None:
@@ -146,7 +146,7 @@ def test_results_of_another_commit_do_not_count(fake: FakeIndex, settings: Setti
     rel = _push(fake, settings)
     _test(fake, rel, commit=OTHER_COMMIT)
     with pytest.raises(GateRefused, match=r"has no test result \(results exist only for other commits than c0ffee000000\)"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_every_configured_python_needs_its_result(fake: FakeIndex, make_settings: Any) -> None:
@@ -154,9 +154,9 @@ def test_every_configured_python_needs_its_result(fake: FakeIndex, make_settings
     rel = _push(fake, settings)
     _test(fake, rel, python="3.12")
     with pytest.raises(GateRefused, match=r"py3-none-any\.whl .* has no result on Python 3\.11"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     _test(fake, rel, python="3.11")
-    assert promote.promote(settings, SPEC, index=fake).changed
+    assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).changed
 
 
 def test_a_platform_wheel_needs_the_sdist_tested_where_the_wheel_does_not_fit(fake: FakeIndex, make_settings: Any) -> None:
@@ -164,27 +164,27 @@ def test_a_platform_wheel_needs_the_sdist_tested_where_the_wheel_does_not_fit(fa
     rel = _push(fake, settings, wheel_tag="cp312-cp312-manylinux_2_17_x86_64")
     _test(fake, rel, python="3.12")
     with pytest.raises(GateRefused) as info:
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     assert info.value.message.endswith("churn_model-1.0.0.tar.gz (sha256 " + rel.file("churn_model-1.0.0.tar.gz").sha256[:16]
                                        + "…) has no result on Python 3.11")
     sdist = rel.file("churn_model-1.0.0.tar.gz")
     fake.attach_as("ci", sdist, _record(sdist, "3.11"))
-    assert promote.promote(settings, SPEC, index=fake).changed
+    assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).changed
 
 
 def test_dry_run_and_force(fake: FakeIndex, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     _push(fake, settings)
     writes = list(fake.writes)
-    dry = promote.promote(settings, SPEC, index=fake, dry_run=True, force=True)
+    dry = promote.promote(fake, settings.index, settings.test.python_versions, SPEC, dry_run=True, force=True)
     assert (dry.changed, dry.dry_run) == (False, True) and fake.writes == writes
-    forced = promote.promote(settings, SPEC, index=fake, force=True)
+    forced = promote.promote(fake, settings.index, settings.test.python_versions, SPEC, force=True)
     assert (forced.changed, forced.forced) == (True, True)
     assert "promote: FORCED past the gate by" in capsys.readouterr().err
     there = _stable(fake)
     assert there is not None
     marks = [r.fields["forced"] for f in there.files for r in evidence.read(fake, there, f, settings.trusted).of("promotion", f.sha256)]
     assert marks == [True, True]
-    assert promote.promote(settings, SPEC, index=fake).already  # a recorded forced promotion stands on the target
+    assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).already  # a recorded forced promotion stands on the target
 
 
 def test_bytes_swapped_after_the_gate_are_not_copied(fake: FakeIndex, settings: Settings) -> None:
@@ -192,7 +192,7 @@ def test_bytes_swapped_after_the_gate_are_not_copied(fake: FakeIndex, settings: 
     _test(fake, rel)
     fake.replace_bytes(rel.files[-1], b"other bytes")
     with pytest.raises(GateRefused, match=r"changed on ci/unstable after the gate: .*; nothing was copied"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     assert _stable(fake) is None
 
 
@@ -200,9 +200,9 @@ def test_a_release_on_the_target_without_evidence_is_a_mismatch(fake: FakeIndex,
     for name, data in dist_files("churn-model", "1.0.0").items():
         fake.put("ci/stable", name, data, "churn-model", "1.0.0")
     with pytest.raises(Mismatch, match=r"churn-model==1\.0\.0 is on ci/stable without passing evidence") as info:
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     assert info.value.exit_code == 14
-    assert promote.verified(settings, SPEC, fake) is None
+    assert promote.verified(fake, settings.index, settings.test.python_versions, SPEC) is None
 
 
 def test_an_interrupted_promotion_gets_its_records_on_the_rerun(fake: FakeIndex, settings: Settings) -> None:
@@ -210,11 +210,11 @@ def test_an_interrupted_promotion_gets_its_records_on_the_rerun(fake: FakeIndex,
     _test(fake, rel)
     for f in rel.files:  # the copy happened, the records did not
         fake.put("ci/stable", f.basename, fake.blobs[f.url], "churn-model", "1.0.0")
-    promote.promote(settings, SPEC, index=fake)
+    promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     there = _stable(fake)
     assert there is not None
     assert all(evidence.read(fake, there, f, settings.trusted).of("promotion", f.sha256) for f in there.files)
-    assert promote.promote(settings, SPEC, index=fake).already
+    assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).already
 
 
 def test_other_bytes_on_the_target_are_a_collision(fake: FakeIndex, settings: Settings) -> None:
@@ -222,7 +222,7 @@ def test_other_bytes_on_the_target_are_a_collision(fake: FakeIndex, settings: Se
     _test(fake, rel)
     fake.put("ci/stable", rel.files[0].basename, b"older bytes", "churn-model", "1.0.0")
     with pytest.raises(Collision, match="already on ci/stable with different bytes"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_an_index_others_may_write_is_refused(fake: FakeIndex, settings: Settings) -> None:
@@ -230,7 +230,7 @@ def test_an_index_others_may_write_is_refused(fake: FakeIndex, settings: Setting
     _test(fake, rel)
     fake.configs["ci/unstable"]["acl_toxresult_upload"] = ["ci", ":ANONYMOUS:"]
     with pytest.raises(GateRefused, match="ci/unstable lets :ANONYMOUS: attach results"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_a_release_without_complete_build_records_is_refused(fake: FakeIndex, settings: Settings) -> None:
@@ -240,7 +240,7 @@ def test_a_release_without_complete_build_records_is_refused(fake: FakeIndex, se
     name = next(n for n in extra if n.endswith(".whl"))
     fake.put("ci/unstable", name, extra[name], "churn-model", "1.0.0")  # uploaded after job 1, by someone else's run
     with pytest.raises(GateRefused, match=f"{name} has no build record from job 1"):
-        promote.promote(settings, SPEC, index=fake)
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
 
 
 def test_push_refuses_other_bytes_or_commits_under_the_same_version_and_skips_identical_ones(
@@ -249,12 +249,12 @@ def test_push_refuses_other_bytes_or_commits_under_the_same_version_and_skips_id
     writes = len(fake.writes)
     _push(fake, settings)  # a re-run: identical bytes, nothing new
     assert len(fake.writes) == writes
-    dist = settings.path(settings.dist_dir)
+    dist = settings.path(settings.build.dist_dir)
     files = [BuiltFile(p.name, hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size) for p in sorted(dist.iterdir())]
     with pytest.raises(Collision, match="was built from commit c0ffee000000; this is badc0de00000"):
-        push.push(settings, Manifest("churn-model", "1.0.0", OTHER_COMMIT, files), fake)  # same bytes, another commit
+        push.push(fake, settings.index, Manifest("churn-model", "1.0.0", OTHER_COMMIT, files), settings.path(settings.build.dist_dir))  # same bytes, another commit
     (dist / files[0].filename).write_bytes(b"rebuilt differently")
     changed = [BuiltFile(files[0].filename, hashlib.sha256(b"rebuilt differently").hexdigest(), 19), files[1]]
     with pytest.raises(Collision, match=f"{files[0].filename}: ci/unstable has sha256 {files[0].sha256}, this build"):
-        push.push(settings, Manifest("churn-model", "1.0.0", COMMIT, changed), fake)
+        push.push(fake, settings.index, Manifest("churn-model", "1.0.0", COMMIT, changed), settings.path(settings.build.dist_dir))
     assert len(fake.writes) == writes

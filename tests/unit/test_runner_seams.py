@@ -4,8 +4,6 @@ to do and how they read a child's answer, without starting a backend or uv. Test
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import os
 import subprocess
@@ -16,12 +14,12 @@ from typing import Any
 import pytest
 
 from ci_kit import build, envs
+from ci_kit import testrun as teststage
 from ci_kit.errors import BuildError, EnvFailed, ProjectError
 from ci_kit.index import Release, ReleaseFile
 
 from .fakes import FakeRun, dist_files
 
-teststage = importlib.import_module("ci_kit.testrun" if importlib.util.find_spec("ci_kit.testrun") else "ci_kit.test")
 GIT_ID = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "T",
           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_AUTHOR_DATE": "2024-01-02T03:04:05Z",
           "GIT_COMMITTER_DATE": "2024-01-02T03:04:05Z"}
@@ -87,7 +85,7 @@ def test_build_runs_both_backends_from_fresh_clones_at_the_commits_time(project:
     from ci_kit import config
 
     run = FakeRun(_backend(dist_files("churn-model", "1.0.0")))
-    m = build.build(config.load(project, {"metadata-check": "off"}, environ={}), run=run)
+    m = build.build(project, config.load(project, {"metadata-check": "off"}, environ={}).build, run=run)
     assert (m.name, m.version, len(m.commit)) == ("churn-model", "1.0.0", 40)
     assert sorted(c["argv"][c["argv"].index("build") + 1] for c in run.calls) == ["--sdist", "--wheel"]
     for call in run.calls:
@@ -107,7 +105,7 @@ def test_a_failing_backend_is_one_line_with_its_own_error(project: Path, capsys:
               "setuptools.errors.InvalidConfigError: License classifiers have been superseded\n"
               "ERROR Backend subprocess exited when trying to invoke build_wheel\n")
     with pytest.raises(BuildError) as info:
-        build.build(config.load(project, {"metadata-check": "off"}, environ={}), run=FakeRun(lambda _argv, _cwd: (1, output)))
+        build.build(project, config.load(project, {"metadata-check": "off"}, environ={}).build, run=FakeRun(lambda _argv, _cwd: (1, output)))
     assert info.value.message == ("the build backend failed: "
                                   "setuptools.errors.InvalidConfigError: License classifiers have been superseded")
     assert info.value.exit_code == 4
@@ -118,13 +116,13 @@ def test_a_failing_backend_is_one_line_with_its_own_error(project: Path, capsys:
 def test_a_build_of_nothing_or_of_two_releases_is_refused(project: Path) -> None:
     from ci_kit import config
 
-    settings = config.load(project, {"metadata-check": "off"}, environ={})
+    settings = config.load(project, {"metadata-check": "off"}, environ={}).build
     with pytest.raises(BuildError, match="the build produced no sdist or wheel"):
-        build.build(settings, run=FakeRun())
+        build.build(project, settings, run=FakeRun())
     two = {**dist_files("churn-model", "1.0.0"), "churn_model-1.0.1-py3-none-any.whl": b"x"}
     two.pop("churn_model-1.0.0-py3-none-any.whl")
     with pytest.raises(BuildError, match="the build produced files of more than one release"):
-        build.build(settings, run=FakeRun(_backend(two)))
+        build.build(project, settings, run=FakeRun(_backend(two)))
 
 
 def test_a_dirty_tree_is_refused_before_any_build(project: Path) -> None:
@@ -133,7 +131,7 @@ def test_a_dirty_tree_is_refused_before_any_build(project: Path) -> None:
     (project / "pyproject.toml").write_text("# changed\n")
     run = FakeRun()
     with pytest.raises(ProjectError, match=r"uncommitted changes \(pyproject.toml\)"):
-        build.build(config.load(project, environ={}), run=run)
+        build.build(project, config.load(project, environ={}).build, run=run)
     assert run.calls == []
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from ci_kit import errors, junit, release, summary
+from ci_kit import testrun as teststage
 from ci_kit.errors import UsageError
 
-# The test stage is `ci_kit.test` before the naming work of issue 17, `ci_kit.testrun` after it.
-teststage = importlib.import_module("ci_kit.testrun" if importlib.util.find_spec("ci_kit.testrun") else "ci_kit.test")
 
 
 # -- release specs ------------------------------------------------------------------------------
@@ -50,9 +47,9 @@ def test_anything_else_is_a_usage_error_with_an_example(text: str, says: str) ->
                                             ("1.0+local", False)])
 def test_final_versions_go_to_stable_and_the_rest_to_testing(make_settings, version: str, final: bool) -> None:
     assert release.is_final(version) is final
-    assert release.target_index(make_settings(), version) == ("ci/stable" if final else "ci/testing")
-    assert release.target_index(make_settings(**{"promote-to": "testing"}), version) == "ci/testing"
-    assert release.target_index(make_settings(**{"promote-to": "stable"}), version) == "ci/stable"
+    assert release.target_index(make_settings().index, version) == ("ci/stable" if final else "ci/testing")
+    assert release.target_index(make_settings(**{"promote-to": "testing"}).index, version) == "ci/testing"
+    assert release.target_index(make_settings(**{"promote-to": "stable"}).index, version) == "ci/stable"
 
 
 # -- errors and exit codes ------------------------------------------------------------------------
@@ -151,7 +148,7 @@ def test_the_test_summary_has_a_row_per_run_and_names_failed_tests() -> None:
                                 {"tests": 4, "failures": 0, "errors": 0, "skipped": 1}, "/r/junit-a.xml", "/r/a.json"),
             teststage.RunResult("x-1.0.tar.gz", "sdist", SHA, "3.11", False, {"tests": 4, "failures": 1, "errors": 1, "skipped": 0},
                                 "/r/junit-b.xml", "/r/b.json", failed_tests=[f"t::test_{i}" for i in range(32)])]
-    text = summary.test(teststage.TestReport(spec, "c" * 40, runs), "x==1.0: tests failed")
+    text = summary.run_report(teststage.RunReport(spec, "c" * 40, runs), "x==1.0: tests failed")
     assert text.startswith("### ci-kit test: `x==1.0` at `cccccccccccc`")
     assert "| `x-1.0-py3-none-any.whl` | 3.12 | ✅ passed | 4 | 0 | 1 | `junit-a.xml` |" in text
     assert "| `x-1.0.tar.gz` | 3.11 | ❌ failed | 4 | 2 | 0 | `junit-b.xml` |" in text
