@@ -5,6 +5,7 @@ of configuration, requirement and argv parsing: never anything but a clean error
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -191,14 +192,21 @@ def test_requirement_parsing_never_crashes(text):
     assert str(spec).count("==") == 1
 
 
+@functools.cache
+def _parser():
+    """One parser for all examples: building it takes ~5 ms, 300 times over most of this
+    test's time; parsing does not change it (argparse keeps the results in the namespace)."""
+    from ci_kit import cli
+
+    return cli.parser()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["build", "push", "test", "promote", "status", "server", "run", "config", "image", "start",
                                  "--json", "--python", "3.11", "x==1", "--limit", "-1", "--output", "--force", "--dry-run",
                                  "--junit-dir", "--bogus", "-q", "--debug", "=", ""]) | st.text(max_size=8), max_size=6))
 def test_argv_parsing_never_crashes(argv):
-    from ci_kit import cli
-
     try:
-        cli.parser().parse_known_args(argv)
+        _parser().parse_known_args(argv)
     except SystemExit as exc:
         assert exc.code in (0, 2)

@@ -61,16 +61,28 @@ def test_profile_of_a_csv_and_paths_that_leave_the_repository(tmp_path):
             profile.inside(tmp_path / "sub" if name == "../d.csv" else tmp_path, name)
 
 
-def test_distances_are_zero_for_identical_responses_and_grow_with_a_shift():
-    a = {"kind": "probability", "reference": REF, "scores": [i / 100 for i in range(100)]}
-    b = {**a, "scores": [min(1, i / 100 + 0.3) for i in range(100)]}
-    for m in rules.MEASURES:
-        assert measures.shift(m, a, a) == pytest.approx(0, abs=1e-9)
-        assert measures.shift(m, b, a) > 0.1
-    h = {"kind": "probability", "reference": REF, "histogram": {"edges": [0, 0.5, 1], "counts": [1, 1]}}
-    with pytest.raises(measures.NotComparable, match="ks needs raw scores"):
-        measures.shift("ks", h, a)
+_SCORES = {"kind": "probability", "reference": REF, "scores": [i / 100 for i in range(100)]}
+_SHIFTED = {**_SCORES, "scores": [min(1, i / 100 + 0.3) for i in range(100)]}
+_HISTOGRAM = {"kind": "probability", "reference": REF, "histogram": {"edges": [0, 0.5, 1], "counts": [1, 1]}}
+
+
+def test_psi_is_zero_for_identical_responses_and_grows_with_a_shift():
+    a, b, h = _SCORES, _SHIFTED, _HISTOGRAM
+    assert measures.shift("psi", a, a) == pytest.approx(0, abs=1e-9)
+    assert measures.shift("psi", b, a) > 0.1
     assert measures.undecided(h, (0.4, 0.6)) == 0 and measures.undecided(b, (0.4, 0.6)) == pytest.approx(0.21)
+
+
+# slow: ks and wasserstein import scipy.stats, ~1.5 s of CPU alone and over 10 s on a busy machine
+@pytest.mark.slow
+@pytest.mark.parametrize("measure", [m for m in rules.MEASURES if m != "psi"])
+def test_scipy_stats_distances_are_zero_for_identical_responses_and_grow_with_a_shift(measure):
+    a, b = _SCORES, _SHIFTED
+    assert measures.shift(measure, a, a) == pytest.approx(0, abs=1e-9)
+    assert measures.shift(measure, b, a) > 0.1
+    if measure == "ks":
+        with pytest.raises(measures.NotComparable, match="ks needs raw scores"):
+            measures.shift("ks", _HISTOGRAM, a)
 
 
 def test_relative_drop_and_lower_is_better():
