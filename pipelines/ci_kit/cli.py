@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ci_kit import console, summary
 from ci_kit.contract import pick
@@ -379,8 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.set_quiet(bool(getattr(args, "quiet", False)))
     debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
     _on_signals()
+    verb: Callable[[argparse.Namespace], int] = args.func  # each verb's cmd_* (set by parser())
     try:
-        return args.func(args)
+        return verb(args)
     except Interrupted as exc:
         console.error(f"interrupted ({exc})")
         return exc.exit_code

@@ -234,7 +234,8 @@ class Index:
 
     def index_config(self, index: str) -> dict[str, Any]:
         try:
-            return self.request("GET", index).json()["result"]
+            config: dict[str, Any] = self.request("GET", index).json()["result"]
+            return config
         except NotFound:
             raise NotFound(f"index {index} does not exist on {self.url}",
                            "create it (ci-kit server start creates <user>/unstable, testing and stable) or fix the index name") from None
@@ -337,7 +338,8 @@ class Index:
         first attached); a new record is masked as a whole: output and JUnit are the
         product's words, and may quote a secret."""
         body = record if isinstance(record, bytes) else console.mask(json.dumps(record)).encode()
-        return self.request("POST", f.url, data=body, headers={"Content-Type": "application/json"}).json().get("result", "")
+        path: str = self.request("POST", f.url, data=body, headers={"Content-Type": "application/json"}).json().get("result", "")
+        return path
 
     def create_user(self, user: str, password: str) -> bool:
         console.add_secret(password)
@@ -368,11 +370,11 @@ def _retry_class() -> type:
         without retries: a silent server answers no better the second time, and waiting
         again would multiply index-timeout (and the 10 s of connecting)."""
 
-        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def,override]
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
             if isinstance(error, ReadTimeoutError):
                 raise error
             if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):  # refused is retried
-                raise MaxRetryError(_pool, url, error) from error  # type: ignore[arg-type]
+                raise MaxRetryError(_pool, url, error) from error
             return super().increment(method, url, response, error, _pool, _stacktrace)
 
     return NoRetryOnTimeout

@@ -218,7 +218,7 @@ def _keep(pythons: Sequence[str], *run_dirs: Path) -> list[str]:
 
     from ci_kit import envs
 
-    keep = {os.path.realpath(p) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
+    keep = {os.path.realpath(str(p)) for p in (*run_dirs, sys.prefix, sys.base_prefix, Path(__file__).parent)}
     for version in pythons:
         try:
             keep.add(os.path.dirname(os.path.dirname(os.path.realpath(envs.find_python(version)))))

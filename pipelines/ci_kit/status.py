@@ -79,7 +79,7 @@ def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],
             done, entries = promos.setdefault(idx, (set(), []))
             if f is not None and f.sha256 == ck["sha256"]:
                 done.add(f.basename)
-            entry = _promotion(ck, link.who, evaluations)
+            entry = _promotion(ck, link.who or "", evaluations)  # trusted: never anonymous here
             if entry not in entries:
                 entries.append(entry)
         elif ck["kind"] == "test" and (idx == cfg.unstable_index or not row["tests"]):
@@ -101,7 +101,7 @@ def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],
     return row
 
 
-def _promotion(ck: dict[str, Any], who: str | None, quality: bool) -> PromotionJson:
+def _promotion(ck: dict[str, Any], who: str, quality: bool) -> PromotionJson:
     """A promotion as status shows it; with what the quality gate found, for `report`."""
     entry: PromotionJson = {"to": ck["to"], "by": ck.get("by", who), "at": ck["at"], "forced": ck["forced"]}
     if quality and "quality" in ck:

@@ -13,7 +13,7 @@ import os
 import sys
 
 
-def pytest_sessionfinish(session, exitstatus):
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:  # pytest is not imported: stdlib only
     out = os.environ.get("CI_KIT_PROBE_OUT")
     if not out:
         return

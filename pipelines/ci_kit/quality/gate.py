@@ -65,8 +65,9 @@ def judge(rules: Rules, cands: list[Side], base: Side | None) -> QualityVerdict:
     return v
 
 
-def _bound_text(m: MetricRule, b: float) -> tuple[float | None, str]:
-    """The lowest (or highest) value the baseline's b allows, and how it was set."""
+def _bound_text(m: MetricRule, b: float) -> tuple[float, str]:
+    """The lowest (or highest) value the baseline's b allows, and how it was set; only
+    for a rule with max-drop or max-drop-relative (the caller checks)."""
     sign = -1 if m.higher_is_better else 1
     bounds = []
     if m.max_drop is not None:
@@ -75,7 +76,7 @@ def _bound_text(m: MetricRule, b: float) -> tuple[float | None, str]:
         bounds.append((b + sign * abs(b) * m.max_drop_relative,
                        f"allowed {'drop' if m.higher_is_better else 'rise'} {m.max_drop_relative:.1%}"))
     if not bounds:
-        return None, ""
+        raise ValueError(f"metric {m.name} has no max-drop or max-drop-relative: there is no bound to compute")
     return (max if m.higher_is_better else min)(bounds, key=lambda t: t[0])
 
 

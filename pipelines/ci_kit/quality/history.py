@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ci_kit.contract import PromotionJson
 from ci_kit.quality.baseline import version_key
 from ci_kit.quality.gate import Side, judge
 from ci_kit.quality.rules import Rules, parse
@@ -27,7 +28,7 @@ class Version:
     state: str  # stable | testing | refused | not promoted
     metrics: dict[str, float]
     evaluation: dict[str, Any] | None
-    promoted: list[dict[str, Any]] = field(default_factory=list)
+    promoted: list[PromotionJson] = field(default_factory=list)
     baseline: str = ""  # the version it is compared with
     refusal: list[str] = field(default_factory=list)
 

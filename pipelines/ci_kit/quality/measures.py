@@ -87,5 +87,5 @@ def undecided(resp: dict[str, Any], band: tuple[float, float]) -> float:
         return sum(1 for v in s if lo <= v <= hi) / len(s)
     e, c = resp["histogram"]["edges"], resp["histogram"]["counts"]
     inside = sum(n for a, b, n in zip(e, e[1:], c) if lo <= (a + b) / 2 <= hi)
-    return inside / sum(c)
+    return float(inside / sum(c))  # the record is JSON (Any): say what comes back
 
