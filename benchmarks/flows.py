@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import CIKIT, PASSWORD, BIN, Server, base_env, git, run, step_breakdown
+from benchmarks.harness import BIN, CIKIT, PASSWORD, Server, base_env, git, run, step_breakdown
 
 # The tox.ini `devpi test` needs; written into the benchmark's temporary copy only.
 # The benchmark's devpi indexes have no PyPI mirror (nothing here may reach the internet

@@ -16,9 +16,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
@@ -255,7 +256,7 @@ def step_breakdown(stderr: str, total: float) -> list[tuple[str, float]]:
     """Where a ci-kit command spent its time, from its own progress lines ("[  1.2s] ...").
     Each line's time runs until the next line; before the first line is start-up (imports,
     configuration, login); after the last is the tail (exit)."""
-    stamps = [(float(m.group(1)), m.group(2)) for m in re.finditer(r"^\[\s*([\d.]+)s\] (.*)$", stderr, re.M)]
+    stamps = [(float(m.group(1)), m.group(2)) for m in re.finditer(r"^\[\s*([\d.]+)s\] (.*)$", stderr, re.MULTILINE)]
     if not stamps:
         return [("total", total)]
     out: list[tuple[str, float]] = [("start-up, configuration, login, first index request", stamps[0][0])]

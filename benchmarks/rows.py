@@ -14,8 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import flows, seed
-from benchmarks.harness import (BIN, CIKIT, DEVPI, PASSWORD, TOXUV_BIN, Server, alternate, base_env, free_port, log,
-                                make_repo, new_commit, paired_diff, paired_ratio, run, stats, step_breakdown)
+from benchmarks.harness import (
+    BIN,
+    CIKIT,
+    DEVPI,
+    PASSWORD,
+    TOXUV_BIN,
+    Server,
+    alternate,
+    base_env,
+    free_port,
+    log,
+    make_repo,
+    new_commit,
+    paired_diff,
+    paired_ratio,
+    run,
+    stats,
+    step_breakdown,
+)
 
 PY = "%d.%d" % sys.version_info[:2]
 

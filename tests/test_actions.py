@@ -266,7 +266,7 @@ PASSWORDS: dict[Path, dict[str, str]] = {
 }
 PASSWORDS[ROOT / "github-actions" / "image" / "action.yml"]["inputs.registry-password"] = "CI_KIT_REGISTRY_PASSWORD"
 # Anything that could hand every secret or input over at once, or name one by index.
-WHOLESALE = re.compile(r"toJSON\(\s*(secrets|inputs)\s*\)|\b(secrets|inputs)\s*\[|\$\{\{\s*(secrets|inputs)\s*\}\}", re.I)
+WHOLESALE = re.compile(r"toJSON\(\s*(secrets|inputs)\s*\)|\b(secrets|inputs)\s*\[|\$\{\{\s*(secrets|inputs)\s*\}\}", re.IGNORECASE)
 
 
 def _strings(node: Any, where: tuple[str, ...] = ()) -> Any:
@@ -328,9 +328,9 @@ def test_passwords_reach_ci_kit_only_as_its_env_variable(path: Path) -> None:
 def _documented_names(section: str) -> set[str]:
     """Backticked names in the first column of the tables of one `## ` section of the doc."""
     text = DOC.read_text()
-    m = re.search(rf"^## {re.escape(section)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    m = re.search(rf"^## {re.escape(section)}\s*$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert m, f"docs/github-actions.md has no section '## {section}'"
-    return set(re.findall(r"^\|\s*`([\w-]+)`", m.group(1), re.M))
+    return set(re.findall(r"^\|\s*`([\w-]+)`", m.group(1), re.MULTILINE))
 
 
 def test_doc_lists_every_input_output_and_secret() -> None:
@@ -380,13 +380,13 @@ class ActRun:
     def job_results(self) -> dict[str, str]:
         """'succeeded' or 'failed' per job as act names them ('ci-kit/test-1', ...)."""
         found: dict[str, str] = {}
-        for m in re.finditer(r"^\[([^\]]+)\]\s+🏁\s+Job (succeeded|failed)", self.output, re.M):
+        for m in re.finditer(r"^\[([^\]]+)\]\s+🏁\s+Job (succeeded|failed)", self.output, re.MULTILINE):
             found[m.group(1)] = m.group(2)
         return found
 
     def summary(self, job: str) -> str:
         """The job summary act echoed for a job (its `⚙  Summary - ` blocks), '' if none."""
-        parts = re.findall(r"^\[([^\]]+)\]\s+⚙\s+Summary - (.*?)(?=^\[)", self.output, re.M | re.S)
+        parts = re.findall(r"^\[([^\]]+)\]\s+⚙\s+Summary - (.*?)(?=^\[)", self.output, re.MULTILINE | re.DOTALL)
         return "\n".join(text for name, text in parts if self._is(job, name))
 
     def why(self) -> str:
@@ -404,7 +404,7 @@ class ActRun:
     def step_seconds(self, step: str) -> list[float]:
         """How long each job's step of that name took, as act reports it (`✅  Success - Main NAME [1m2.3s]`)."""
         found = []
-        for m in re.finditer(r"^\[[^\]]+\]\s+✅\s+Success - (?:Main )?(.+?) \[([0-9.hmsµ]+)\]\s*$", self.output, re.M):
+        for m in re.finditer(r"^\[[^\]]+\]\s+✅\s+Success - (?:Main )?(.+?) \[([0-9.hmsµ]+)\]\s*$", self.output, re.MULTILINE):
             if m.group(1).strip() == step:
                 found.append(_go_duration(m.group(2)))
         return found
@@ -749,7 +749,7 @@ def doc_caller() -> str:
     """The ```yaml block that follows the caller mark in docs/github-actions.md."""
     text = DOC.read_text()
     assert DOC_CALLER_MARK in text, "docs/github-actions.md lost the caller example's mark"
-    m = re.search(r"```yaml\n(.*?)```", text[text.index(DOC_CALLER_MARK):], re.S)
+    m = re.search(r"```yaml\n(.*?)```", text[text.index(DOC_CALLER_MARK):], re.DOTALL)
     assert m
     return m.group(1)
 
@@ -805,8 +805,8 @@ def test_zizmor_pedantic_reports_nothing() -> None:
 def tools_index(devpi: Any, kit_wheel: Path) -> str:
     """ci-kit's wheel on the devpi index the doc's caller installs it from (`tools/ci-kit`,
     non-volatile, no PyPI base: ci-kit's dependencies must come from PyPI)."""
-    from ci_kit.index import Index
     from ci_kit.dists import read_metadata
+    from ci_kit.index import Index
 
     user, name = TOOLS_INDEX.split("/")
     idx = Index(devpi.url, user)

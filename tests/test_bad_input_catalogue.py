@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import free_port, git, make_repo, make_user, run_cikit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from conftest import free_port, git, make_repo, make_user, run_cikit
 
 V = "7.0.0"
 
@@ -68,7 +69,7 @@ def world(devpi, tmp_path_factory):
 
 
 class _NotDevpi(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.send_response(404)
         self.send_header("Content-Length", "0")
         self.end_headers()

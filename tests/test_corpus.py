@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from conftest import GIT_ID, Devpi, Result, make_user, require, run_cikit
 
 CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text())["projects"]

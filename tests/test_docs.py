@@ -14,7 +14,7 @@ def test_readme_config_table_is_the_generated_one():
     from ci_kit.config import markdown_table
 
     readme = (ROOT / "README.md").read_text()
-    table = re.search(r"<!-- config-table.*?-->\n(.*?)\n<!-- /config-table -->", readme, re.S).group(1)
+    table = re.search(r"<!-- config-table.*?-->\n(.*?)\n<!-- /config-table -->", readme, re.DOTALL).group(1)
     assert table == markdown_table(), "README's table is stale: paste `ci-kit config --table` into it"
 
 
@@ -88,7 +88,7 @@ def test_results_serialise_to_the_contract():
     from ci_kit.promote import Promotion
     from ci_kit.push import PushResult
     from ci_kit.release import Spec
-    from ci_kit.testrun import RunResult, RunReport
+    from ci_kit.testrun import RunReport, RunResult
 
     spec = Spec("churn-model", "1.0")
     m = Manifest("churn-model", "1.0", "c" * 40, [BuiltFile("churn_model-1.0-py3-none-any.whl", "a" * 64, 10)])

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     CIKIT,
     Devpi,

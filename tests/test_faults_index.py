@@ -28,7 +28,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CIKIT, alive, assert_no_process_in, clean_env, error_line, free_port, git, make_repo, require, run_cikit
+from conftest import (
+    CIKIT,
+    alive,
+    assert_no_process_in,
+    clean_env,
+    error_line,
+    free_port,
+    git,
+    make_repo,
+    require,
+    run_cikit,
+)
 from faultproxy import FaultProxy
 
 PASSWORD = "faults-Index-Pa55word-r8m2"

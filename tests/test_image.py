@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, clean_env, error_line, free_port, git, require, run_cikit
 
 STATE_DIR = Path("/var/lib/ci-kit-docker")

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, clean_env, git, make_repo, make_user, require
 
 JENKINS = ROOT / "jenkins"
@@ -195,7 +196,7 @@ def test_sh_strings_are_single_quoted_and_reference_no_secret():
     for path, text in sources.items():
         for m in re.finditer(r"\bsh\s*\(", text):
             call = text[m.end():text.index(")\n", m.end())]
-            script = re.search(r"script:\s*(.*)", call, flags=re.S)
+            script = re.search(r"script:\s*(.*)", call, flags=re.DOTALL)
             expr = script.group(1) if script else call
             assert '"' not in re.sub(r"'[^']*'", "", expr), f"{path}: sh with a double-quoted part: {call}"
         for m in re.finditer(r"(?:String \w+ = |\w+ \+= )(.*)", text):
@@ -244,7 +245,7 @@ def test_every_step_has_help_and_docs_for_every_parameter(parameters):
         section = docs.split(f"### `{step}`", 1)[1].split("\n### ", 1)[0]
         for name, default in params[step].items():
             assert f"<code>{name}</code>" in help_page, f"{step}.txt does not document {name}"
-            row = re.search(rf"^\| `{name}` \|(.*)$", section, flags=re.M)
+            row = re.search(rf"^\| `{name}` \|(.*)$", section, flags=re.MULTILINE)
             assert row, f"docs/jenkins.md: no row for {step}'s {name}"
             shown = "null" if default is None else json.dumps(default).replace('"', "'")
             if isinstance(default, bool):
@@ -772,7 +773,7 @@ def test_readme_job2_one_liner_declares_its_parameters_and_runs(fake):
     and takes its nodes itself. The one-liner it replaced (ciKitTestAndPromote alone) loses them."""
     readme = (ROOT / "README.md").read_text()
     [snippet] = re.findall(r"```groovy\n(@Library\('ci-kit'\) _\nciKitPipeline\(job: 'test-and-promote'.*?)```",
-                           readme, flags=re.S)
+                           readme, flags=re.DOTALL)
     b = fake("readme-job2", script=snippet, params=job2_params(fake))
     assert b.result == "SUCCESS", b.explain()
     assert not b.report["droppedParams"] and len(b.sh("test")) == 2 and b.sh("promote")

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def tour_commands(readme: str) -> list[str]:
     """The shell lines of the tour's code block, comments and blank lines dropped."""
     section = readme.split("## A five-minute tour", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert block, "README's tour has no ```sh block"
     lines = []
     for line in block.group(1).splitlines():

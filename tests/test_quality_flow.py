@@ -5,7 +5,6 @@ shows the headline metric, and `ci-kit report` is opened in headless chromium.""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from conftest import EXAMPLE, error_line, git, make_repo, make_user, run_cikit
 
 # The product's stealing test. {loot} is a world-writable folder outside every sandbox;

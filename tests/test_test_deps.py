@@ -89,8 +89,8 @@ def test_colour_codes_and_control_characters_in_test_output_are_read(fresh_user,
 def test_python_dash_m_pytest_gets_pytest_like_pytest_does(fresh_user, product_repo):
     """`python -m pytest` is how many projects' CI runs their tests (corpus, issue 13): it
     gets pytest installed as `pytest` does, runs on the environment's Python and is counted."""
-    from ci_kit.testrun import runs_pytest
     from ci_kit.testdeps import _MISSING
+    from ci_kit.testrun import runs_pytest
 
     assert runs_pytest(["python", "-m", "pytest", "-q"]) and runs_pytest(["python3.11", "-m", "pytest"])
     assert not runs_pytest(["python", "-m", "unittest"]) and not runs_pytest(["nox"])

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import error_line, git, make_user, run_cikit
 
 
@@ -176,9 +177,9 @@ def plain_devpi(tmp_path_factory):
     import sys
 
     import devpi_server
-    from conftest import Devpi, clean_env, free_port, require
 
     from ci_kit.index import Index
+    from conftest import Devpi, clean_env, free_port, require
 
     base = tmp_path_factory.mktemp("plain")
     uv = str(Path(sys.executable).with_name("uv"))

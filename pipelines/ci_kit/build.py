@@ -14,10 +14,10 @@ import json
 import shutil
 import sys
 import tarfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ci_kit import console, repo, runner, sandbox
 from ci_kit.config import BuildSettings, under

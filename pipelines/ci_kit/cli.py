@@ -7,12 +7,14 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ci_kit import console, summary
 from ci_kit.contract import pick
 from ci_kit.errors import CiKitError, Interrupted
+
 
 def _settings(args: argparse.Namespace) -> Any:
     from ci_kit import config

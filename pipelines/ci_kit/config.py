@@ -10,13 +10,27 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ci_kit.errors import UsageError
-from ci_kit.keys import (KEY_BY_NAME, KEYS, KEYS_BY_GROUP, MIN_SECRET_LENGTH, OTHER_ENV, SANDBOX_MODES, SECRET_ENV, Key, MetadataCheck,
-                         PromoteTo, current_python, markdown_table, redact)
+from ci_kit.keys import (
+    KEY_BY_NAME,
+    KEYS,
+    KEYS_BY_GROUP,
+    MIN_SECRET_LENGTH,
+    OTHER_ENV,
+    SANDBOX_MODES,
+    SECRET_ENV,
+    Key,
+    MetadataCheck,
+    PromoteTo,
+    current_python,
+    markdown_table,
+    redact,
+)
 
 __all__ = ["KEYS", "KEYS_BY_GROUP", "SANDBOX_MODES", "Settings", "load", "markdown_table", "redact"]
 

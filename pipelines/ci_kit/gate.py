@@ -11,8 +11,8 @@ and tested without a server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ci_kit.dists import wheel_fits
 from ci_kit.evidence import FileRecords, Record

@@ -16,9 +16,10 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ci_kit import console
@@ -360,7 +361,7 @@ class Index:
         return resp.status_code != 409
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _retry_class() -> type:
     from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
     from urllib3.util.retry import Retry

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 _PYVER = re.compile(r"^3\.\d{1,2}$")
 _INDEX = re.compile(r"^[\w.@-]+/[\w.@-]+$")

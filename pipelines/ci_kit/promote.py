@@ -16,9 +16,10 @@ to write is added by the re-run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ci_kit import console, evidence, gate, results, runner
 from ci_kit.config import IndexSettings, QualitySettings

@@ -21,8 +21,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from ci_kit import console, procs
 from ci_kit.errors import CiKitError, Interrupted, TimedOut

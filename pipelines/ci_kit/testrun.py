@@ -16,10 +16,11 @@ import re
 import shlex
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ci_kit import console, envs, evidence, outcome, repo, results, runner, sandbox, testdeps
 from ci_kit import junit as junit_mod

@@ -10,8 +10,6 @@ from ci_kit import errors, junit, release, summary
 from ci_kit import testrun as teststage
 from ci_kit.errors import UsageError
 
-
-
 # -- release specs ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, name, version", [
