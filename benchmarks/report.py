@@ -28,18 +28,18 @@ def loadavg() -> str:
 def machine() -> dict[str, Any]:
     cpu = "?"
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     mem = "?"
     try:
-        kb = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
         mem = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration):
         pass
     distro = "?"
     try:
-        distro = next(l.split("=", 1)[1].strip('"') for l in Path("/etc/os-release").read_text().splitlines() if l.startswith("PRETTY_NAME"))
+        distro = next(line.split("=", 1)[1].strip('"') for line in Path("/etc/os-release").read_text().splitlines() if line.startswith("PRETTY_NAME"))
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "os": distro, "kernel": platform.release(),
@@ -203,7 +203,7 @@ def save_profiles(data: dict[str, Any], out_dir: Path) -> None:
 
 
 def top_of(profile: str, lines: int = 40) -> str:
-    body = [l for l in profile.splitlines() if l.strip()]
+    body = [line for line in profile.splitlines() if line.strip()]
     return "\n".join(body[:lines])
 
 

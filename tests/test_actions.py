@@ -391,8 +391,8 @@ class ActRun:
 
     def why(self) -> str:
         """ci-kit's error lines and act's failures, for assertion messages."""
-        keep = [l for l in self.output.splitlines()
-                if "ci-kit: error" in l or "ci-kit: hint" in l or "❌" in l or l.startswith("Error:")]
+        keep = [line for line in self.output.splitlines()
+                if "ci-kit: error" in line or "ci-kit: hint" in line or "❌" in line or line.startswith("Error:")]
         return "\n".join(keep[-30:]) or self.output[-4000:]
 
     @staticmethod

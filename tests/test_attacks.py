@@ -360,7 +360,7 @@ def test_interrupted_promotion_gets_its_record_on_rerun(fresh_user, product_repo
         assert r.returncode == 0, r.output
     stable = _release(fresh_user, "stable")
     for f in stable.files:  # one promotion record per file: the lost one was not written twice
-        kinds = [idx.read_result(l)["ci_kit"] for l in stable.results_for(f)]
+        kinds = [idx.read_result(link)["ci_kit"] for link in stable.results_for(f)]
         assert [k["forced"] for k in kinds if k["kind"] == "promotion"] == [False], kinds
 
 
@@ -456,7 +456,7 @@ def test_concurrent_test_runs_in_one_checkout_attach_to_their_own_release(fresh_
     for v in versions:
         rel = _release(fresh_user, version=v)
         for f in rel.files:
-            tests = [idx.read_result(l)["ci_kit"] for l in rel.results_for(f)]
+            tests = [idx.read_result(link)["ci_kit"] for link in rel.results_for(f)]
             tests = [t for t in tests if t["kind"] == "test"]
             assert len(tests) == 1 and tests[0]["sha256"] == f.sha256 and tests[0]["filename"] == f.basename
 

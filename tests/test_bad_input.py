@@ -200,7 +200,7 @@ def test_dependencies_that_cannot_be_installed_are_an_environment_error(fresh_us
     assert "installing into the Python" in line and "environment failed" in line and "pytest" in line
     idx = fresh_user.index()
     rel = idx.release(f"{fresh_user.user}/unstable", "churn-model", "1.0.0")
-    assert rel is not None and [idx.read_result(l)["ci_kit"]["kind"] for l in rel.results] == ["build", "build"]
+    assert rel is not None and [idx.read_result(link)["ci_kit"]["kind"] for link in rel.results] == ["build", "build"]
     assert fresh_user.index().release(f"{fresh_user.user}/testing", "churn-model", "1.0.0") is None
 
 

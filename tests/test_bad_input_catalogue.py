@@ -33,7 +33,7 @@ def snapshot(url: str, user: str) -> str:
         state[name] = {"config": cfg, "projects": {}}
         for proj in cfg.get("projects", []):
             versions = s.get(f"{url}/{user}/{name}/{proj}").json()["result"]
-            state[name]["projects"][proj] = {v: sorted(l["href"] for l in d.get("+links", [])) for v, d in versions.items()}
+            state[name]["projects"][proj] = {v: sorted(link["href"] for link in d.get("+links", [])) for v, d in versions.items()}
     return json.dumps(state, sort_keys=True)
 
 
@@ -149,9 +149,9 @@ def test_bad_input(world, not_devpi, case):
     before = snapshot(world["url"], world["user"])
     r = run_cikit(*argv, cwd=world["repo"], env=env, timeout=120)
     assert r.returncode == code, r.output
-    errors = [l for l in r.stderr.splitlines() if l.startswith("ci-kit: error: ")]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ci-kit: error: ")]
     assert len(errors) == 1 and words in errors[0], r.stderr
-    assert any(l.startswith("ci-kit: hint: ") for l in r.stderr.splitlines()), r.stderr
+    assert any(line.startswith("ci-kit: hint: ") for line in r.stderr.splitlines()), r.stderr
     assert "Traceback" not in r.output and "internal error" not in r.output
     assert "S3cretValue" not in r.output
     assert snapshot(world["url"], world["user"]) == before

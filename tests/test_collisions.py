@@ -75,4 +75,4 @@ def test_promote_completes_a_target_holding_part_of_the_release(fresh_user, prod
     unstable = idx.release(f"{user}/unstable", "churn-model", "4.0.0")
     assert {f.basename: f.sha256 for f in stable.files} == {f.basename: f.sha256 for f in unstable.files}
     for f in stable.files:
-        assert sorted(idx.read_result(l)["ci_kit"]["kind"] for l in stable.results_for(f)) == ["build", "promotion", "test"]
+        assert sorted(idx.read_result(link)["ci_kit"]["kind"] for link in stable.results_for(f)) == ["build", "promotion", "test"]

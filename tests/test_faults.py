@@ -269,7 +269,7 @@ def _start_slow(args: list[str], env: dict[str, str], repo: Path, flag: Path) ->
     proc.lines, proc.reader = lines, reader  # type: ignore[attr-defined]
     wait_until(lambda: any(flag.parent.glob("running-*")) or proc.poll() is not None, 240, "the product's tests to run")
     assert proc.poll() is None, "".join(lines)
-    assert any("test: pytest" in l for l in lines), "".join(lines)
+    assert any("test: pytest" in line for line in lines), "".join(lines)
     return proc
 
 
@@ -300,7 +300,7 @@ def test_cancelled_test_stage_stops_children_and_removes_its_folders(slow_produc
     proc.send_signal(sig)
     rc, err = _finish(proc)
     assert rc == code, err
-    errors = [l for l in err.splitlines() if l.startswith("ci-kit: ")]
+    errors = [line for line in err.splitlines() if line.startswith("ci-kit: ")]
     assert errors == [f"ci-kit: error: interrupted ({sig.name})"], err
     assert "Traceback" not in err
     _assert_clean(private_tmp)
@@ -317,7 +317,7 @@ def test_cancelled_run_stops_children_and_removes_its_folders(slow_product, priv
     proc.send_signal(signal.SIGTERM)
     rc, err = _finish(proc)
     assert rc == 143, err
-    assert [l for l in err.splitlines() if l.startswith("ci-kit: ")] == ["ci-kit: error: interrupted (SIGTERM)"], err
+    assert [line for line in err.splitlines() if line.startswith("ci-kit: ")] == ["ci-kit: error: interrupted (SIGTERM)"], err
     _assert_clean(private_tmp)
     flag.unlink()
     r = run_cikit("run", cwd=repo, env=env)

@@ -325,7 +325,7 @@ def test_ci_kit_signalled_mid_stage_then_a_rerun_completes(own_server, built, pr
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     if sig != signal.SIGKILL:
-        assert [l for l in err.splitlines() if l.startswith("ci-kit: ")] == [f"ci-kit: error: interrupted ({sig.name})"], err
+        assert [line for line in err.splitlines() if line.startswith("ci-kit: ")] == [f"ci-kit: error: interrupted ({sig.name})"], err
         _assert_clean(private_tmp)
     assert_nothing_counts_as_promoted_partially(own_server.url, user, direct, repo)
     again = run_cikit(*args, cwd=repo, env=direct)

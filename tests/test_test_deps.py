@@ -54,7 +54,7 @@ def test_unknown_extras_groups_and_files_are_configuration_errors(fresh_user, pr
         assert words in error_line(r)
     idx = fresh_user.index()
     rel = idx.release(f"{fresh_user.user}/unstable", "churn-model", "2.0.2")
-    assert [idx.read_result(l)["ci_kit"]["kind"] for l in rel.results] == ["build", "build"]  # no test record
+    assert [idx.read_result(link)["ci_kit"]["kind"] for link in rel.results] == ["build", "build"]  # no test record
 
 
 def test_a_product_without_readme_builds_with_a_warning_unless_strict(fresh_user, product_repo):
@@ -81,7 +81,7 @@ def test_colour_codes_and_control_characters_in_test_output_are_read(fresh_user,
     assert "tests failed" in error_line(r)
     idx = fresh_user.index()
     rel = idx.release(f"{fresh_user.user}/unstable", "churn-model", "2.0.4")
-    tests = [idx.read_result(l)["ci_kit"] for l in rel.results]
+    tests = [idx.read_result(link)["ci_kit"] for link in rel.results]
     tests = [t for t in tests if t["kind"] == "test"]
     assert len(tests) == 2 and all(t["tests"] == 5 and t["failures"] == 1 and t["counted"] for t in tests)
 

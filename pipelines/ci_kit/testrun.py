@@ -385,8 +385,8 @@ def _tox(tox_env: str, job: _Job, probe_env: dict[str, str], box: sandbox.Box) -
     prep = runner.run([sys.executable, "-m", "tox", "run", "--notest", "--installpkg", str(path), *common],
                       env=runner.child_env(lookup, drop=("PYTHONHOME", "VIRTUAL_ENV")))
     if prep.returncode != 0 and re.search(r"environments? not found|conflicting with base python|conflicting factors", prep.stdout):
-        why = [l.strip() for l in prep.stdout.splitlines() if re.search(r"not found|conflicting", l)][:1]
-        named = [l.strip() for l in prep.stdout.splitlines() if l.strip()][-1:] if why and "not found" in why[0] else []
+        why = [line.strip() for line in prep.stdout.splitlines() if re.search(r"not found|conflicting", line)][:1]
+        named = [line.strip() for line in prep.stdout.splitlines() if line.strip()][-1:] if why and "not found" in why[0] else []
         raise UsageError(f"tox-env {tox_env!r} (here {name}): " + " ".join(why + named),
                          "name an environment the tox configuration defines (`tox list`); `{py}` becomes e.g. 311, `{py_dot}` 3.11")
     if prep.returncode != 0:

@@ -57,10 +57,10 @@ def sbom(locked: list[Locked], spec: Spec, image: str, out: Path) -> None:
     bom.metadata.component = root
     bom.metadata.properties.add(Property(name="cdx:reproducible", value="true"))
     parts = []
-    for l in locked:
-        parts.append(Component(type=ComponentType.LIBRARY, name=l.name, version=l.version, bom_ref=f"{l.name}=={l.version}",
-                               purl=PackageURL("pypi", name=l.name, version=l.version),
-                               hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in l.hashes]))
+    for pin in locked:
+        parts.append(Component(type=ComponentType.LIBRARY, name=pin.name, version=pin.version, bom_ref=f"{pin.name}=={pin.version}",
+                               purl=PackageURL("pypi", name=pin.name, version=pin.version),
+                               hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in pin.hashes]))
         bom.components.add(parts[-1])
     bom.register_dependency(root, parts)
     bom.serial_number = None  # type: ignore[assignment]

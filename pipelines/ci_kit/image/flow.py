@@ -109,7 +109,7 @@ def _build(settings: Settings, config: ImageConfig, request: ImageRequest, index
     lock_path = out_dir / "requirements.lock"
     lock_sha = write_lock(lock_path, locked, spec=spec, index_name=src.rel.index, base_ref=src.base.ref,
                           python=src.facts["python"])
-    deps = [l for l in locked if l.name != spec.name]
+    deps = [pin for pin in locked if pin.name != spec.name]
     console.step(f"image: locked {len(deps)} dependencies → {lock_path} (sha256 {lock_sha[:16]}…)")
     sbom_path = out_dir / "sbom.cdx.json"
     # The SBOM is written beside the fetch and the build and awaited before anything is
@@ -144,11 +144,11 @@ def _fill_context(ctx: Path, index: Index, src: _Source, locked: list[Locked], c
     from ci_kit.dists import console_scripts, sha256_of
 
     (ctx / "app").mkdir(parents=True)
-    deps_reused = fetch_dependencies([l for l in locked if l.name != src.spec.name], src.base, ctx)
+    deps_reused = fetch_dependencies([pin for pin in locked if pin.name != src.spec.name], src.base, ctx)
     app_wheel = index.download(src.wheel, ctx / "app")
     if sha256_of(app_wheel) != src.wheel.sha256:  # index.download checks too; this is the image's guarantee
         raise ImageError(f"{src.wheel.basename}: downloaded bytes differ from the index's sha256", "retry; check the index")
-    me = next(l for l in locked if l.name == src.spec.name)
+    me = next(pin for pin in locked if pin.name == src.spec.name)
     (ctx / "app" / "app.lock").write_text(me.line() + "\n")
     entrypoint = context.entrypoint_argv(configured_entrypoint, console_scripts(app_wheel), src.spec.name)
     return entrypoint, deps_reused

@@ -51,7 +51,7 @@ def parse_lock(text: str) -> list[Locked]:
             raise ImageError(f"unexpected line in the lock: {line[:120]}", "this is a bug in ci-kit; please report it")
         hashes = tuple(sorted(set(re.findall(r"--hash=sha256:([0-9a-f]{64})", line))))
         out.append(Locked(str(canonicalize_name(m.group(1))), m.group(2), hashes))
-    return sorted(out, key=lambda l: l.name)
+    return sorted(out, key=lambda pin: pin.name)
 
 
 def lock(spec: Spec, wheel: ReleaseFile, facts: BaseFacts, work: Path, *, index_url: str, index_name: str,
@@ -79,14 +79,14 @@ def lock(spec: Spec, wheel: ReleaseFile, facts: BaseFacts, work: Path, *, index_
                          f"every dependency needs a wheel for Python {facts['python']} on linux {facts['machine']} "
                          f"on {index_name} or {envs.dependency_index_name(dependency_index_url)} (dependency-index-url)")
     locked = parse_lock(outfile.read_text())
-    me = next((l for l in locked if l.name == spec.name), None)
+    me = next((pin for pin in locked if pin.name == spec.name), None)
     if me is None or me.version != spec.version:
         raise ImageError(f"the lock does not pin {spec} (got {me.name + '==' + me.version if me else 'nothing'})",
                          "this is a bug in ci-kit or the index; please report it")
     if wheel.sha256 not in me.hashes:
         raise ImageError(f"{index_name} serves {wheel.basename} with hashes {', '.join(h[:12] for h in me.hashes)} on its "
                          f"simple page but {wheel.sha256[:12]} in its JSON API", "check the devpi-server")
-    return [Locked(l.name, l.version, (wheel.sha256,), l.index) if l.name == spec.name else l for l in locked]
+    return [Locked(pin.name, pin.version, (wheel.sha256,), pin.index) if pin.name == spec.name else pin for pin in locked]
 
 
 def _uv_reason(output: str) -> str:
@@ -102,5 +102,5 @@ def write_lock(path: Path, locked: list[Locked], *, spec: Spec, index_name: str,
               f"# Source index: {index_name}. Target: Python {python} on {base_ref}.\n"
               f"# {spec.name} is pinned to the sha256 of its wheel on the index; install with\n"
               f"#   pip install --no-deps --require-hashes -r {path.name}\n")
-    path.write_text(header + "".join(l.line() + "\n" for l in locked))
+    path.write_text(header + "".join(pin.line() + "\n" for pin in locked))
     return sha256_of(path)

@@ -39,7 +39,7 @@ def fetch_dependencies(deps: list[Locked], base: Base, ctx: Path) -> bool:
     True when the wheels came from the kept sets."""
     dest = ctx / "wheels" / "deps"
     dest.mkdir(parents=True, exist_ok=True)
-    text = "".join(l.line() + "\n" for l in deps)
+    text = "".join(pin.line() + "\n" for pin in deps)
     (ctx / "deps.lock").write_text(text)
     if not deps:
         return False
@@ -48,10 +48,10 @@ def fetch_dependencies(deps: list[Locked], base: Base, ctx: Path) -> bool:
         console.step(f"image: {len(deps)} locked dependency wheels reused from {kept} (sha256 checked against the lock)")
         os.utime(kept)  # most recently used: the last to be pruned
         return True
-    missing = [l.name for l in deps if not l.index]
+    missing = [pin.name for pin in deps if not pin.index]
     if missing:  # uv names the index of every file it locks (--emit-index-annotation)
         raise ImageError(f"the lock does not say which index {', '.join(missing)} came from", "this is a bug in ci-kit; please report it")
-    urls = list(dict.fromkeys(l.index for l in deps))
+    urls = list(dict.fromkeys(pin.index for pin in deps))
     proc = docker(*_pip_download(urls, base, ctx), timeout=1800)
     if proc.returncode != 0:
         console.detail(proc.stdout)
@@ -102,7 +102,7 @@ def _check_wheels(folder: Path, deps: list[Locked]) -> list[Path] | None:
 
     from ci_kit.dists import sha256_of
 
-    by_hash = {h: l for l in deps for h in l.hashes}
+    by_hash = {h: pin for pin in deps for h in pin.hashes}
     files = sorted(folder.glob("*.whl"))
     seen: set[str] = set()
     for f in files:
@@ -114,7 +114,7 @@ def _check_wheels(folder: Path, deps: list[Locked]) -> list[Path] | None:
         if owner is None or owner.name != name or name in seen:
             return None
         seen.add(name)
-    return files if seen == {l.name for l in deps} else None
+    return files if seen == {pin.name for pin in deps} else None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
