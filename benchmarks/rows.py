@@ -550,7 +550,7 @@ def _with_dependencies(deps: list[str]):
     return customise
 
 
-def _rebuild(server: Server, work: Path, plan: Plan, base: str, reg: Registry, name: str, deps: list[str]) -> dict[str, Any]:
+def _rebuild(server: Server, work: Path, plan: Plan, base: str, reg: Registry, *, name: str, deps: list[str]) -> dict[str, Any]:
     """Row 6: each round releases a new version with the same dependencies (a new commit,
     the whole flow, not timed), then A: `ci-kit image` with the engine's layer cache
     holding the previous version's image, then B: the cold build of the same release
@@ -659,7 +659,7 @@ def row_image(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
             out[key] = {"samples": samples, "stats": summarise(samples), "ratio": paired_ratio(samples[a_name], samples[b_name])}
         out["sizes"] = sizes
         out["dockerfile_b"] = (ctx / "Dockerfile").read_text().replace(server.url, "URL")
-        out["rebuild"] = {name: _rebuild(server, work, plan, base, reg, name, deps) for name, deps in REBUILD_VARIANTS.items()}
+        out["rebuild"] = {name: _rebuild(server, work, plan, base, reg, name=name, deps=deps) for name, deps in REBUILD_VARIANTS.items()}
         return out
     finally:
         # every image of the two repositories (earlier rounds' images lost their tag but not

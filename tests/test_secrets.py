@@ -303,7 +303,7 @@ def test_product_env_is_minimal(tmp_path):
             "CI": "true", "GITHUB_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "a", "MY_FLAG": "1",
             "CI_KIT_PASSWORD_FILE": "/p", "CI_KIT_PASSWORD": "x" * 9, "LEAKY": "pre-Another-Secret-99", "HOME": "/root"}
     s = config.load(EXAMPLE, environ={"CI_KIT_PASS_ENV": "MY_*,LEAKY"})
-    env = sandbox.product_env(s.test.pass_env, s.password_files, {"CI_KIT_PROBE_OUT": "/o"}, tmp_path / "h", tmp_path / "t",
+    env = sandbox.product_env(s.test.pass_env, s.password_files, {"CI_KIT_PROBE_OUT": "/o"}, home=tmp_path / "h", tmp=tmp_path / "t",
                               base=base)
     assert env == {"PATH": "/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "https_proxy": "http://proxy:3128",
                    "CI": "true", "MY_FLAG": "1", "HOME": str(tmp_path / "h"), "TMPDIR": str(tmp_path / "t"),

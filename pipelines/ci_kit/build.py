@@ -132,7 +132,7 @@ def build(project: Path, cfg: BuildSettings, *, run: runner.Run = runner.run) ->
     console.step(f"build: sdist + wheel of {project.name} at {commit[:12]}")
     with runner.temp_dir("ci-kit-build-") as tmp_s, ThreadPoolExecutor(max_workers=3) as pool:
         checker = pool.submit(_import_twine_check)  # ~0.35 s of imports, hidden behind the builds
-        built = _build_both(project, commit, epoch, Path(tmp_s), pool, run)
+        built = _build_both(project, commit, epoch, Path(tmp_s), pool, run=run)
         name, version = name_and_version([p.name for p in built])
         if cfg.metadata_check != "off":
             _check_metadata(checker.result(), built, name, version, cfg.metadata_check)
@@ -144,7 +144,7 @@ def build(project: Path, cfg: BuildSettings, *, run: runner.Run = runner.run) ->
     return manifest
 
 
-def _build_both(project: Path, commit: str, epoch: int, tmp: Path, pool: ThreadPoolExecutor,
+def _build_both(project: Path, commit: str, epoch: int, tmp: Path, pool: ThreadPoolExecutor, *,
                 run: runner.Run) -> list[Path]:
     """Run `python -m build --sdist` and `--wheel` side by side, each in its own clone and
     confined (the backend is the product's code); the built files, made reproducible."""

@@ -354,7 +354,7 @@ def _on_signals() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
         from ci_kit import runner
 
         first = not runner.cancelled()
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.error(f"cannot write {where}: {why(exc)}" if exc.errno else f"{type(exc).__name__}: {exc}",
                       "free space or point the folder (dist-dir, results-dir, TMPDIR) elsewhere, then run again")
         return 2
-    except Exception as exc:  # a bug: one line, and the traceback only on request
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, and the traceback only on request
         if debug:
             _traceback()
         console.error(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug (or CI_KIT_DEBUG=1) and report the traceback")

@@ -39,7 +39,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--python", dest="python_list", action="append", metavar="X.Y",
                    help="Python version to test on (repeatable; overrides python-versions)")
     for key in KEYS:
-        if key.name in ("python-versions",):
+        if key.name == "python-versions":
             continue
         # every key is a flag, but listed once (ci-kit config --table), not in every verb's help
         g.add_argument(f"--{key.name}", dest=f"cfg_{key.attr}", metavar=key.kind.upper(), help=argparse.SUPPRESS)

@@ -233,7 +233,7 @@ def _secret(environ: Mapping[str, str], variable: str, path: str, what: str, hin
     return value or None
 
 
-def _coerce(key: Key, value: Any, source: str) -> Any:
+def _coerce(key: Key, value: Any, source: str) -> Any:  # noqa: PLR0912 - a branch per kind of key, read top to bottom
     """Check the type of a value from TOML, the environment (always text) or a flag."""
     def bad(expected: str) -> UsageError:
         shown = redact(value) if isinstance(value, str) else value
@@ -305,7 +305,7 @@ def read_pyproject(project_dir: Path) -> tuple[dict[str, Any], Path | None]:
     return table, path
 
 
-def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,
+def load(project_dir: Path | str = ".", flags: Mapping[str, Any] | None = None,  # noqa: PLR0912 - the four layers in order, in one place
          environ: Mapping[str, str] | None = None) -> Settings:
     """Merge the four layers; raise UsageError naming key, source and accepted values."""
     project_dir = Path(project_dir).resolve()

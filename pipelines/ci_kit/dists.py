@@ -79,7 +79,5 @@ def read_metadata(path: Path) -> dict[str, Any]:
     raw, _ = parse_email(text)
     form: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "project_urls" and isinstance(value, dict):
-            value = [f"{k}, {v}" for k, v in value.items()]
-        form[key] = value
+        form[key] = [f"{k}, {v}" for k, v in value.items()] if key == "project_urls" and isinstance(value, dict) else value
     return form

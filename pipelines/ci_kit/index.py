@@ -163,7 +163,7 @@ class Index:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any) -> requests.Response:
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any) -> requests.Response:  # noqa: PLR0912 - every failure of a request gets its own one-line error, here in one place
         import requests
 
         url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
@@ -325,8 +325,7 @@ class Index:
 
         fields: list[tuple[str, Any]] = [(":action", "file_upload"), ("protocol_version", "1")]
         for key, value in metadata.items():
-            for item in (value if isinstance(value, list) else [value]):
-                fields.append((key, str(item)))
+            fields.extend((key, str(item)) for item in (value if isinstance(value, list) else [value]))
         with open(path, "rb") as fh:
             fields.append(("content", (path.name, fh, "application/octet-stream")))
             body = MultipartEncoder(fields=fields)

@@ -123,7 +123,7 @@ def _seconds(v: int) -> str | None:
 
 
 def current_python() -> str:
-    return "%d.%d" % sys.version_info[:2]
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 KEYS: tuple[Key, ...] = (

@@ -17,7 +17,7 @@ from ci_kit.contract import Counts
 PYTEST_NO_TESTS = 5  # pytest's exit code for "no tests collected"
 
 
-def failure_message(rc: int, counts: Counts | None, require_junit: bool, ran: str, py: str, tox: bool,
+def failure_message(rc: int, counts: Counts | None, *, require_junit: bool, ran: str, py: str, tox: bool,
              proof: dict[str, str]) -> str:
     """Why the run is not a pass ("" if it is): the verdict on exit code and JUnit, then
     the Python that ran, then where the product was imported from."""
@@ -66,7 +66,7 @@ def _ran_in(env: envs.Env, probe: dict[str, Any]) -> bool:
     return str(probe.get("executable", "")).startswith(str(env.path) + os.sep)
 
 
-def import_proof(env: envs.Env, data: dict[str, Any], modules: list[str], clone: Path) -> dict[str, str]:
+def import_proof(env: envs.Env, data: dict[str, Any], clone: Path) -> dict[str, str]:
     """Where the product's modules were imported from during the test run."""
     if not data:
         return {"method": "none", "note": "the test command did not run pytest; import location not recorded"}

@@ -108,7 +108,7 @@ def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec
     promo = Promotion(spec, source, target, changed=False, forced=force, dry_run=dry_run)
     if rel is None or not rel.files:  # unstable was cleaned: what is on the target must stand on its own
         assert there is not None
-        return _already(index, trusted, pythons, promo, there, None, None)
+        return _already(index, trusted, pythons, promo, there, rel=None, verdict=None)
 
     promo.files = [{"filename": f.basename, "sha256": f.sha256} for f in rel.files]
     refuse_clashes(there, rel.hashes, source,
@@ -119,14 +119,14 @@ def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec
     verdict = gate.judge(rel.files, recs, pythons, build.commit) if build else gate.Verdict(other=problems)
     promo.gate = verdict.evidence + verdict.problems
     if there is not None and {f.basename for f in rel.files} <= {f.basename for f in there.files}:
-        return _already(index, trusted, pythons, promo, there, rel, verdict)
+        return _already(index, trusted, pythons, promo, there, rel=rel, verdict=verdict)
 
     if verdict.problems and not force:
         raise GateRefused(f"{spec} cannot be promoted: " + "; ".join(verdict.problems),
                           f"run `ci-kit test {spec}` (or test-and-promote); --force overrides and is recorded")
     if verdict.problems:
         console.step(f"promote: FORCED past the gate by {results.actor()}: " + "; ".join(verdict.problems))
-    q = _quality(index, cfg, quality, rel, verdict, promo, force) if quality is not None else None
+    q = _quality(index, cfg, quality, rel, verdict, promo=promo, force=force) if quality is not None else None
     for line in verdict.evidence:
         console.step(f"promote: gate: {line}")
     if dry_run:
@@ -134,13 +134,13 @@ def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec
         return promo
     _copy(index, rel, target, there)
     forced = bool(verdict.problems) or bool(q and q["problems"])
-    _record(index, trusted, promo, rel, verdict, build.commit if build else "", forced=forced, quality=q)
+    _record(index, trusted, promo, rel, verdict, commit=build.commit if build else "", forced=forced, quality=q)
     promo.changed, promo.forced = True, forced
     console.step(f"promote: {spec} is on {target}")
     return promo
 
 
-def _quality(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release, verdict: gate.Verdict,
+def _quality(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release, verdict: gate.Verdict, *,
              promo: Promotion, force: bool) -> dict[str, Any] | None:
     """The quality gate (issue 15, quality/), on a release whose tests passed: refused
     with one line per failed check unless forced; what it found goes into the record."""
@@ -173,12 +173,12 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
             raise GateRefused(f"{rel.name}=={rel.version} changed on {rel.index} after the gate: {exc.message}; nothing was copied",
                               "run promote again: the gate judges what is there now") from None
         console.step(f"promote: {rel.name}=={rel.version}: {len(local)} file(s) downloaded, sha256 as gated; uploading to {target}")
-        for f, path in local:
+        for _f, path in local:
             index.upload(target, path, read_metadata(path))
 
 
-def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, commit: str,
-            *, forced: bool, quality: dict[str, Any] | None = None) -> None:
+def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, *, commit: str,
+            forced: bool, quality: dict[str, Any] | None = None) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
     so their sha256 stays) and a promotion record; skip what is already there."""
     after, wrong = index.read_back(promo.target, rel.name, rel.version, rel.hashes)
@@ -191,7 +191,7 @@ def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Releas
         t = after.file(f.basename)
         assert t is not None  # read_back found every file
         present = {r.link.sha256 for r in have[f.basename].records} if f.basename in have else set()
-        copies = [r for r in verdict.used.get(f.basename, [])] + _build_records(index, rel, f, trusted)
+        copies = list(verdict.used.get(f.basename, [])) + _build_records(index, rel, f, trusted)
         for r in copies:
             if r.link.sha256 not in present:
                 index.attach_result(t, index.read_result_bytes(r.link))
@@ -205,7 +205,7 @@ def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozense
     return evidence.read(index, rel, f, trusted).of("build", f.sha256)[-1:]
 
 
-def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], promo: Promotion, there: Release,
+def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], promo: Promotion, there: Release, *,
              rel: Release | None, verdict: gate.Verdict | None) -> Promotion:
     """The target holds the release: a success only if its evidence says so. What an
     interrupted promotion did not record is completed from unstable's evidence."""
@@ -217,7 +217,7 @@ def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], prom
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        _record(index, trusted, promo, rel, verdict, evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
+        _record(index, trusted, promo, rel, verdict, commit=evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
         promo.forced = not verdict.passed
         return promo
     if problems:

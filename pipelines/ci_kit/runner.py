@@ -245,7 +245,7 @@ def sweep(prefix: str, base: Path | None = None) -> list[Path]:
     namespace = procs.pid_namespace()
     for path in (base or Path(tempfile.gettempdir())).glob(prefix + "*"):
         try:
-            pid_s, started, ns = ((path / OWNER_FILE).read_text().split() + ["", ""])[:3]
+            pid_s, started, ns = [*(path / OWNER_FILE).read_text().split(), "", ""][:3]
             pid = int(pid_s)
         except (OSError, ValueError):
             continue  # not ours, or its owner has not written the marker yet

@@ -157,7 +157,7 @@ def throwaway_id() -> int:
     return pwd.getpwnam("nobody").pw_uid
 
 
-def product_env(pass_env: Sequence[str], secret_files: Sequence[str], extra: Mapping[str, str], home: Path, tmp: Path,
+def product_env(pass_env: Sequence[str], secret_files: Sequence[str], extra: Mapping[str, str], *, home: Path, tmp: Path,
                 base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of the product's test run (see the module docstring)."""
     base = os.environ if base is None else base
@@ -269,7 +269,7 @@ class Box:
         return inside
 
     def env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = product_env(self.pass_env, self.secret_files, extra, self.home, self.tmp)
+        env = product_env(self.pass_env, self.secret_files, extra, home=self.home, tmp=self.tmp)
         if self.uid is not None:
             env.update({"USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER})
         return env

@@ -59,7 +59,7 @@ def project_status(index: Index, cfg: IndexSettings, name: str, limit: int = 10,
             "shown": len(shown), "headline": headline or next((m for row in rows for m in row.get("metrics", {})), "")}
 
 
-def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],
+def _row(cfg: IndexSettings, v: str, per_index: dict[str, dict[str, Release]],  # noqa: PLR0912 - one pass over the records, a branch per kind
          read: list[tuple[str, Release, ResultLink, Any]], evaluations: bool) -> VersionRowJson:
     """One version: where it is, its trusted test outcomes, its complete promotions."""
     row: VersionRowJson = {"version": v, "indexes": {}, "tests": {}, "promoted": []}

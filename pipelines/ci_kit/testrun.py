@@ -80,12 +80,10 @@ def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]
     """Which file is tested on which Python: every wheel on every Python it fits; the
     sdist on every Python that no wheel serves, and at least once, so that each file to
     promote has a result of its own and every configured Python is covered."""
-    plan = []
+    plan: list[tuple[ReleaseFile, str]] = []
     wheels = [f for f in release.files if f.kind == "wheel"]
     for py in pythons:
-        for w in wheels:
-            if wheel_fits(w.basename, py):
-                plan.append((w, py))
+        plan.extend((w, py) for w in wheels if wheel_fits(w.basename, py))
     sdists = [f for f in release.files if f.kind == "sdist"]
     if sdists:
         bare = [py for py in pythons if not any(wheel_fits(w.basename, py) for w in wheels)]
@@ -147,14 +145,14 @@ def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, proj
     report = RunReport(spec, commit)
     with runner.temp_dir("ci-kit-test-") as tmp_s:
         tmp = Path(tmp_s)
-        jobs = _prepare(index, cfg, plan, project_dir, commit, tmp)
+        jobs = _prepare(index, cfg, plan, project_dir, commit=commit, tmp=tmp)
         modules = next((top_level_modules(j.path) for j in jobs if j.file.kind == "wheel"), [])
         # Runs are independent (own clone, environment and output files): run them side by side,
         # one per core; results are attached in plan order afterwards.
         envs.uv_bin()  # resolve once here: uv's finder reads sysconfig, which is not thread-safe on first use
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-            runs = list(pool.map(lambda j: _run_one(cfg, spec, commit, j, out_dir, modules, secret_files), jobs))
-        for job, run in zip(jobs, runs):
+            runs = list(pool.map(lambda j: _run_one(cfg, spec, commit, j, out_dir, modules=modules, secret_files=secret_files), jobs))
+        for job, run in zip(jobs, runs, strict=True):  # pool.map: one run per job
             report.runs.append(run)
             index.attach_result(job.file, run.record)  # from memory: another run's file in out_dir is not ours
             console.step(f"test: {job.file.basename} on Python {job.python}: {'passed' if run.passed else 'FAILED'} "
@@ -179,7 +177,7 @@ class _Job:
         return f"py{self.python}-{self.file.kind}"
 
 
-def _prepare(index: Index, cfg: ProductTestSettings, plan: list[tuple[ReleaseFile, str]], project_dir: Path,
+def _prepare(index: Index, cfg: ProductTestSettings, plan: list[tuple[ReleaseFile, str]], project_dir: Path, *,
              commit: str, tmp: Path) -> list[_Job]:
     """A fresh clone per run and each file once, downloaded with its sha256 checked;
     the configured extras, groups and requirement files checked against them."""
@@ -231,7 +229,7 @@ class _Files:
         return self.own / f"result-{self.tag}.json"
 
 
-def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_dir: Path, modules: list[str],
+def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_dir: Path, *, modules: list[str],
              secret_files: Sequence[str]) -> RunResult:
     files = _Files(job.tmp / f"out-{job.tag}", job.tag)
     files.own.mkdir()
@@ -246,9 +244,11 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
     probe = outcome.read_probe(files.probe)
     ran = outcome.python_that_ran(env, probe)
     counts = junit_mod.counts(files.junit)
-    proof = outcome.import_proof(env, probe, modules, job.clone)
-    message = outcome.failure_message(rc, counts, cfg.require_junit, ran, job.python, bool(cfg.tox_env), proof)
-    evaluation, message, output = _evaluation(cfg, box, env, child, job.clone, files.metrics, message, output)
+    proof = outcome.import_proof(env, probe, job.clone)
+    message = outcome.failure_message(rc, counts, require_junit=cfg.require_junit, ran=ran, py=job.python,
+                                      tox=bool(cfg.tox_env), proof=proof)
+    evaluation, message, output = _evaluation(cfg, box, env, child, job.clone, metrics_file=files.metrics, message=message,
+                                              output=output)
     if message and rc != 0:
         message = "; ".join(x for x in (message, testdeps.missing_module_hint(output, job.path, job.clone)) if x)
     if message and rc == 0:
@@ -270,7 +270,7 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
                      str(junit_out), str(record_out), message, record, junit_mod.failures(files.junit) if counted else [])
 
 
-def _evaluation(cfg: ProductTestSettings, box: sandbox.Box, env: envs.Env, child: dict[str, str], clone: Path,
+def _evaluation(cfg: ProductTestSettings, box: sandbox.Box, env: envs.Env, child: dict[str, str], clone: Path, *,
                 metrics_file: Path, message: str, output: str) -> tuple[dict[str, Any] | None, str, str]:
     """The run's evaluation record (quality/, docs/quality.md): evaluate-command in the same
     box and environment once the tests passed, then the file checked. A malformed file

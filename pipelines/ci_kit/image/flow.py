@@ -67,7 +67,7 @@ def build_image(settings: Settings, spec: Spec, request: ImageRequest, index: In
     out_dir.mkdir(parents=True, exist_ok=True)
     src = _Source(spec, rel, promoted, wheel, base, facts)
     with runner.temp_dir("ci-kit-image-") as tmp:  # a killed run's folder is swept by the next
-        res = _build(settings, config, request, index, src, Path(tmp), out_dir)
+        res = _build(settings, config, request, index, src, work=Path(tmp), out_dir=out_dir)
     engine.smoke(res.image_id, spec, config.smoke_command(request))
     if target:
         digest, pushed = registry.push(res.image_id, target, tags, login)
@@ -100,7 +100,7 @@ def _preflight(settings: Settings, config: ImageConfig, request: ImageRequest,
     return target, login, engine.image_tags(spec.version, config.moving_tags(request))
 
 
-def _build(settings: Settings, config: ImageConfig, request: ImageRequest, index: Index, src: _Source,
+def _build(settings: Settings, config: ImageConfig, request: ImageRequest, index: Index, src: _Source, *,
            work: Path, out_dir: Path) -> ImageResult:
     """Lock, attest, fill the context, build: the part that needs a temporary folder."""
     spec = src.spec

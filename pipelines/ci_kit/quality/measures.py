@@ -11,6 +11,7 @@ takes scipy.special only: importing scipy.stats costs about 1.4 s of CPU, scipy.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from ci_kit.errors import UsageError
@@ -86,6 +87,6 @@ def undecided(resp: dict[str, Any], band: tuple[float, float]) -> float:
         s = resp["scores"]
         return sum(1 for v in s if lo <= v <= hi) / len(s)
     e, c = resp["histogram"]["edges"], resp["histogram"]["counts"]
-    inside = sum(n for a, b, n in zip(e, e[1:], c) if lo <= (a + b) / 2 <= hi)
+    inside = sum(n for (a, b), n in zip(pairwise(e), c, strict=False) if lo <= (a + b) / 2 <= hi)
     return float(inside / sum(c))  # the record is JSON (Any): say what comes back
 

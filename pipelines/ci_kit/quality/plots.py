@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from itertools import pairwise
 from typing import Any
 
 from ci_kit.errors import UsageError
@@ -37,13 +38,13 @@ def metrics_over_versions(versions: list[Any], names: list[str]) -> str:
     """One panel per metric: its value per version, marked by where the version went."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.6 * len(names)), squeeze=False, layout="constrained")
-    for ax, name in zip(axes[:, 0], names):
+    for ax, name in zip(axes[:, 0], names, strict=False):
         have = [(i, v) for i, v in enumerate(versions) if name in v.metrics]
         ax.plot([i for i, _ in have], [v.metrics[name] for _, v in have], color="#bbbbbb", zorder=1)
         for state, colour in COLOURS.items():
             pts = [(i, v.metrics[name]) for i, v in have if v.state == state]
             if pts:
-                ax.scatter(*zip(*pts), color=colour, marker=MARKERS[state], s=60, label=state, zorder=2)
+                ax.scatter(*zip(*pts, strict=True), color=colour, marker=MARKERS[state], s=60, label=state, zorder=2)
         ax.set_ylabel(name)
         step = max(1, len(versions) // 25)  # at most ~25 labels stay readable (and drawing fewer ticks is faster)
         ticks = sorted(set(range(0, len(versions), step)) | {len(versions) - 1})
@@ -63,8 +64,8 @@ def _draw(ax: Any, resp: dict[str, Any], label: str, colour: str) -> None:
     else:
         h = resp["histogram"]
         total = sum(h["counts"])
-        widths = [b - a for a, b in zip(h["edges"], h["edges"][1:])]
-        ax.stairs([c / total / w for c, w in zip(h["counts"], widths)], h["edges"], fill=True, alpha=0.45,
+        widths = [b - a for a, b in pairwise(h["edges"])]
+        ax.stairs([c / total / w for c, w in zip(h["counts"], widths, strict=False)], h["edges"], fill=True, alpha=0.45,
                   label=label, color=colour)
 
 

@@ -42,8 +42,8 @@ def chosen(h: History, version: str | None) -> Version | None:
 
 def html(h: History, quality: QualitySettings, version: str | None = None) -> str:
     names = _names(h)
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ci-kit report: {escape(h.name)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{escape(h.name)}: model quality per version</h1>",
+    parts = [(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ci-kit report: {escape(h.name)}</title>"
+              f"<style>{CSS}</style></head><body><h1>{escape(h.name)}: model quality per version</h1>"),
              "<p><small>" + ", ".join(f"{escape(r)} = {escape(i)}" for r, i in h.indexes.items())
              + ". A version's baseline is the newest stable version before it.</small></p>", _table(h, names)]
     if names and any(v.metrics for v in h.versions):

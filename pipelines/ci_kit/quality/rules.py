@@ -87,8 +87,8 @@ def parse(table: Any) -> Rules:
     table_of_metrics = t.get("metrics", {})
     if not isinstance(table_of_metrics, dict):
         raise ValueError("a table of metric name -> bounds at quality.metrics")
-    for name, m in table_of_metrics.items():
-        m = _keys(f"quality.metrics.{name}", m, _METRIC)
+    for name, given in table_of_metrics.items():
+        m = _keys(f"quality.metrics.{name}", given, _METRIC)
         hib = m.get("higher-is-better", True)
         if not isinstance(hib, bool):
             raise ValueError(f"true or false at quality.metrics.{name}.higher-is-better, got {hib!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 from typing import Any
 
 SCHEMA = 1
@@ -113,7 +114,7 @@ def _histogram(h: Any) -> dict[str, list[Any]]:
     edges, counts = h.get("edges"), h.get("counts")
     if not isinstance(edges, list) or len(edges) < 2 or not all(_number(e) for e in edges):
         raise SchemaError("responses.histogram.edges", "must be a list of at least 2 numbers")
-    if any(b <= a for a, b in zip(edges, edges[1:])):
+    if any(b <= a for a, b in pairwise(edges)):
         raise SchemaError("responses.histogram.edges", "must be strictly increasing")
     if not isinstance(counts, list) or len(counts) != len(edges) - 1:
         raise SchemaError("responses.histogram.counts", f"must be a list of {len(edges) - 1} counts (one per bin)")
