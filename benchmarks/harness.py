@@ -6,6 +6,7 @@ Nothing here asserts a duration: the numbers go to RESULTS.md and are judged the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -78,7 +79,7 @@ def run(argv: list[str], *, cwd: Path | str | None = None, env: dict[str, str] |
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise CommandFailed(f"timed out after {timeout}s: {mask(' '.join(argv))}\n{mask(err[-3000:])}")
+        raise CommandFailed(f"timed out after {timeout}s: {mask(' '.join(argv))}\n{mask(err[-3000:])}") from None
     seconds = time.perf_counter() - start
     peak = poller.stop() if poller else None
     ran = Ran(argv, seconds, proc.returncode, out, err, peak)
@@ -109,10 +110,8 @@ class MemoryPoller(threading.Thread):
                 main = self._proc.memory_info().rss
                 kids = []
                 for c in self._proc.children(recursive=True):
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         kids.append(c.memory_info().rss)
-                    except psutil.Error:
-                        pass
             except psutil.Error:
                 break
             mb = 1024 * 1024
@@ -244,12 +243,12 @@ def stats(values: list[float]) -> dict[str, float]:
 
 def paired_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str = "seconds") -> dict[str, float]:
     """A/B per round (the two ran next to each other, so drift cancels), then summarised."""
-    ratios = [x[key] / y[key] for x, y in zip(a, b) if y[key]]
+    ratios = [x[key] / y[key] for x, y in zip(a, b, strict=False) if y[key]]
     return stats(ratios)
 
 
 def paired_diff(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str = "seconds") -> dict[str, float]:
-    return stats([x[key] - y[key] for x, y in zip(a, b)])
+    return stats([x[key] - y[key] for x, y in zip(a, b, strict=False)])
 
 
 def step_breakdown(stderr: str, total: float) -> list[tuple[str, float]]:
@@ -260,7 +259,7 @@ def step_breakdown(stderr: str, total: float) -> list[tuple[str, float]]:
     if not stamps:
         return [("total", total)]
     out: list[tuple[str, float]] = [("start-up, configuration, login, first index request", stamps[0][0])]
-    for (t, text), (t2, _) in zip(stamps, stamps[1:] + [(total, "")]):
+    for (t, text), (t2, _) in zip(stamps, [*stamps[1:], (total, "")], strict=True):
         out.append((text, max(0.0, t2 - t)))
     return out
 

@@ -3,6 +3,7 @@ ratios, targets, where the time goes, and the growth plots."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -27,21 +28,15 @@ def loadavg() -> str:
 
 def machine() -> dict[str, Any]:
     cpu = "?"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     mem = "?"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
         mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration):
-        pass
     distro = "?"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         distro = next(line.split("=", 1)[1].strip('"') for line in Path("/etc/os-release").read_text().splitlines() if line.startswith("PRETTY_NAME"))
-    except (OSError, StopIteration):
-        pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "os": distro, "kernel": platform.release(),
             "arch": platform.machine(), "load_before": loadavg()}
 
@@ -164,8 +159,8 @@ def plots(growth: dict[str, Any], out_dir: Path, prefix: str = "growth") -> list
         "tests": ("number of tests", "tests", [k for k in cfg if cfg[k]["size_mb"] == 0 and cfg[k]["pythons"] == 1]),
         "pythons": ("Python versions tested", "pythons", [k for k in cfg if cfg[k]["size_mb"] == 0 and cfg[k]["tests"] == 4]),
     }
-    for key, (xlabel, field, names) in curves.items():
-        names = sorted(names, key=lambda k: cfg[k][field])
+    for key, (xlabel, field, unsorted) in curves.items():
+        names = sorted(unsorted, key=lambda k: cfg[k][field])
         if len(names) < 2 or not all(st.get(n, {}).get("n") for n in names):
             continue
         xs = [cfg[n][field] for n in names]
@@ -272,7 +267,7 @@ def write(data: dict[str, Any], md: Path) -> None:
                          "cold " + mmm(rb["stats"][b_name]), f"{s(r['median'], 'x')} [{s(r['min'], 'x')} – {s(r['max'], 'x')}]",
                          "≤ 0.15", verdict(r["median"] <= 0.15)])
         for variant, sizes in _image_sizes(im):
-            (a_ref, a_size), (b_ref, b_size) = sizes
+            (_a_ref, a_size), (_b_ref, b_size) = sizes
             body.append([f"7. image size: {variant}", f"{a_size / 1e6:.0f} MB", f"naive {b_size / 1e6:.0f} MB",
                          s(a_size / b_size, "x"), "≤ 1.0", verdict(a_size <= b_size)])
         for key, what in (("cold", "ci-kit image vs a hand-written build, no layer cache"),
@@ -421,7 +416,7 @@ def write(data: dict[str, Any], md: Path) -> None:
                     + [["A / B (per round)", mmm(st["ratio"], "x"), ""]]))
             w("")
         for key in ("cold", "warm"):
-            a_name = list(im[key]["samples"])[0]
+            a_name = next(iter(im[key]["samples"]))
             if im[key]["samples"][a_name] and "steps" in im[key]["samples"][a_name][0]:
                 w(f"Where `{a_name}` spends its time (its own progress lines, last counted round; lines under 0.1 s left out):\n")
                 w("```\n" + "\n".join(f"{secs:6.2f} s  {text[:150]}" for text, secs in im[key]["samples"][a_name][-1]["steps"] if secs >= 0.1) + "\n```\n")

@@ -34,7 +34,7 @@ from benchmarks.harness import (
     step_breakdown,
 )
 
-PY = "%d.%d" % sys.version_info[:2]
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @dataclass
@@ -121,7 +121,7 @@ def row_flow(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
         "floor_build": stats([s["build"] for s in samples["floor"] if "build" in s]),
         "floor_sdist_wheel": stats([s["sdist_wheel"] for s in samples["floor"] if "sdist_wheel" in s]),
         "overhead_above_builds": stats([a["seconds"] - f["seconds"] - f["build"] - f["sdist_wheel"]
-                                        for a, f in zip(A, samples["floor"]) if "build" in f]),
+                                        for a, f in zip(A, samples["floor"], strict=False) if "build" in f]),
         "b_steps": {name: {k: statistics.median([s["steps"][k] for s in samples[name]]) for k in samples[name][0]["steps"]}
                     for name in ("B devpi+tox", "B devpi+tox-uv")},
     }
@@ -213,8 +213,7 @@ def pyinstrument(args: list[str], env: dict[str, str], cwd: Path, out: Path) -> 
     subprocess); returns the text report."""
     ran = run([str(BIN / "pyinstrument"), "--from-path", "-r", "text", "--no-color", "--unicode", "-o", str(out),
                "ci-kit", *args], env=env, cwd=cwd, check=False)
-    text = out.read_text() if out.is_file() else ran.stderr[-2000:]
-    return text
+    return out.read_text() if out.is_file() else ran.stderr[-2000:]
 
 
 # -- 5: start-up ----------------------------------------------------------------------------
@@ -345,7 +344,7 @@ def row_profile(server: Server, work: Path, plan: Plan) -> dict[str, Any]:
 
     def each(label: str, argv_fn, env=benv, cwd=None) -> tuple[str, float]:
         times = []
-        for i in range(n):
+        for _ in range(n):
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
             times.append(run(argv_fn(), env=env, cwd=cwd).seconds)
@@ -514,7 +513,7 @@ class Registry:
         cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
                        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{self.port}\n")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                                     stderr=open(root / "registry.log", "wb"))
+                                     stderr=open(root / "registry.log", "wb"))  # noqa: SIM115 - the registry writes to it while it runs
         import urllib.request
 
         for _ in range(100):

@@ -63,7 +63,7 @@ def write_dump(dest: Path, user: str, name: str, n: int) -> dict[str, Any]:
 
     from ci_kit import results
 
-    py = "%d.%d" % sys.version_info[:2]
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
     index = f"{user}/unstable"

@@ -403,11 +403,9 @@ class ActRun:
 
     def step_seconds(self, step: str) -> list[float]:
         """How long each job's step of that name took, as act reports it (`✅  Success - Main NAME [1m2.3s]`)."""
-        found = []
-        for m in re.finditer(r"^\[[^\]]+\]\s+✅\s+Success - (?:Main )?(.+?) \[([0-9.hmsµ]+)\]\s*$", self.output, re.MULTILINE):
-            if m.group(1).strip() == step:
-                found.append(_go_duration(m.group(2)))
-        return found
+        return [_go_duration(m.group(2))
+                for m in re.finditer(r"^\[[^\]]+\]\s+✅\s+Success - (?:Main )?(.+?) \[([0-9.hmsµ]+)\]\s*$", self.output, re.MULTILINE)
+                if m.group(1).strip() == step]
 
     def ran(self, job: str) -> bool:
         return any(self._is(job, n) for n in self.job_results())
@@ -457,7 +455,7 @@ def kit_wheel(kit_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pins(prefixes: tuple[str, ...]) -> set[str]:
     pins: set[str] = set()
     for path in WORKFLOWS:
-        pins.update(re.findall(r"uses:\s*((?:%s)@[0-9a-f]{40})" % "|".join(map(re.escape, prefixes)), path.read_text()))
+        pins.update(re.findall(r"uses:\s*((?:" + "|".join(map(re.escape, prefixes)) + r")@[0-9a-f]{40})", path.read_text()))
     return pins
 
 
@@ -761,8 +759,7 @@ def fill_placeholders(text: str, url: str, user: str) -> str:
     text = text.replace("@<full commit sha>", f"@{KIT_PIN}")
     text = text.replace("X.Y.Z", _kit_version())
     text = text.replace("https://devpi.example.org", url)
-    text = re.sub(r"\bdata-team\b", user, text)
-    return text
+    return re.sub(r"\bdata-team\b", user, text)
 
 
 def test_doc_caller_is_valid_and_lints_clean(tmp_path: Path) -> None:
@@ -808,7 +805,7 @@ def tools_index(devpi: Any, kit_wheel: Path) -> str:
     from ci_kit.dists import read_metadata
     from ci_kit.index import Index
 
-    user, name = TOOLS_INDEX.split("/")
+    user, _name = TOOLS_INDEX.split("/")
     idx = Index(devpi.url, user)
     idx.create_user(user, "tools-Pa55word-k3")
     idx.login("tools-Pa55word-k3")

@@ -64,7 +64,7 @@ def _swapped_wheel(repo: Path, rel, tmp_path: Path, tail: bytes):
 def _py() -> str:
     import sys
 
-    return "%d.%d" % sys.version_info[:2]
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _nothing_promoted(fresh_user) -> None:
@@ -135,7 +135,7 @@ def test_swap_between_gate_and_copy_never_reaches_stable(fresh_user, product_rep
 
     with FaultProxy(fresh_user.url) as proxy:
         # the first download of the wheel is held back; meanwhile other bytes replace it on unstable
-        held = proxy.add("GET", lambda path, body: path.endswith(wheel.basename), "delay", seconds=3)
+        held = proxy.add("GET", lambda path, _body: path.endswith(wheel.basename), "delay", seconds=3)
         proc = subprocess.Popen([CIKIT, "promote", f"churn-model=={V}"], cwd=product_repo, text=True,
                                 env={**env, "CI_KIT_INDEX_URL": proxy.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert held.hit.wait(60), "promote never fetched the wheel"
@@ -381,7 +381,7 @@ def test_interrupted_forced_promotion_keeps_its_forced_marker(fresh_user, produc
 
 def test_concurrent_promotions_all_succeed_with_one_copy(fresh_user, product_repo):
     env = _push(fresh_user, product_repo)
-    idx, _ = _passed(fresh_user, product_repo)
+    _idx, _ = _passed(fresh_user, product_repo)
     procs = [subprocess.Popen([CIKIT, "promote", f"churn-model=={V}"], cwd=product_repo, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
     outs = [p.communicate(timeout=180) for p in procs]

@@ -145,7 +145,7 @@ def test_project_is_promoted_with_its_own_test_count(project, corpus, corpus_use
         assert "problem" not in ck["proof"], ck["proof"]
         assert ck["proof"]["method"] == "pytest plugin"
         assert ck["proof"]["installed_version"] == project["version"]
-    assert pythons == set(project["config"].get("python-versions", ["%d.%d" % sys.version_info[:2]]))
+    assert pythons == set(project["config"].get("python-versions", [f"{sys.version_info[0]}.{sys.version_info[1]}"]))
     if "C extension" in project["covers"]:
         wheel = next(f for f in release.files if f.kind == "wheel")
         assert "-none-any" not in wheel.basename, wheel.basename  # compiled, platform-specific

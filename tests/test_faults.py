@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -58,7 +59,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     """An HTTP server that is not ours: it pretends to be a devpi-server of another
     directory and records every request, bodies included."""
 
-    seen: list[bytes] = []
+    seen: ClassVar[list[bytes]] = []  # shared by the server's handler instances, read by the test
 
     def _any(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -252,7 +253,7 @@ def slow_product(devpi: Devpi, tmp_path_factory: pytest.TempPathFactory):
     env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password}
     r = run_cikit("build-and-push", cwd=repo, env=env)
     assert r.returncode == 0, r.output
-    yield env, repo, r.stdout.strip().splitlines()[-1], git("rev-parse", "HEAD", cwd=repo), flag
+    return env, repo, r.stdout.strip().splitlines()[-1], git("rev-parse", "HEAD", cwd=repo), flag
 
 
 def _start_slow(args: list[str], env: dict[str, str], repo: Path, flag: Path) -> subprocess.Popen[str]:
@@ -311,7 +312,7 @@ def test_cancelled_test_stage_stops_children_and_removes_its_folders(slow_produc
 
 
 def test_cancelled_run_stops_children_and_removes_its_folders(slow_product, private_tmp):
-    env, repo, requirement, commit, flag = slow_product
+    env, repo, requirement, _commit, flag = slow_product
     env = {**env, "TMPDIR": str(private_tmp)}
     proc = _start_slow(["run"], env, repo, flag)
     proc.send_signal(signal.SIGTERM)

@@ -126,7 +126,7 @@ def assert_consistent(url: str, user: str, *, tested: bool, promoted: bool) -> d
 
 
 def _py() -> str:
-    return "%d.%d" % sys.version_info[:2]
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def attach_passes(url: str, user: str, password: str, commit: str) -> None:
@@ -341,7 +341,7 @@ def _is_login(path: str, body: bytes) -> bool:
 
 
 def _is_release_get(index: str):
-    return lambda path, body: path.startswith(f"/{index}/churn-model")
+    return lambda path, _body: path.startswith(f"/{index}/churn-model")
 
 
 # id: (stage, method, matcher(user), action, seconds, times, exit code)
@@ -354,13 +354,13 @@ NET = {
     "promote-upload-dropped-after": ("promote", "POST", lambda u: _is_upload(f"{u}/testing"), "drop-after", 0, 1, 5),
     "promote-upload-never": ("promote", "POST", lambda u: _is_upload(f"{u}/testing"), "hang", 12, 1, 5),
     "promote-record-500": ("promote", "POST", lambda u: _is_record(f"{u}/testing", "promotion"), "error", 0, 1, 5),
-    "promote-login-never": ("promote", "POST", lambda u: _is_login, "hang", 12, 1, 5),
+    "promote-login-never": ("promote", "POST", lambda _u: _is_login, "hang", 12, 1, 5),
     "promote-read-never": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "hang", 12, 3, 5),
     "promote-reads-500-beyond-retries": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 50, 5),
     # reads are retried (urllib3 Retry on the session): these end in success on the first run
     "promote-reads-500-twice": ("promote", "GET", lambda u: _is_release_get(f"{u}/unstable"), "error", 0, 2, 0),
     "push-reads-dropped-twice": ("push", "GET", lambda u: _is_release_get(f"{u}/unstable"), "drop-before", 0, 2, 0),
-    "promote-reads-slow": ("promote", "GET", lambda u: (lambda p, b: True), "delay", 1.5, 3, 0),
+    "promote-reads-slow": ("promote", "GET", lambda _u: (lambda _p, _b: True), "delay", 1.5, 3, 0),
 }
 
 

@@ -12,7 +12,7 @@ def read_outputs(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, product_repo, tmp_path):
+def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, product_repo, tmp_path):  # noqa: PLR0915 - one story, told in order
     env, user = fresh_user.env, fresh_user.user
     out1 = tmp_path / "job1.out"
     r = run_cikit("build-and-push", "--output", str(out1), cwd=product_repo, env=env)
@@ -110,7 +110,7 @@ def test_tagged_commit_goes_to_stable_via_run(fresh_user, product_repo):
 def _py() -> str:
     import sys
 
-    return "%d.%d" % sys.version_info[:2]
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def test_tox_env_runs_tox_with_the_exact_file(fresh_user, product_repo):

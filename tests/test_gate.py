@@ -88,7 +88,7 @@ def test_a_devpi_test_record_is_shown_but_does_not_open_the_gate(fresh_user, pro
 
 
 def test_force_promotes_and_records_who(fresh_user, product_repo, pushed):
-    env, idx, rel = pushed
+    env, _idx, _rel = pushed
     r = run_cikit("promote", "churn-model==1.1.0", "--force", "--json", cwd=product_repo,
                   env={**env, "GITHUB_ACTOR": "alice"})
     assert r.returncode == 0, r.output

@@ -298,7 +298,7 @@ def test_new_version_reuses_the_dependency_layer_and_a_changed_dependency_does_n
     assert {"ci-kit-image-test-dep", "churn-model"} <= {c.get("name") for c in sbom.get("components", [])}
 
     # a kept wheel whose bytes no longer match the lock is never used: fetched again
-    kept = [w for w in (cache / "ci-kit" / "image-wheels").glob("*/ci_kit_image_test_dep-1.0-*.whl")]
+    kept = list((cache / "ci-kit" / "image-wheels").glob("*/ci_kit_image_test_dep-1.0-*.whl"))
     assert len(kept) == 1
     kept[0].unlink()
     make_wheel(kept[0].parent, "ci-kit-image-test-dep", "1.0+tampered").rename(kept[0])
@@ -412,7 +412,7 @@ def locked_registry(tmp_path):
         f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
         f"auth:\n  htpasswd:\n    realm: ci-kit-tests\n    path: {root / 'htpasswd'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
     proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
-                            stderr=open(root / "registry.log", "wb"))
+                            stderr=open(root / "registry.log", "wb"))  # noqa: SIM115 - the registry writes to it while it runs
     try:
         for _ in range(100):
             try:
@@ -436,7 +436,7 @@ def _tags_with_login(registry: str, repo: str, password: str) -> list[str] | Non
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
             return sorted(json.loads(resp.read()).get("tags") or [])
     except urllib.error.HTTPError as exc:
-        assert exc.code == 404, exc
+        assert exc.code == 404, exc  # noqa: PT017 - a 404 is an answer (no tags), the return is the point
         return None
 
 

@@ -59,7 +59,7 @@ def test_concurrent_pipelines_share_no_client_state(fresh_user, devpi, tmp_path)
     envs = [{**fresh_user.env, "HOME": str(home)},
             {**fresh_user.env, "HOME": str(home), "CI_KIT_USER": other, "CI_KIT_PASSWORD": "pw-concurrent-2x"}]
     procs = [subprocess.Popen([CIKIT, "run", "--json"], cwd=r, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r, e in zip(repos, envs)]
+             for r, e in zip(repos, envs, strict=False)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     promoted = [json.loads(o[0])["promoted_to"] for o in outs]

@@ -338,7 +338,7 @@ def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
     kinds = {"3.11": ("sdist", "wheel"), "3.12": ("wheel",)}  # --only-python: the sdist once, in the first branch
     assert [j["files"] for j in junits] == [
         [f"ci-kit-results/py{py}/junit-py{py}-{kind}.xml" for kind in kinds[py]] for py in ("3.11", "3.12")]
-    for junit, py in zip(junits, ("3.11", "3.12")):
+    for junit, py in zip(junits, ("3.11", "3.12"), strict=False):
         assert f"parallel:Python {py}" in junit["context"]
         assert junit["totalCount"] == 2 * len(kinds[py]) and junit["failCount"] == 0
         # ci-kit's files as they are: their suites (named by ci-kit) say which run they are
@@ -348,7 +348,7 @@ def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
     assert promote["node"] == "(any)"
     # order: each branch's test, then its junit; all of them, then lock, promote, lock released
     for junit in junits:
-        assert [c["n"] for c in tests if branch_of(c) == branch_of(junit)][0] < junit["n"]
+        assert next(c["n"] for c in tests if branch_of(c) == branch_of(junit)) < junit["n"]
     order = [max(c["n"] for c in (*tests, *junits)), *(c["n"] for c in (*b.steps("lock"), promote,
                                                                           *b.steps("lock-released")))]
     assert order == sorted(order)
@@ -598,7 +598,7 @@ def test_e2e_passing_tests_are_promoted(agent, fresh_user, product_repo):
     junits = sorted(b2.steps("junit"), key=lambda j: j["files"])  # one per branch, each on its node
     assert [j["files"] for j in junits] == [[f"ci-kit-results/py3.11/junit-py3.11-{kind}.xml" for kind in ("sdist", "wheel")],
                                             ["ci-kit-results/py3.12/junit-py3.12-wheel.xml"]]  # the sdist once
-    for junit, py in zip(junits, ("3.11", "3.12")):
+    for junit, py in zip(junits, ("3.11", "3.12"), strict=False):
         assert branch_of(junit) == f"parallel:Python {py}"
         assert junit["totalCount"] > 0 and junit["failCount"] == 0
         kinds = ("sdist", "wheel") if py == "3.11" else ("wheel",)
@@ -727,8 +727,8 @@ STRICT = [
      "node {\n  def m = ('v1.2.3' =~ /v(\\d+)/)\n  dir('x') { sh 'true' }\n}\n", False,
      "NotSerializableException: java.util.regex.Matcher"),
     ("matcher-in-noncps-method",
-     "@NonCPS\nString major(String v) {\n  def m = (v =~ /v(\\d+)/)\n  return m.find() ? m.group(1) : null\n}\n"
-     "node {\n  String major = major('v1.2.3')\n  sh \"test ${major} = 1\"\n}\n", True, None),
+     ("@NonCPS\nString major(String v) {\n  def m = (v =~ /v(\\d+)/)\n  return m.find() ? m.group(1) : null\n}\n"
+      "node {\n  String major = major('v1.2.3')\n  sh \"test ${major} = 1\"\n}\n"), True, None),
     ("step-in-noncps-method",
      "@NonCPS\nvoid hello() {\n  echo 'hello'\n}\nnode { hello() }\n", False, "called from @NonCPS method"),
     ("step-in-sort-closure",
@@ -747,8 +747,8 @@ STRICT = [
     ("new-linkedhashmap-of-map", "Map m = new LinkedHashMap([a: 1])\necho(m.toString())\n", False,
      "Scripts not permitted to use new java.util.LinkedHashMap java.util.Map"),
     ("allowed-methods",
-     "Map m = new HashMap([a: 1])\nm.put('b', 2)\nList l = new ArrayList(m.keySet())\n"
-     "echo(l.sort().join(',') + ' ' + 'A_b'.toLowerCase().replaceAll('_', '-'))\n", True, None),
+     ("Map m = new HashMap([a: 1])\nm.put('b', 2)\nList l = new ArrayList(m.keySet())\n"
+      "echo(l.sort().join(',') + ' ' + 'A_b'.toLowerCase().replaceAll('_', '-'))\n"), True, None),
     ("static-not-allowed", "echo(System.getenv('HOME'))\n", False,
      "Scripts not permitted to use staticMethod java.lang.System getenv java.lang.String"),
 ]

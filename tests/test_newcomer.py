@@ -33,8 +33,8 @@ def tour_commands(readme: str) -> list[str]:
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert block, "README's tour has no ```sh block"
     lines = []
-    for line in block.group(1).splitlines():
-        line = re.sub(r"\s+#.*$", "", line).strip()
+    for raw in block.group(1).splitlines():
+        line = re.sub(r"\s+#.*$", "", raw).strip()
         if line and not line.startswith("#"):
             lines.append(line)
     return lines
@@ -43,8 +43,8 @@ def tour_commands(readme: str) -> list[str]:
 def tour_script(lines: list[str], password: str, out: Path) -> str:
     """The tour as one bash script with its placeholders filled."""
     script = ["set -eo pipefail", "set -x"]  # -e: any failing step fails the tour; no -u, as in an interactive shell
-    for line in lines:
-        line = line.replace("CI_KIT_PASSWORD=...", f"CI_KIT_PASSWORD={shlex.quote(password)}")
+    for given in lines:
+        line = given.replace("CI_KIT_PASSWORD=...", f"CI_KIT_PASSWORD={shlex.quote(password)}")
         line = line.replace("NAME==VERSION", '"$REQ"').replace("--commit SHA", '--commit "$SHA"')
         line = re.sub(r"\bNAME\b", '"${REQ%%==*}"', line)
         if line.split()[:2] == ["ci-kit", "build-and-push"]:

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Devpi, error_line, git, make_repo, make_user, run_cikit
 
-PY = "%d.%d" % sys.version_info[:2]
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 REF = {"name": "held-out", "sha256": "ab" * 32}
 RULES = {"metrics": {"auc": {"min": 0.6, "max-drop": 0.02}},
          "responses": {"measure": "psi", "max-shift": 0.25, "max-undecided": 0.3},
@@ -79,8 +79,8 @@ def with_baseline(devpi: Devpi, tmp_path_factory):
     ("2.0.1", evaluation(auc=0.80),
      "metric auc is 0.8 on 2.0.1; baseline 1.0.0 ({user}/stable) has 0.85; allowed drop 0.02 (bound 0.83)"),
     ("2.0.2", evaluation(auc=0.55),
-     "metric auc is 0.55 on 2.0.2, below the minimum 0.6; baseline 1.0.0 ({user}/stable) has 0.85; "
-     "metric auc is 0.55 on 2.0.2; baseline 1.0.0 ({user}/stable) has 0.85; allowed drop 0.02 (bound 0.83)"),
+     ("metric auc is 0.55 on 2.0.2, below the minimum 0.6; baseline 1.0.0 ({user}/stable) has 0.85; "
+      "metric auc is 0.55 on 2.0.2; baseline 1.0.0 ({user}/stable) has 0.85; allowed drop 0.02 (bound 0.83)")),
     ("2.0.3", evaluation(low=0.35, high=0.95),
      "responses: psi {psi} between 2.0.3 and baseline 1.0.0 ({user}/stable) on reference set abababababab…; bound 0.25"),
     ("2.0.4", evaluation(low=0.42, high=0.58),  # (its shift is bounded too: the rules below leave that out)

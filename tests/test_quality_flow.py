@@ -44,12 +44,12 @@ def flow(devpi: Devpi, tmp_path_factory):
 def test_version_1_is_promoted_with_its_evaluation_record(flow):
     from ci_kit import evidence
 
-    env, repo, idx, user, first, _ = flow
+    _env, repo, idx, user, first, _ = flow
     assert first.returncode == 0, first.output
     assert f"quality: no baseline on {user}/stable: first release, relative checks pass" in first.stderr
     rel = idx.release(f"{user}/stable", "churn-model", "1.0.0")
     for f in rel.files:
-        [test] = [r for r in evidence.read(idx, rel, f, frozenset([user])).of("test", f.sha256)]
+        [test] = list(evidence.read(idx, rel, f, frozenset([user])).of("test", f.sha256))
         ev = test.fields["evaluation"]
         assert ev["metrics"]["held_out_accuracy"] == 0.8 and len(ev["responses"]["scores"]) == 80
         assert test.fields["commit"] == git("rev-parse", "v1.0.0", cwd=repo) and test.fields["python"]
@@ -75,7 +75,7 @@ def test_a_worse_version_2_is_refused_by_the_quality_gate(flow):
 
 
 def test_a_malformed_evaluation_file_fails_the_run_naming_the_field(flow):
-    env, repo, idx, user, _, _ = flow
+    env, repo, _idx, _user, _, _ = flow
     write = ("python -c \"import json, os; json.dump({'schema': 1, 'metrics': {'auc': 'high'}}, "
              "open(os.environ['CI_KIT_METRICS_FILE'], 'w'))\"")
     r = run_cikit("test", "churn-model==2.0.0", cwd=repo, env={**env, "CI_KIT_EVALUATE_COMMAND": write})
@@ -85,7 +85,7 @@ def test_a_malformed_evaluation_file_fails_the_run_naming_the_field(flow):
 
 
 def test_the_report_renders_in_headless_chromium(flow, tmp_path):
-    env, repo, idx, user, _, _ = flow
+    env, repo, _idx, _user, _, _ = flow
     summary = tmp_path / "summary.md"
     html = tmp_path / "report.html"
     r = run_cikit("report", "churn-model", "--html", str(html), "--summary", str(summary), cwd=repo, env=env)

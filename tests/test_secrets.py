@@ -156,7 +156,7 @@ def _assert_nowhere(sentinel: str, *, loot: Path, output: str, idx, user: str, p
     for owner, data in everything.items():
         for name in data.get("indexes", {}):
             for project in idx.projects(f"{owner}/{name}"):
-                for version, rel in idx.releases(f"{owner}/{name}", project).items():
+                for rel in idx.releases(f"{owner}/{name}", project).values():
                     for link in rel.results:
                         records += 1
                         assert sentinel not in json.dumps(idx.read_result(link)), f"record on {owner}/{name}"

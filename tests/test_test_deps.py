@@ -5,6 +5,7 @@ full of colour codes never breaks result reading."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import error_line, git, run_cikit
 
@@ -102,7 +103,7 @@ def test_python_dash_m_pytest_gets_pytest_like_pytest_does(fresh_user, product_r
     assert r.returncode == 0, r.output
     runs = json.loads(r.stdout)["tests"]["runs"]
     assert runs and all(run["counts"]["tests"] == 4 for run in runs)
-    record = json.loads(open(runs[0]["record_path"]).read())
+    record = json.loads(Path(runs[0]["record_path"]).read_text())
     assert "/site-packages/churn_model/" in record["ci_kit"]["proof"]["churn_model"]
 
 

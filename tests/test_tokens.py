@@ -191,7 +191,7 @@ def plain_devpi(tmp_path_factory):
     port = free_port()
     (base / "secret").write_text("plain-server-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
     (base / "secret").chmod(0o600)
-    log = open(base / "server.log", "w")
+    log = open(base / "server.log", "w")  # noqa: SIM115 - the server writes to it until the fixture stops it
     proc = subprocess.Popen([f"{base}/venv/bin/devpi-server", "--serverdir", f"{base}/data", "--host", "127.0.0.1",
                              "--port", str(port), "--secretfile", str(base / "secret")], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -201,7 +201,7 @@ def plain_devpi(tmp_path_factory):
             try:
                 Index(url, timeout=2).request("GET", "+api")
                 break
-            except Exception:
+            except Exception:  # noqa: BLE001 - not up yet, whatever the error: try again until the deadline
                 time.sleep(0.2)
         user, password = "plain", "plain-Pa55-word"
         make_user(url, user, password)

@@ -33,7 +33,7 @@ def _sigmoid(z: float) -> float:
 
 
 def score(weights: list[float], customer: Customer) -> float:
-    return _sigmoid(sum(w * x for w, x in zip(weights, customer.features())))
+    return _sigmoid(sum(w * x for w, x in zip(weights, customer.features(), strict=False)))
 
 
 def fit(rows: list[tuple[Customer, int]], epochs: int = 400, rate: float = 0.5) -> list[float]:
@@ -46,7 +46,7 @@ def fit(rows: list[tuple[Customer, int]], epochs: int = 400, rate: float = 0.5) 
             err = score(weights, customer) - label
             for j, x in enumerate(customer.features()):
                 grad[j] += err * x
-        weights = [w - rate * g / n for w, g in zip(weights, grad)]
+        weights = [w - rate * g / n for w, g in zip(weights, grad, strict=False)]
     return weights
 
 
