@@ -121,8 +121,19 @@ def git(*args: str, cwd: Path) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_repo(dest: Path, source: Path = EXAMPLE) -> Path:
+def make_repo(dest: Path, source: Path = EXAMPLE, *, quality: bool = False) -> Path:
+    """A git repository of the example product. Without `quality`, its quality gate
+    ([tool.ci-kit.quality...]) is left out: the suites that test the flow, attacks and bad
+    input append `key = value` lines to [tool.ci-kit] and use test commands that write no
+    evaluation record; the quality suites ask for it (or set CI_KIT_QUALITY)."""
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+    pyproject = dest / "pyproject.toml"
+    if not quality and pyproject.is_file():
+        text = pyproject.read_text()
+        cut = text.find("\n# The quality gate:")
+        cut = cut if cut >= 0 else text.find("\n[tool.ci-kit.quality")
+        if cut >= 0:
+            pyproject.write_text(text[:cut].rstrip("\n") + "\n")
     (dest / ".gitignore").write_text("dist/\nci-kit-results/\nci-kit-image/\n__pycache__/\n*.egg-info/\nbuild/\n")
     git("init", "-q", "-b", "main", cwd=dest)
     git("add", "-A", cwd=dest)

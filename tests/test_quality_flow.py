@@ -33,7 +33,7 @@ def flow(devpi: Devpi, tmp_path_factory):
     password = f"pw-{user}-Zq9x"
     idx = make_user(devpi.url, user, password)
     env = {**devpi.env, "CI_KIT_USER": user, "CI_KIT_PASSWORD": password}
-    repo = make_repo(tmp_path_factory.mktemp("qflow") / "churn-model")
+    repo = make_repo(tmp_path_factory.mktemp("qflow") / "churn-model", quality=True)
     git("tag", "v1.0.0", cwd=repo)
     first = run_cikit("run", cwd=repo, env=env)
     worse_model(repo)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import churn_model
 from churn_model import Customer, predict, predict_proba
@@ -17,6 +18,11 @@ from churn_model.train import train
 def accuracy(weights, rows):
     hits = sum((score(weights, c) >= 0.5) == bool(y) for c, y in rows)
     return hits / len(rows)
+
+
+def _in_repository(name):
+    root = Path(__file__).resolve().parent.parent
+    return next(root.glob(f"**/churn_model/{name}")).relative_to(root).as_posix()
 
 
 def test_quality_on_held_out_rows():
@@ -36,7 +42,9 @@ def test_quality_on_held_out_rows():
                 "reference": {"name": "churn.csv, every fifth row", "sha256": hashlib.sha256(csv_bytes).hexdigest()},
                 "scores": [round(score(weights, c), 6) for c, _ in held_out],
             },
-            "inputs": {"csv": "src/churn_model/churn.csv"},  # ci-kit profiles it: missing values, categories, quantiles
+            # ci-kit profiles the reference data (missing values, categories, quantiles): the
+            # file as the repository holds it, named from the repository's root
+            "inputs": {"csv": _in_repository("churn.csv")},
         }
         with open(os.environ["CI_KIT_METRICS_FILE"], "w") as fh:
             json.dump(record, fh)
