@@ -77,8 +77,9 @@ def _test_command(v: str) -> str | None:
 
 
 def redact(text: str) -> str:
-    """A URL's userinfo replaced by ****, for messages that show a rejected value."""
-    return _USERINFO.sub(r"\1****@", text)
+    """A URL's userinfo (and a storage spec's password=) replaced by ****, for messages
+    that show a rejected value."""
+    return re.sub(r"(password\s*=)[^,\s]*", r"\1****", _USERINFO.sub(r"\1****@", text))
 
 
 def _pass_env(v: list[str]) -> str | None:
@@ -110,6 +111,12 @@ def _positive(v: int) -> str | None:
 
 def _seconds(v: int) -> str | None:
     return None if 1 <= v <= 3600 else "a number of seconds between 1 and 3600"
+
+
+def _storage(v: str) -> str | None:
+    if re.search(r"(^|[:,])\s*password\s*=", v):
+        return "a storage spec without password= (the database password comes from CI_KIT_SERVER_STORAGE_PASSWORD)"
+    return None if not v or re.match(r"^[\w.-]+(:|$)", v) else "devpi's storage spec, NAME or NAME:key=value,key=value"
 
 
 def _current_python() -> str:
@@ -145,12 +152,18 @@ KEYS: tuple[Key, ...] = (
     Key("image-smoke", "str", "", "Command run inside the built image before anything is pushed."),
     Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
     Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
+    # Scale-out (docs/scale.md): devpi's primary + replicas; index-url may name a replica.
+    Key("primary-url", "str", "", "Root URL of the devpi primary when index-url names a replica: asked for its serial when a job starts reading, so that the job sees everything written before it. Empty: the replica's own idea of the primary's serial.", lambda v: None if not v else _url(v)),
+    Key("replica-wait", "int", 60, "Seconds a job waits for a replica to reach a serial it must see (its own writes, the primary's when it starts reading); past it the command stops with exit 5 naming both serials.", _seconds),
+    Key("server-storage", "str", "", "devpi's storage for `ci-kit server start`, e.g. `pg8000:host=db,port=5432,database=devpi,user=devpi` (plugin devpi-postgresql, extra `scale`); such a server starts as a primary that replicas can follow. The database password comes from `CI_KIT_SERVER_STORAGE_PASSWORD` only. Empty: SQLite in server-dir.", _storage),
+    Key("server-secret-file", "str", "", "devpi's shared secret file (`--secretfile`): a primary and its replicas need the same one. Empty: `<server-dir>/secret`, made on first start."),
     Key("registry-user", "str", "", "User for pushing the image to a registry that needs a login; its password comes from `CI_KIT_REGISTRY_PASSWORD` or `CI_KIT_REGISTRY_PASSWORD_FILE` only. Empty: docker's own login."),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 
 # CI_KIT_* variables that are not configuration keys.
-SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE")
+SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
+              "CI_KIT_SERVER_STORAGE_PASSWORD")
 OTHER_ENV = {*SECRET_ENV, "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL", "CI_KIT_SANDBOX", "CI_KIT_SECRETS_FD",
              # read by ci-kit's own scripts (scripts/demo, test, bench)
              "CI_KIT_DEMO_VENV", "CI_KIT_TEST_VENV", "CI_KIT_BENCH_VENV", "CI_KIT_BENCH_TOXUV_VENV",
@@ -191,6 +204,11 @@ class Settings:
     pass_env: list[str] = field(default_factory=list)
     index_timeout: int = 60
     password_file: str = ""
+    # scale-out keys (docs/scale.md)
+    primary_url: str = ""
+    replica_wait: int = 60
+    server_storage: str = ""
+    server_secret_file: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # The secret variables of the environment given to load(), so that a settings object
     # answers for the environment it was made from, not for whatever os.environ is later.
@@ -208,6 +226,11 @@ class Settings:
         return _secret(self.secret_env, "CI_KIT_REGISTRY_PASSWORD", self.secret_env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""),
                        "the registry password file",
                        "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD")
+
+    @property
+    def storage_password(self) -> str | None:
+        """The database password of server-storage: from CI_KIT_SERVER_STORAGE_PASSWORD only; never stored."""
+        return _secret(self.secret_env, "CI_KIT_SERVER_STORAGE_PASSWORD", "", "", "")
 
     @property
     def trusted(self) -> frozenset[str]:

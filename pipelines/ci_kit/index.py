@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from ci_kit import console
 from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
+from ci_kit.serials import Serials
 
 if TYPE_CHECKING:
     import requests
@@ -97,12 +98,14 @@ def _parse_release(index: str, data: dict[str, Any]) -> Release:
 class Index:
     """A logged-in (or anonymous) connection to one devpi server."""
 
-    def __init__(self, url: str, user: str = "", timeout: float = 60.0) -> None:
+    def __init__(self, url: str, user: str = "", timeout: float = 60.0, *,
+                 primary_url: str = "", replica_wait: float = 60.0) -> None:
         import requests  # lazy: keeps `ci-kit --help` fast
 
         self.url = url.rstrip("/")
         self.user = user
         self.timeout = timeout
+        self.serials = Serials(self, primary_url.rstrip("/"), replica_wait)
         self.session: requests.Session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
@@ -129,7 +132,8 @@ class Index:
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        index = cls(settings.index_url, settings.user, timeout=float(settings.index_timeout))
+        index = cls(settings.index_url, settings.user, timeout=float(settings.index_timeout),
+                    primary_url=settings.primary_url, replica_wait=float(settings.replica_wait))
         if login == "when-asked":
             index._password_later = lambda: settings.password
             return index
@@ -168,6 +172,9 @@ class Index:
             raise IndexUnreachable(f"the connection to the index at {self.url} broke during {method} {url} ({type(exc).__name__})",
                                    "check the server's health and run the stage again: it picks up where this one stopped") from None
         if resp.status_code in ok:
+            if self.serials.stale(method, resp):  # a replica behind what this job must see: wait, ask again
+                resp.close()
+                return self.request(method, path, ok=ok, **kw)
             return resp
         if resp.status_code in (401, 403) and self._password_later is not None:
             password, self._password_later = self._password_later(), None

@@ -1,0 +1,156 @@
+"""Read-your-writes against devpi replicas: part of the index layer (index.py owns the
+HTTP session and calls this on every answer; nothing else uses it).
+
+Why: a job pointed at a replica writes through it (devpi relays writes to the primary)
+and reads from it, and a replica applies the primary's changes a little later. devpi
+numbers every change with a serial and puts on every answer the serial of the server
+that gave it (`X-Devpi-Serial`: the new serial for a write, the serial the server had
+reached for a read). So:
+
+- after each write, remember its serial; an answer to a read made at an older serial is
+  stale: wait until the server has reached it, then ask again;
+- on the first read from a replica (every answer also says whose it is: `X-Devpi-Uuid`
+  differs from `X-Devpi-Primary-Uuid` only on a replica), first wait for the serial
+  the primary had then, so that a job sees everything the jobs before it wrote, on any
+  server (job 1 pushed through the primary, job 2 reads from a replica);
+- a server that does not get there within replica-wait seconds is an error naming both
+  serials (exit 5), never a stale answer acted on.
+
+Against a standalone server or the primary this costs nothing: no request is added, and
+the answers' serials are never older than our own writes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ci_kit import console
+from ci_kit.errors import IndexUnreachable
+
+if TYPE_CHECKING:
+    from ci_kit.index import Index
+
+READS = frozenset({"GET", "HEAD"})
+
+
+def serial_of(resp: Any) -> int | None:
+    """The serial devpi put on an answer; None for an answer that is not devpi's."""
+    try:
+        return int(resp.headers["X-Devpi-Serial"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_replica(resp: Any) -> bool:
+    """Whether a devpi answer came from a replica: only there is the node's own uuid
+    not the primary's (a standalone server and a primary name themselves twice)."""
+    uuid, primary = resp.headers.get("X-Devpi-Uuid"), resp.headers.get("X-Devpi-Primary-Uuid")
+    return bool(uuid and primary and uuid != primary)
+
+
+class Serials:
+    """The serial this job must see, and the bounded wait for a replica to reach it."""
+
+    def __init__(self, index: Index, primary_url: str = "", wait: float = 60.0) -> None:
+        self.index = index
+        self.primary_url = primary_url  # asked for the primary's serial when set; else the replica's +status
+        self.wait = wait
+        self.written = -1  # the newest serial our own writes produced
+        self.replica: bool | None = None  # learned from the first devpi answer
+        self.synced = False  # the first read from a replica has waited for the primary's serial
+        self.waited = 0.0  # seconds spent waiting, in all (for progress output and benchmarks)
+
+    def stale(self, method: str, resp: Any) -> bool:
+        """Record a write's serial; for a read, True after waiting when its answer was
+        older than what this job must see (the caller asks again), else False."""
+        serial = serial_of(resp)
+        if serial is None:
+            return False
+        if self.replica is None:
+            self.replica = is_replica(resp)
+        if method.upper() not in READS:
+            self.written = max(self.written, serial)
+            return False
+        need, why = self.written, "this job's last write"
+        if self.replica and not self.synced:
+            self.synced = True
+            primary = self.primary_serial()
+            if primary > need:
+                need, why = primary, "the primary's when this job began reading"
+        if serial >= need:
+            return False
+        self.reach(need, serial, why)
+        return True
+
+    def reach(self, need: int, have: int, why: str) -> None:
+        """Wait until the server has reached serial `need`; polls its cheapest page."""
+        started = time.monotonic()
+        delay = 0.05
+        while have < need:
+            left = self.wait - (time.monotonic() - started)
+            if left <= 0:
+                raise IndexUnreachable(
+                    f"the index at {self.index.url} is a replica at serial {have} and did not reach serial {need} "
+                    f"({why}) within {self.wait:.0f}s",
+                    "check its replication (GET /+status: primary-serial, replication-errors), or point index-url at "
+                    "the primary; run the stage again once it has caught up (replica-wait sets the wait)")
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+            have = self.serial(self.index.url, "+api")
+        spent = time.monotonic() - started
+        self.waited += spent
+        console.step(f"index: waited {spent:.2f}s for the replica to reach serial {need} ({why})")
+
+    def primary_serial(self) -> int:
+        """The primary's serial now, from the primary itself: primary-url when set, else
+        the URL the replica's +status names. A replica's own idea of the primary's serial
+        (its +status primary-serial) lags by the very delay at stake, so it is only the
+        fallback when the primary cannot be reached from here."""
+        if self.primary_url:
+            return self.serial(self.primary_url, "+api")
+        status = self.status()
+        url = str(status.get("primary-url") or "").rstrip("/")
+        if url.startswith(("http://", "https://")):
+            try:
+                return self.serial(url, "+api")
+            except IndexUnreachable:
+                console.step(f"index: the primary the replica follows ({url}) does not answer here; "
+                             "relying on the replica's view of its serial (set primary-url to a URL that answers)")
+        started = time.monotonic()
+        while not isinstance(status.get("primary-serial"), int):  # it has not heard from its primary yet
+            if time.monotonic() - started > self.wait:
+                raise IndexUnreachable(f"the replica at {self.index.url} has not heard from its primary "
+                                       f"({url or 'unknown'}) within {self.wait:.0f}s",
+                                       "check that the primary runs and the replica reaches it (GET /+status on both)")
+            time.sleep(0.2)
+            status = self.status()
+        return int(status["primary-serial"])
+
+    def status(self) -> dict[str, Any]:
+        try:
+            result = self.get(self.index.url, "+status").json().get("result")
+        except (ValueError, AttributeError):
+            result = None
+        return result if isinstance(result, dict) else {}
+
+    def serial(self, url: str, page: str) -> int:
+        serial = serial_of(self.get(url, page))
+        if serial is None:
+            raise IndexUnreachable(f"{url} did not answer like a devpi-server (no X-Devpi-Serial on /{page})",
+                                   "check index-url and primary-url: each must be the root URL of a devpi-server")
+        return serial
+
+    def get(self, url: str, page: str) -> Any:
+        """One GET on the index's session, not through Index.request (which calls us)."""
+        import requests
+
+        try:
+            resp = self.index.session.get(f"{url}/{page}", timeout=(min(10.0, self.index.timeout), self.index.timeout))
+        except requests.RequestException as exc:
+            raise IndexUnreachable(f"cannot ask {url} for its serial ({type(exc).__name__})",
+                                   "check the server (and primary-url, if set), then run the stage again") from None
+        if resp.status_code != 200:
+            raise IndexUnreachable(f"{url}/{page} answered {resp.status_code} {resp.reason}",
+                                   "check the server (and primary-url, if set), then run the stage again")
+        return resp
