@@ -151,6 +151,7 @@ class Index:
         import requests
 
         url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
+        self.serials.before(method)
         started = time.monotonic()
         try:
             # connecting (TLS included) gets 10 s: https spoken to a plain-http port otherwise hangs a minute
@@ -176,6 +177,9 @@ class Index:
                 resp.close()
                 return self.request(method, path, ok=ok, **kw)
             return resp
+        if self.serials.retry(method, resp):  # a replica still fetching the file from its primary
+            resp.close()
+            return self.request(method, path, ok=ok, **kw)
         if resp.status_code in (401, 403) and self._password_later is not None:
             password, self._password_later = self._password_later(), None
             if password:

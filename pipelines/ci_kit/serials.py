@@ -44,9 +44,10 @@ def serial_of(resp: Any) -> int | None:
 
 def is_replica(resp: Any) -> bool:
     """Whether a devpi answer came from a replica: only there is the node's own uuid
-    not the primary's (a standalone server and a primary name themselves twice)."""
-    uuid, primary = resp.headers.get("X-Devpi-Uuid"), resp.headers.get("X-Devpi-Primary-Uuid")
-    return bool(uuid and primary and uuid != primary)
+    not the primary's (a standalone server and a primary name themselves twice; a
+    replica that has not reached its primary yet names no primary)."""
+    uuid = resp.headers.get("X-Devpi-Uuid")
+    return bool(uuid) and uuid != resp.headers.get("X-Devpi-Primary-Uuid")
 
 
 class Serials:
@@ -61,6 +62,15 @@ class Serials:
         self.synced = False  # the first read from a replica has waited for the primary's serial
         self.waited = 0.0  # seconds spent waiting, in all (for progress output and benchmarks)
 
+    def before(self, method: str) -> None:
+        """Before this job's first write: learn whether the server is a replica (one GET
+        of its cheapest page) and, if so, let it catch up with the primary first. A
+        replica answers a relayed write only once it holds the write's serial, so a
+        login through a replica still far behind would otherwise hang for index-timeout."""
+        if self.replica is None and method.upper() not in READS:
+            self.index.request("GET", "+api")  # a read: its answer comes back through stale(), which syncs
+            self.replica = bool(self.replica)  # an answer without devpi's headers: ask once only
+
     def stale(self, method: str, resp: Any) -> bool:
         """Record a write's serial; for a read, True after waiting when its answer was
         older than what this job must see (the caller asks again), else False."""
@@ -72,15 +82,34 @@ class Serials:
         if method.upper() not in READS:
             self.written = max(self.written, serial)
             return False
-        need, why = self.written, "this job's last write"
         if self.replica and not self.synced:
-            self.synced = True
-            primary = self.primary_serial()
-            if primary > need:
-                need, why = primary, "the primary's when this job began reading"
-        if serial >= need:
+            return self.sync(serial)
+        if serial >= self.written:
+            return False
+        self.reach(self.written, serial, "this job's last write")
+        return True
+
+    def sync(self, serial: int | None) -> bool:
+        """Once per job on a replica: wait for the serial the primary has now, so the job
+        sees everything written before it began (job 1 through the primary, job 2 here)."""
+        self.synced = True
+        need, why = self.written, "this job's last write"
+        primary = self.primary_serial()
+        if primary > need:
+            need, why = primary, "the primary's when this job began"
+        if serial is None or serial >= need:
             return False
         self.reach(need, serial, why)
+        return True
+
+    def retry(self, method: str, resp: Any) -> bool:
+        """True (after a pause) for a 500 that a replica gives while it is still fetching
+        the file asked for from its primary (devpi's replica and its file-replication
+        thread race to write it); bounded by replica-wait over the whole job."""
+        if not (self.replica and resp.status_code == 500 and method.upper() in READS and self.waited < self.wait):
+            return False
+        time.sleep(0.5)
+        self.waited += 0.5
         return True
 
     def reach(self, need: int, have: int, why: str) -> None:
