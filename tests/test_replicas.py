@@ -250,3 +250,22 @@ def test_eight_pipelines_across_replicas_with_one_killed(cluster, tmp_path):
     for version, rel in state["testing"].items():
         assert sorted(link["rel"] for link in rel["+links"]).count("releasefile") == 2, version
     assert _state(r1) == state and _state(r2) == state
+
+
+# -- bad input: one line, exit 2, nothing started (no PostgreSQL needed) ------------------------
+
+def test_bad_scale_out_input_is_one_line(tmp_path):
+    from conftest import error_line
+
+    env = {**clean_env(), "CI_KIT_SERVER_DIR": str(tmp_path / "srv"), "CI_KIT_SERVER_PORT": str(free_port())}
+    r = run_cikit("server", "start", env={**env, "CI_KIT_SERVER_STORAGE": f"pg8000:host=db,password={DB_PASSWORD}"})
+    assert r.returncode == 2 and "CI_KIT_SERVER_STORAGE_PASSWORD" in error_line(r), r.output
+    assert DB_PASSWORD not in r.output  # the rejected value is shown with its password masked
+    r = run_cikit("server", "start", "--replica-of", "primary:3141", env=env)
+    assert r.returncode == 2 and "--replica-of" in error_line(r), r.output
+    r = run_cikit("server", "start", "--replica-of", "http://127.0.0.1:9", env=env)
+    line = error_line(r)
+    assert r.returncode == 2 and "no secret file" in line and "replica needs its primary's" in line, r.output
+    r = run_cikit("status", env={**env, "CI_KIT_REPLICA_WAIT": "0"})
+    assert r.returncode == 2 and "`replica-wait` must be a number of seconds" in error_line(r), r.output
+    assert not (tmp_path / "srv" / ".serverversion").exists()  # nothing was initialised

@@ -257,6 +257,8 @@ class Index:
             # Accept: */* gets the stored JSON itself; application/json would get devpi's file info.
             data = self.request("GET", link.url, headers={"Accept": "*/*"}).content
             if link.sha256 and hashlib.sha256(data).hexdigest() != link.sha256:
+                if self.serials.again():  # a replica serving the file while it is still copying it
+                    return self.read_result_bytes(link)
                 raise CiKitError(f"{link.url}: the record's bytes differ from the index's sha256",
                                  "the index or a proxy changed it in transit; retry, then check the server")
             self._results[link.url] = data
@@ -290,6 +292,8 @@ class Index:
                 raise IndexUnreachable(f"the connection to the index at {self.url} broke while downloading {f.basename} ({type(exc).__name__})",
                                        "check the server's health and run the stage again") from None
         if h.hexdigest() != f.sha256:
+            if self.serials.again():  # a replica serving the file while it is still copying it
+                return self.download(f, dest)
             raise CiKitError(f"{f.basename}: downloaded sha256 {h.hexdigest()} differs from the index's {f.sha256}",
                              "the index or a proxy changed the file in transit; retry, then check the server")
         return target

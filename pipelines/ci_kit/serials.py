@@ -106,7 +106,13 @@ class Serials:
         """True (after a pause) for a 500 that a replica gives while it is still fetching
         the file asked for from its primary (devpi's replica and its file-replication
         thread race to write it); bounded by replica-wait over the whole job."""
-        if not (self.replica and resp.status_code == 500 and method.upper() in READS and self.waited < self.wait):
+        return resp.status_code == 500 and method.upper() in READS and self.again()
+
+    def again(self) -> bool:
+        """On a replica, within the job's replica-wait: pause, then True (ask again).
+        devpi's replicas copy files from the primary in the background, and under load
+        can answer with a 500 or with the part of a file copied so far; both pass."""
+        if not self.replica or self.waited >= self.wait:
             return False
         time.sleep(0.5)
         self.waited += 0.5
@@ -157,11 +163,17 @@ class Serials:
         return int(status["primary-serial"])
 
     def status(self) -> dict[str, Any]:
-        try:
-            result = self.get(self.index.url, "+status").json().get("result")
-        except (ValueError, AttributeError):
-            result = None
-        return result if isinstance(result, dict) else {}
+        """The replica's +status; a 500 (devpi renders replication state that its threads
+        are changing) is asked again within replica-wait."""
+        while True:
+            try:
+                result = self.get(self.index.url, "+status").json().get("result")
+                return result if isinstance(result, dict) else {}
+            except (ValueError, AttributeError):
+                return {}
+            except IndexUnreachable:
+                if not self.again():
+                    raise
 
     def serial(self, url: str, page: str) -> int:
         serial = serial_of(self.get(url, page))

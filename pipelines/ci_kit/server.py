@@ -364,7 +364,7 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     indexes: list[str] = []
     if running:
         try:
-            data = Index(url).request("GET", settings.user, ok=(200, 404)).json().get("result", {})
+            data = topology.reader(url).request("GET", settings.user, ok=(200, 404)).json().get("result", {})
             indexes = sorted(f"{settings.user}/{n}" for n in data.get("indexes", {}))
         except (IndexUnreachable, ValueError):
             pass

@@ -119,6 +119,16 @@ def catch_up(url: str, role: Role, wait: float) -> None:
     console.step(f"server: replica caught up with its primary {role.primary_url}")
 
 
+def reader(url: str) -> Any:
+    """An Index for `server status`, which shows what this server holds now: on a replica
+    it waits for no serial (ci_kit.serials), so a lagging replica is shown, not waited for."""
+    from ci_kit.index import Index
+
+    index = Index(url)
+    index.serials.synced = True
+    return index
+
+
 def serials(status: dict[str, Any] | None) -> dict[str, Any]:
     """Role and serials from devpi's +status: this server's serial, the primary's (as a
     replica last heard it), and the serial each replica polling a primary has reached."""
