@@ -153,7 +153,7 @@ KEYS: tuple[Key, ...] = (
     Key("image-repository", "str", "", "REGISTRY/REPO to push the image to."),
     Key("image-tags", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
     # Scale-out (docs/scale.md): devpi's primary + replicas; index-url may name a replica.
-    Key("primary-url", "str", "", "Root URL of the devpi primary when index-url names a replica: asked for its serial when a job starts reading, so that the job sees everything written before it. Empty: the replica's own idea of the primary's serial.", lambda v: None if not v else _url(v)),
+    Key("primary-url", "str", "", "Root URL of the devpi primary when index-url names a replica: asked for its serial when a job starts, so that the job sees everything written before it. Empty: the primary URL the replica's `/+status` names (docs/scale.md).", lambda v: None if not v else _url(v)),
     Key("replica-wait", "int", 60, "Seconds a job waits for a replica to reach a serial it must see (its own writes, the primary's when it starts reading); past it the command stops with exit 5 naming both serials.", _seconds),
     Key("server-storage", "str", "", "devpi's storage for `ci-kit server start`, e.g. `pg8000:host=db,port=5432,database=devpi,user=devpi` (plugin devpi-postgresql, extra `scale`); such a server starts as a primary that replicas can follow. The database password comes from `CI_KIT_SERVER_STORAGE_PASSWORD` only. Empty: SQLite in server-dir.", _storage),
     Key("server-secret-file", "str", "", "devpi's shared secret file (`--secretfile`): a primary and its replicas need the same one. Empty: `<server-dir>/secret`, made on first start."),

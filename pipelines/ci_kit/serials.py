@@ -114,6 +114,7 @@ class Serials:
         can answer with a 500 or with the part of a file copied so far; both pass."""
         if not self.replica or self.waited >= self.wait:
             return False
+        console.step("index: the replica is still copying from its primary; asking again in 0.5s")
         time.sleep(0.5)
         self.waited += 0.5
         return True
