@@ -241,7 +241,10 @@ def cmd_server(args: argparse.Namespace) -> int:
     from ci_kit import server
 
     s = _settings(args)
-    state = {"start": server.start, "stop": server.stop, "status": server.status}[args.action](s)
+    if args.action == "start":
+        state = server.start(s, replica_of=args.replica_of, primary=args.primary)
+    else:
+        state = {"stop": server.stop, "status": server.status}[args.action](s)
     if args.json:
         console.out_json(state.to_json())
     else:

@@ -108,6 +108,10 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse
     sp.add_argument("--summary", metavar="FILE", help="append the comparison table as Markdown to FILE (e.g. \"$GITHUB_STEP_SUMMARY\")")
     sp = verb("server", handlers["server"], "Start, stop or show the embedded devpi-server on 127.0.0.1.", output=False)
     sp.add_argument("action", choices=["start", "stop", "status"])
+    sp.add_argument("--replica-of", metavar="URL", default="",
+                    help="start: a replica of the devpi primary at URL, sharing its secret file (server-secret-file); docs/scale.md")
+    sp.add_argument("--primary", action="store_true",
+                    help="start: a primary that replicas can follow (implied by server-storage)")
     sp = verb("config", handlers["config"], "Show the resolved configuration and where each value came from.", output=False)
     sp.add_argument("--table", action="store_true", help="print README's configuration table")
     sp = verb("token", handlers["token"], "Make a devpi token with one stage's rights and an expiry, for a CI secret; "

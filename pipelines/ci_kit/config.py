@@ -66,6 +66,8 @@ class IndexSettings:
     promote_to: PromoteTo
     trusted_uploaders: tuple[str, ...]
     index_timeout: int
+    primary_url: str  # scale-out (docs/scale.md)
+    replica_wait: int
     credential: Secret = field(default_factory=lambda: Secret("CI_KIT_PASSWORD"), repr=False, compare=False, metadata=_SECRET)
 
     @property
@@ -118,6 +120,15 @@ class ServerSettings:
 
     server_dir: str
     server_port: int
+    server_storage: str  # scale-out (docs/scale.md)
+    server_secret_file: str
+    storage_credential: Secret = field(default_factory=lambda: Secret("CI_KIT_SERVER_STORAGE_PASSWORD"), repr=False,
+                                       compare=False, metadata=_SECRET)
+
+    @property
+    def storage_password(self) -> str | None:
+        """The database password of server-storage: from CI_KIT_SERVER_STORAGE_PASSWORD only; never stored."""
+        return self.storage_credential.read()
 
 
 @dataclass(frozen=True)
@@ -188,22 +199,6 @@ class Settings:
         """Every key with its value and where it came from (for `ci-kit config`)."""
         return {k.name: {"value": self.value(k), "source": self.sources.get(k.name, "default")} for k in KEYS}
 
-    # Flat read-only views for image.py, which another change moves to settings.image & co.
-    # until image/ reads settings.image
-    image_base = property(lambda self: self.image.image_base)  # until image/ reads settings.image
-    image_entrypoint = property(lambda self: self.image.image_entrypoint)  # until image/ reads settings.image
-    image_smoke = property(lambda self: self.image.image_smoke)  # until image/ reads settings.image
-    image_repository = property(lambda self: self.image.image_repository)  # until image/ reads settings.image
-    image_tags = property(lambda self: self.image.image_tags)  # until image/ reads settings.image
-    registry_user = property(lambda self: self.image.registry_user)  # until image/ reads settings.image
-    registry_password = property(lambda self: self.image.registry_password)  # until image/ reads settings.image
-    index_url = property(lambda self: self.index.index_url)  # until image/ reads settings.index
-    unstable_index = property(lambda self: self.index.unstable_index)  # until image/ reads settings.index
-    testing_index = property(lambda self: self.index.testing_index)  # until image/ reads settings.index
-    stable_index = property(lambda self: self.index.stable_index)  # until image/ reads settings.index
-    trusted = property(lambda self: self.index.trusted)  # until image/ reads settings.index
-    dependency_index_url = property(lambda self: self.test.dependency_index_url)  # until image/ reads settings.test
-    dist_dir = property(lambda self: self.build.dist_dir)  # until image/ reads settings.build
 
 
 def under(project_dir: Path, value: str) -> Path:
@@ -369,6 +364,8 @@ def _secrets(flags: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, 
         "credential": Secret("CI_KIT_PASSWORD", env.get("CI_KIT_PASSWORD", ""),
                              flags.get("password-file") or env.get("CI_KIT_PASSWORD_FILE", ""), "the password file",
                              "pass a readable file with --password-file or set CI_KIT_PASSWORD"),
+        "storage_credential": Secret("CI_KIT_SERVER_STORAGE_PASSWORD", env.get("CI_KIT_SERVER_STORAGE_PASSWORD", ""), "",
+                                     "", "set CI_KIT_SERVER_STORAGE_PASSWORD"),
         "registry_credential": Secret("CI_KIT_REGISTRY_PASSWORD", env.get("CI_KIT_REGISTRY_PASSWORD", ""),
                                       env.get("CI_KIT_REGISTRY_PASSWORD_FILE", ""), "the registry password file",
                                       "point CI_KIT_REGISTRY_PASSWORD_FILE at a readable file or set CI_KIT_REGISTRY_PASSWORD"),

@@ -24,11 +24,12 @@ from urllib.parse import quote
 
 from ci_kit import console
 from ci_kit.errors import AuthError, CiKitError, Collision, IndexUnreachable, NotFound
+from ci_kit.serials import Serials
 
 if TYPE_CHECKING:
     import requests
 
-    from ci_kit.config import IndexSettings, Settings
+    from ci_kit.config import IndexSettings
     from ci_kit.contract import FileKind
 
 
@@ -116,12 +117,14 @@ def _parse_release(index: str, data: dict[str, Any]) -> Release:
 class Index:
     """A logged-in (or anonymous) connection to one devpi server."""
 
-    def __init__(self, url: str, user: str = "", timeout: float = 60.0) -> None:
+    def __init__(self, url: str, user: str = "", timeout: float = 60.0, *,
+                 primary_url: str = "", replica_wait: float = 60.0) -> None:
         import requests  # lazy: keeps `ci-kit --help` fast
 
         self.url = url.rstrip("/")
         self.user = user
         self.timeout = timeout
+        self.serials = Serials(self, primary_url.rstrip("/"), replica_wait)
         self.session: requests.Session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
@@ -143,13 +146,13 @@ class Index:
         self.token: Any = None  # a tokens.TokenInfo when a devpi-tokens token is held
 
     @classmethod
-    def from_settings(cls, settings: IndexSettings | Settings, login: bool | str = True) -> Index:
+    def from_settings(cls, cfg: IndexSettings, login: bool | str = True) -> Index:
         """login: True (a password is required, exchanged for a token now), False
         (anonymous), or "when-asked" (for steps that only read: devpi serves releases and
         results to anyone, so the password is read and exchanged, which costs the server a
         password hash, only if the server answers 401/403; then the request is retried)."""
-        cfg: IndexSettings = getattr(settings, "index", settings)  # type: ignore[arg-type]  # until image/ passes settings.index
-        index = cls(cfg.index_url, cfg.user, timeout=float(cfg.index_timeout))
+        index = cls(cfg.index_url, cfg.user, timeout=float(cfg.index_timeout),
+                    primary_url=cfg.primary_url, replica_wait=float(cfg.replica_wait))
         if login == "when-asked":
             index._password_later = lambda: cfg.password
             return index
@@ -167,6 +170,7 @@ class Index:
         import requests
 
         url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
+        self.serials.before(method)
         started = time.monotonic()
         try:
             # connecting (TLS included) gets 10 s: https spoken to a plain-http port otherwise hangs a minute
@@ -188,7 +192,13 @@ class Index:
             raise IndexUnreachable(f"the connection to the index at {self.url} broke during {method} {url} ({type(exc).__name__})",
                                    "check the server's health and run the stage again: it picks up where this one stopped") from None
         if resp.status_code in ok:
+            if self.serials.stale(method, resp):  # a replica behind what this job must see: wait, ask again
+                resp.close()
+                return self.request(method, path, ok=ok, **kw)
             return resp
+        if self.serials.retry(method, resp):  # a replica still fetching the file from its primary
+            resp.close()
+            return self.request(method, path, ok=ok, **kw)
         if resp.status_code in (401, 403) and self._password_later is not None:
             password, self._password_later = self._password_later(), None
             if password:
@@ -278,6 +288,8 @@ class Index:
             # Accept: */* gets the stored JSON itself; application/json would get devpi's file info.
             data = self.request("GET", link.url, headers={"Accept": "*/*"}).content
             if link.sha256 and hashlib.sha256(data).hexdigest() != link.sha256:
+                if self.serials.again():  # a replica serving the file while it is still copying it
+                    return self.read_result_bytes(link)
                 raise CiKitError(f"{link.url}: the record's bytes differ from the index's sha256",
                                  "the index or a proxy changed it in transit; retry, then check the server")
             self._results[link.url] = data
@@ -311,6 +323,8 @@ class Index:
                 raise IndexUnreachable(f"the connection to the index at {self.url} broke while downloading {f.basename} ({type(exc).__name__})",
                                        "check the server's health and run the stage again") from None
         if h.hexdigest() != f.sha256:
+            if self.serials.again():  # a replica serving the file while it is still copying it
+                return self.download(f, dest)
             raise CiKitError(f"{f.basename}: downloaded sha256 {h.hexdigest()} differs from the index's {f.sha256}",
                              "the index or a proxy changed the file in transit; retry, then check the server")
         return target

@@ -87,8 +87,15 @@ def _test_command(v: str) -> str | None:
 
 
 def redact(text: str) -> str:
-    """A URL's userinfo replaced by ****, for messages that show a rejected value."""
-    return _USERINFO.sub(r"\1****@", text)
+    """A URL's userinfo (and a storage spec's password=) replaced by ****, for messages
+    that show a rejected value."""
+    return re.sub(r"(password\s*=)[^,\s]*", r"\1****", _USERINFO.sub(r"\1****@", text))
+
+
+def _storage(v: str) -> str | None:
+    if re.search(r"(^|[:,])\s*password\s*=", v):
+        return "a storage spec without password= (the database password comes from CI_KIT_SERVER_STORAGE_PASSWORD)"
+    return None if not v or re.match(r"^[\w.-]+(:|$)", v) else "devpi's storage spec, NAME or NAME:key=value,key=value"
 
 
 def _pass_env(v: list[str]) -> str | None:
@@ -157,13 +164,19 @@ KEYS: tuple[Key, ...] = (
     Key("image-tags", "image", "list", [], "Moving tags pushed besides VERSION, e.g. `[\"stable\"]`."),
     Key("evaluate-command", "test", "str", "", "Command run after the tests pass, in the same fresh environment against the installed release, to write the evaluation record at `$CI_KIT_METRICS_FILE` (docs/quality.md). Empty: the tests may write it.", lambda v: _test_command(v) if v else None),
     Key("quality", "quality", "table", {}, "The quality gate: `[tool.ci-kit.quality]` with metric bounds, regression, response-shift, undecided-share and input checks against the baseline (docs/quality.md); as JSON in the environment or flag.", _quality_table, field="rules"),
+    # Scale-out (docs/scale.md): devpi's primary + replicas; index-url may name a replica.
+    Key("primary-url", "index", "str", "", "Root URL of the devpi primary when index-url names a replica: asked for its serial when a job starts, so that the job sees everything written before it. Empty: the primary URL the replica's `/+status` names (docs/scale.md).", lambda v: None if not v else _url(v)),
+    Key("replica-wait", "index", "int", 60, "Seconds a job waits for a replica to reach a serial it must see (its own writes, the primary's when it starts reading); past it the command stops with exit 5 naming both serials.", _seconds),
+    Key("server-storage", "server", "str", "", "devpi's storage for `ci-kit server start`, e.g. `pg8000:host=db,port=5432,database=devpi,user=devpi` (plugin devpi-postgresql, extra `scale`); such a server starts as a primary that replicas can follow. The database password comes from `CI_KIT_SERVER_STORAGE_PASSWORD` only. Empty: SQLite in server-dir.", _storage),
+    Key("server-secret-file", "server", "str", "", "devpi's shared secret file (`--secretfile`): a primary and its replicas need the same one. Empty: `<server-dir>/secret`, made on first start."),
     Key("registry-user", "image", "str", "", "User for pushing the image to a registry that needs a login; its password comes from `CI_KIT_REGISTRY_PASSWORD` or `CI_KIT_REGISTRY_PASSWORD_FILE` only. Empty: docker's own login."),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 KEYS_BY_GROUP = sorted(KEYS, key=lambda k: GROUP_ORDER.index(k.group))  # table order within a group
 
 # CI_KIT_* variables that are not configuration keys.
-SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE")
+SECRET_ENV = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
+              "CI_KIT_SERVER_STORAGE_PASSWORD")
 OTHER_ENV = {*SECRET_ENV, "CI_KIT_DEBUG", "CI_KIT_REQUIRE_ALL", "CI_KIT_SANDBOX", "CI_KIT_SECRETS_FD",
              # read by ci-kit's own scripts (scripts/demo, test, bench)
              "CI_KIT_DEMO_VENV", "CI_KIT_TEST_VENV", "CI_KIT_BENCH_VENV", "CI_KIT_BENCH_TOXUV_VENV",

@@ -56,7 +56,7 @@ def _check_argv(argv: Sequence[str]) -> None:
 
 # Never handed to a child: the secrets, the files that hold them, the pipe they came over.
 SECRET_VARS = ("CI_KIT_PASSWORD", "CI_KIT_PASSWORD_FILE", "CI_KIT_REGISTRY_PASSWORD", "CI_KIT_REGISTRY_PASSWORD_FILE",
-               "CI_KIT_SECRETS_FD")
+               "CI_KIT_SECRETS_FD", "CI_KIT_SERVER_STORAGE_PASSWORD")
 
 
 def child_env(extra: Mapping[str, str] | None = None, drop: Sequence[str] = ()) -> dict[str, str]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci_kit import console, procs, runner
+from ci_kit import console, procs, runner, topology
 from ci_kit.config import Settings
 from ci_kit.errors import AuthError, IndexUnreachable, ServerFailed, UsageError
 from ci_kit.index import Index
@@ -50,6 +50,7 @@ class ServerState:
     uuid: str = ""
     port_owner: str = ""  # who holds the port when it is not our server
     notes: list[str] = field(default_factory=list)
+    topology: dict[str, Any] = field(default_factory=dict)  # role and serials (topology.serials)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -190,8 +191,9 @@ def recover_database(server_dir: Path) -> str:
         f"; {', '.join(p.name for p in left)} still present" if left else "")
 
 
-def start(settings: Settings, wait: float = 90.0) -> ServerState:
+def start(settings: Settings, wait: float = 90.0, *, replica_of: str = "", primary: bool = False) -> ServerState:
     server_dir, url, port = _dir(settings), _url(settings), settings.server.server_port
+    role = topology.plan(settings, server_dir, replica_of, primary)  # a replica's users and indexes are its primary's
     try:
         server_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -212,30 +214,30 @@ def start(settings: Settings, wait: float = 90.0) -> ServerState:
         if owner is not None:
             raise ServerFailed(f"port {port} is already in use" + (f" by {owner}" if owner else " by another process"),
                                "stop that process, or pick another port with --server-port or CI_KIT_SERVER_PORT")
-        pid = _launch(settings, server_dir, url, wait)
-    password_file = _ensure_user(settings, url, server_dir)
+        pid = _launch(settings, server_dir, url, wait, role)
+    if role.replica:  # ready when it holds what its primary held at its start
+        topology.catch_up(url, role, wait)
+    password_file = "" if role.replica else _ensure_user(settings, url, server_dir)
     return status(settings, password_file=password_file)
 
 
-def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
+def _launch(settings: Settings, server_dir: Path, url: str, wait: float, role: topology.Role) -> int:
     """Initialise if needed, recover the database, start devpi-server, and return its pid
     once it is proven to be the one answering; root gets a password only then."""
+    env, secret = runner.child_env(topology.storage_env(settings)), topology.secret_file(settings, server_dir, role)
     if not (server_dir / ".serverversion").exists():
-        console.step(f"server: initialising {server_dir}")
-        init = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"])
+        console.step(f"server: initialising {server_dir}" + (f" ({role.name})" if role.name != "standalone" else ""))
+        init = runner.run([_bin("devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi", *topology.init_args(role)], env=env)
         if init.returncode != 0:
             console.detail(init.stdout)
             raise ServerFailed(f"devpi-init failed in {server_dir}", "see its output above")
     note = recover_database(server_dir)
     if note:
         console.step(f"server: {note}")
-    secret = server_dir / "secret"
-    if not secret.exists():
-        secret.write_bytes(_secrets.token_urlsafe(48).encode())
-        secret.chmod(0o600)
     log = server_dir / "server.log"
     proc = runner.spawn([_bin("devpi-server"), "--serverdir", str(server_dir), "--host", "127.0.0.1",
-                         "--port", str(settings.server.server_port), "--secretfile", str(secret)], log=log)
+                         "--port", str(settings.server.server_port), "--secretfile", str(secret), *topology.server_args(role)],
+                        log=log, env=env)
     (server_dir / PIDFILE).write_text(f"{proc.pid}\n")
     try:
         deadline = time.monotonic() + wait
@@ -254,8 +256,9 @@ def _launch(settings: Settings, server_dir: Path, url: str, wait: float) -> int:
         proc.wait()
         (server_dir / PIDFILE).unlink(missing_ok=True)
         raise
-    console.step(f"server: devpi-server pid {proc.pid} answers on {url} for {server_dir} (uuid {_uuid(server_dir)})")
-    _secure_root(url, server_dir)
+    console.step(f"server: devpi-server pid {proc.pid} answers on {url} for {server_dir} (uuid {_uuid(server_dir)}, {role.name})")
+    if not role.replica:  # a replica's root is its primary's
+        _secure_root(url, server_dir)
     return proc.pid
 
 
@@ -361,7 +364,7 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     indexes: list[str] = []
     if running:
         try:
-            data = Index(url).request("GET", settings.index.user, ok=(200, 404)).json().get("result", {})
+            data = topology.reader(url).request("GET", settings.index.user, ok=(200, 404)).json().get("result", {})
             indexes = sorted(f"{settings.index.user}/{n}" for n in data.get("indexes", {}))
         except (IndexUnreachable, ValueError):
             pass
@@ -373,7 +376,7 @@ def status(settings: Settings, password_file: str = "") -> ServerState:
     if not password_file and (server_dir / f"{settings.index.user}.password").exists():
         password_file = str(server_dir / f"{settings.index.user}.password")
     return ServerState(url, str(server_dir), pid, running, settings.index.user, indexes, password_file, tokens,
-                       _uuid(server_dir), owner, notes)
+                       _uuid(server_dir), owner, notes, topology.serials(_status_json(url)) if running else {})
 
 
 def describe(state: ServerState) -> str:
@@ -381,6 +384,7 @@ def describe(state: ServerState) -> str:
              f"  data: {state.server_dir}" + (f" (pid {state.pid})" if state.pid else "")
              + (f" uuid {state.uuid}" if state.uuid else "")]
     lines += [f"  note: {n}" for n in state.notes]
+    lines += topology.describe(state.topology)
     if state.indexes:
         lines.append(f"  indexes of {state.user}: {', '.join(state.indexes)}")
     if state.password_file:

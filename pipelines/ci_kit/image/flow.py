@@ -55,8 +55,8 @@ def build_image(settings: Settings, spec: Spec, request: ImageRequest, index: In
     if index is None:
         from ci_kit.index import Index
 
-        index = Index.from_settings(settings, login="when-asked")  # it only reads
-    rel, promoted = find_release(index, spec, (settings.stable_index, settings.testing_index), settings.unstable_index,
+        index = Index.from_settings(settings.index, login="when-asked")  # it only reads
+    rel, promoted = find_release(index, spec, (settings.index.stable_index, settings.index.testing_index), settings.index.unstable_index,
                                  request.from_unstable)
     base = resolve_base(config.base, request.allow_unpinned_base)
     facts = base_facts(base)
@@ -94,7 +94,7 @@ def _preflight(settings: Settings, config: ImageConfig, request: ImageRequest,
     login = None
     if target:
         registry.require_registry(target)
-        login = registry.registry_login(config.registry_user, settings.registry_password, target)
+        login = registry.registry_login(config.registry_user, settings.image.registry_password, target)
         if login is not None:
             registry.check_login(login)
     return target, login, engine.image_tags(spec.version, config.moving_tags(request))
@@ -104,8 +104,8 @@ def _build(settings: Settings, config: ImageConfig, request: ImageRequest, index
            work: Path, out_dir: Path) -> ImageResult:
     """Lock, attest, fill the context, build: the part that needs a temporary folder."""
     spec = src.spec
-    locked = lock(spec, src.wheel, src.facts, work, index_url=settings.index_url, index_name=src.rel.index,
-                  dependency_index_url=settings.dependency_index_url)
+    locked = lock(spec, src.wheel, src.facts, work, index_url=settings.index.index_url, index_name=src.rel.index,
+                  dependency_index_url=settings.test.dependency_index_url)
     lock_path = out_dir / "requirements.lock"
     lock_sha = write_lock(lock_path, locked, spec=spec, index_name=src.rel.index, base_ref=src.base.ref,
                           python=src.facts["python"])
@@ -121,9 +121,9 @@ def _build(settings: Settings, config: ImageConfig, request: ImageRequest, index
 
     ctx = work / "context"
     entrypoint, deps_reused = _fill_context(ctx, index, src, locked, config.entrypoint)
-    commit = request.commit or commit_of(index, src.rel, settings.trusted)
+    commit = request.commit or commit_of(index, src.rel, settings.index.trusted)
     labels = image_labels(spec, src.rel, src.wheel, src.base, promoted=src.promoted, lock_sha256=lock_sha, commit=commit,
-                          project_dir=settings.project_dir, index_url=settings.index_url)
+                          project_dir=settings.project_dir, index_url=settings.index.index_url)
     text = context.render(base=src.base.ref, requirement=str(spec), has_deps=bool(deps), entrypoint=entrypoint, labels=labels)
     (ctx / "Dockerfile").write_text(text)
     (out_dir / "Dockerfile").write_text(text)

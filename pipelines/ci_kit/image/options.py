@@ -49,9 +49,9 @@ class ImageConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageConfig:
         """The one place that reads the image keys of the settings."""
-        return cls(base=settings.image_base, entrypoint=settings.image_entrypoint, smoke=settings.image_smoke,
-                   repository=settings.image_repository, tags=tuple(settings.image_tags),
-                   registry_user=settings.registry_user)
+        img = settings.image
+        return cls(base=img.image_base, entrypoint=img.image_entrypoint, smoke=img.image_smoke,
+                   repository=img.image_repository, tags=tuple(img.image_tags), registry_user=img.registry_user)
 
     def push_target(self, request: ImageRequest) -> str | None:
         """REGISTRY/REPO to push to, or None; a bare --push means image-repository."""
