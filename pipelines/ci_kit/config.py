@@ -241,7 +241,7 @@ def _coerce(key: Key, value: Any, source: str) -> Any:  # noqa: PLR0912 - a bran
             raise bad("a string")
     elif key.kind == "int":
         if from_text:
-            if not value.strip().isdigit():
+            if not (value.strip().isascii() and value.strip().isdigit()):  # isdigit alone admits '²'
                 raise bad("an integer")
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):

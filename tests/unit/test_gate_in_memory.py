@@ -72,7 +72,7 @@ def test_passing_records_promote_exactly_the_gated_bytes_with_their_evidence(fak
     assert there is not None
     assert {(f.basename, f.sha256) for f in there.files} == {(f.basename, f.sha256) for f in rel.files}
     for f in there.files:
-        kinds = sorted(r.kind for r in evidence.read(fake, there, f, settings.trusted).records)
+        kinds = sorted(r.kind for r in evidence.read(fake, there, f, settings.index.trusted).records)
         assert kinds == ["build", "promotion", "test"]
     writes = len(fake.writes)
     again = promote.promote(fake, settings.index, settings.test.python_versions, SPEC)  # a re-run verifies and changes nothing
@@ -135,7 +135,7 @@ def test_malformed_and_misaddressed_records_are_ignored_with_the_reason(fake: Fa
     fake.attach_as("ci", f, {"ci_kit": {**_record(f, "3.12")["ci_kit"], "passed": "true"}})
     fake.attach_as("ci", f, _record(other, "3.12"))  # another file's record attached here
     fake.attach_as("ci", f, {"testenvs": {"py312": {"test": [{"retcode": 0}]}}})  # `devpi test`'s own record
-    recs = evidence.read(fake, fake.release("ci/unstable", "churn-model", "1.0.0"), f, settings.trusted)
+    recs = evidence.read(fake, fake.release("ci/unstable", "churn-model", "1.0.0"), f, settings.index.trusted)
     reasons = [i.split(": ", 1)[1] for i in recs.ignored]
     assert reasons == ["not a JSON object", "ci_kit.passed is not a boolean", f"ci_kit.filename is {other.basename!r}, not {f.basename}",
                        "no ci_kit fields (not written by ci-kit; a `devpi test` record has no test count)"]
@@ -182,7 +182,7 @@ def test_dry_run_and_force(fake: FakeIndex, settings: Settings, capsys: pytest.C
     assert "promote: FORCED past the gate by" in capsys.readouterr().err
     there = _stable(fake)
     assert there is not None
-    marks = [r.fields["forced"] for f in there.files for r in evidence.read(fake, there, f, settings.trusted).of("promotion", f.sha256)]
+    marks = [r.fields["forced"] for f in there.files for r in evidence.read(fake, there, f, settings.index.trusted).of("promotion", f.sha256)]
     assert marks == [True, True]
     assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).already  # a recorded forced promotion stands on the target
 
@@ -213,7 +213,7 @@ def test_an_interrupted_promotion_gets_its_records_on_the_rerun(fake: FakeIndex,
     promote.promote(fake, settings.index, settings.test.python_versions, SPEC)
     there = _stable(fake)
     assert there is not None
-    assert all(evidence.read(fake, there, f, settings.trusted).of("promotion", f.sha256) for f in there.files)
+    assert all(evidence.read(fake, there, f, settings.index.trusted).of("promotion", f.sha256) for f in there.files)
     assert promote.promote(fake, settings.index, settings.test.python_versions, SPEC).already
 
 
