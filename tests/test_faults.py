@@ -420,7 +420,7 @@ def test_database_sqlite_cannot_recover_is_one_clear_error(tmp_path):
 def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatch):
     """SIGTERM lands right after the child is forked, before ci-kit has registered it: the
     handler must not raise there (the child would run on, unknown), and the child must go."""
-    from ci_kit import cli, runner
+    from ci_kit import runner
     from ci_kit.errors import Interrupted
 
     mark = str(tmp_path / "starting-mark")
@@ -435,7 +435,7 @@ def test_signal_while_a_child_starts_still_stops_that_child(tmp_path, monkeypatc
     monkeypatch.setattr(runner.subprocess, "Popen", popen_then_signal)
     monkeypatch.setattr(runner, "_cancelled", 0)  # undone to 0 at teardown: later tests may start children
     try:
-        cli._on_signals()
+        runner.stop_on_signals()
         with pytest.raises(Interrupted) as info:
             runner.run(["sleep", "60"], env={**os.environ, "FAULT_MARK": mark}, show=False)
         assert info.value.exit_code == 143

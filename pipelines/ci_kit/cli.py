@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ci_kit import console, summary
+from ci_kit import console, runner, summary
 from ci_kit.contract import pick
 from ci_kit.errors import CiKitError, Interrupted
 
@@ -346,28 +346,6 @@ def _traceback() -> None:
     console.detail(traceback.format_exc())
 
 
-def _on_signals() -> None:
-    """SIGTERM (CI's cancel) and SIGINT (Ctrl-C) stop the children's process groups, then
-    unwind as Interrupted so that every `with` block (temporary folders) cleans up, and
-    main() exits 143/130 with one line. A second signal while unwinding only stops children
-    again: the cleanup that is under way must finish."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        from ci_kit import runner
-
-        first = not runner.cancelled()
-        runner.cancel(signum)
-        if first and not runner.starting():  # else runner raises once the new child is in hand
-            raise Interrupted(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the real command line: first take the secrets out of our environ (secretfd.py)
@@ -383,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("unrecognized arguments: " + " ".join(extra))
     console.set_quiet(bool(getattr(args, "quiet", False)))
     debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
-    _on_signals()
+    runner.stop_on_signals()
     verb: Callable[[argparse.Namespace], int] = args.func  # each verb's cmd_* (set by parser())
     try:
         return verb(args)

@@ -60,6 +60,9 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+_Verb = Callable[..., argparse.ArgumentParser]  # verb(name, func, help, output=True): one subcommand
+
+
 def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """Every verb and flag; handlers maps each verb to its function in cli.py."""
     p = _Parser(prog="ci-kit", description=DESCRIPTION, epilog=EPILOG,
@@ -76,6 +79,13 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse
         _config_flags(sp)
         return sp
 
+    _flow_verbs(verb, handlers)
+    _other_verbs(verb, handlers)
+    return p
+
+
+def _flow_verbs(verb: _Verb, handlers: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    """The stages and the two jobs."""
     verb("build", handlers["build"], "Build sdist + wheel of the clean HEAD, twine check them, write dist/ci-kit-build.json.")
     verb("push", handlers["push"], "Upload the built files to the unstable index and verify their sha256 there.")
     for name, func, help in (
@@ -96,6 +106,10 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse
     sp.add_argument("--force", action="store_true", help="promote without passing results (recorded as forced, with who)")
     verb("build-and-push", handlers["build-and-push"], "Job 1: build, then push; prints the commit and NAME==VERSION.")
     verb("run", handlers["run"], "Both jobs in turn on the current repository (the local end-to-end).")
+
+
+def _other_verbs(verb: _Verb, handlers: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    """Status, report, the embedded server, configuration, tokens, the image."""
     sp = verb("status", handlers["status"], "Versions x indexes with test outcomes per Python and promotions.", output=False)
     sp.add_argument("name", nargs="?", metavar="NAME", help="a project (default: every project, newest versions)")
     sp.add_argument("--limit", type=int, default=10, help="newest versions shown (default 10)")
@@ -123,7 +137,6 @@ def parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse
     sp = verb("image", handlers["image"], "Build a pinned Docker image of a promoted release (hash-locked, base by digest, smoke-tested).")
     sp.add_argument("requirement", nargs="?", metavar="NAME==VERSION", help="default: the current project's version")
     _image_flags(sp)
-    return p
 
 
 def _image_flags(sp: argparse.ArgumentParser) -> None:

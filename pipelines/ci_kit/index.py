@@ -12,7 +12,6 @@ hash-checks and re-uploads the gated bytes (promote.py says why).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import time
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 from ci_kit import console
 from ci_kit.errors import AuthError, CiKitError, Collision, IndexUnreachable, NotFound
+from ci_kit.retries import read_retries
 from ci_kit.serials import Serials
 
 if TYPE_CHECKING:
@@ -130,13 +130,13 @@ class Index:
         self.session.trust_env = False  # never route 127.0.0.1 through a proxy from the environment
         # Reads are idempotent: a GET whose connection drops or that gets a 5xx from a proxy
         # or a restarting server is retried by urllib3's Retry (twice, 0.2 s then 0.4 s
-        # apart), not by a loop of ours; a timeout is not retried (_Retry), so a hung
+        # apart), not by a loop of ours; a timeout is not retried (retries.py), so a hung
         # server costs index-timeout once. Writes (POST, PUT, PATCH) are never retried
         # here: whether the server acted on a lost one is for the stage to find out on its
         # re-run (push and promote compare with the index before writing).
         from requests.adapters import HTTPAdapter
 
-        retry = _Retry(total=2, connect=2, read=2, status=2, other=0, backoff_factor=0.2,
+        retry = read_retries(total=2, connect=2, read=2, status=2, other=0, backoff_factor=0.2,
                       status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET", "HEAD"}),
                       raise_on_status=False, respect_retry_after_header=False)
         for scheme in ("http://", "https://"):
@@ -373,29 +373,6 @@ class Index:
                 console.step(f"server: {index}: uploads and results limited to {owner}")
         return resp.status_code != 409
 
-
-@functools.cache
-def _retry_class() -> type:
-    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
-    from urllib3.util.retry import Retry
-
-    class NoRetryOnTimeout(Retry):
-        """urllib3's Retry, except that a timeout ends the request at once, as it would
-        without retries: a silent server answers no better the second time, and waiting
-        again would multiply index-timeout (and the 10 s of connecting)."""
-
-        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
-            if isinstance(error, ReadTimeoutError):
-                raise error
-            if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):  # refused is retried
-                raise MaxRetryError(_pool, url, error) from error
-            return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    return NoRetryOnTimeout
-
-
-def _Retry(**kw: Any) -> Any:
-    return _retry_class()(**kw)
 
 
 def _is_devpi(resp: Any) -> bool:

@@ -277,3 +277,21 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     if path.exists():
         console.step(f"cleanup: could not remove all of {path}")
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (CI's cancel) and SIGINT (Ctrl-C) stop the children's process groups, then
+    unwind as Interrupted so that every `with` block (temporary folders) cleans up, and
+    main() exits 143/130 with one line. A second signal while unwinding only stops children
+    again: the cleanup that is under way must finish."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        first = not cancelled()
+        cancel(signum)
+        if first and not starting():  # else runner raises once the new child is in hand
+            raise Interrupted(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)

@@ -247,8 +247,8 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
     proof = outcome.import_proof(env, probe, job.clone)
     message = outcome.failure_message(rc, counts, require_junit=cfg.require_junit, ran=ran, py=job.python,
                                       tox=bool(cfg.tox_env), proof=proof)
-    evaluation, message, output = _evaluation(cfg, box, env, child, job.clone, metrics_file=files.metrics, message=message,
-                                              output=output)
+    evaluation, message, output = quality_record.of_run(cfg.evaluate_command, box, env, child, job.clone,
+                                                        metrics_file=files.metrics, message=message, output=output)
     if message and rc != 0:
         message = "; ".join(x for x in (message, testdeps.missing_module_hint(output, job.path, job.clone)) if x)
     if message and rc == 0:
@@ -269,20 +269,6 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
     return RunResult(job.file.basename, job.file.kind, job.file.sha256, job.python, record["ci_kit"]["passed"], counts,
                      str(junit_out), str(record_out), message, record, junit_mod.failures(files.junit) if counted else [])
 
-
-def _evaluation(cfg: ProductTestSettings, box: sandbox.Box, env: envs.Env, child: dict[str, str], clone: Path, *,
-                metrics_file: Path, message: str, output: str) -> tuple[dict[str, Any] | None, str, str]:
-    """The run's evaluation record (quality/, docs/quality.md): evaluate-command in the same
-    box and environment once the tests passed, then the file checked. A malformed file
-    fails the run with one line naming the field. Returns (record, message, output)."""
-    if not message and cfg.evaluate_command:
-        erc, eout = quality_record.evaluate(cfg.evaluate_command, box, env, child, clone)
-        output += eout
-        message = f"evaluate-command exited {erc}" if erc else ""
-    evaluation, bad = quality_record.read(metrics_file, clone)
-    if not message and bad:
-        message = f"evaluation file ($CI_KIT_METRICS_FILE): {bad}"
-    return evaluation, message, output
 
 
 def _probe_env(spec: Spec, job: _Job, files: _Files, modules: list[str], box: sandbox.Box) -> dict[str, str]:

@@ -63,3 +63,18 @@ def read(path: Path, clone: Path) -> tuple[dict[str, Any] | None, str]:
     except SchemaError as exc:
         return None, str(exc)
     return evaluation, ""
+
+
+def of_run(command: str, box: Box, env: Env, child: Mapping[str, str], clone: Path, *,
+           metrics_file: Path, message: str, output: str) -> tuple[dict[str, Any] | None, str, str]:
+    """The run's evaluation record (quality/, docs/quality.md): evaluate-command in the same
+    box and environment once the tests passed, then the file checked. A malformed file
+    fails the run with one line naming the field. Returns (record, message, output)."""
+    if not message and command:
+        erc, eout = evaluate(command, box, env, child, clone)
+        output += eout
+        message = f"evaluate-command exited {erc}" if erc else ""
+    evaluation, bad = read(metrics_file, clone)
+    if not message and bad:
+        message = f"evaluation file ($CI_KIT_METRICS_FILE): {bad}"
+    return evaluation, message, output
