@@ -98,16 +98,21 @@ def cmd_push(args: argparse.Namespace) -> int:
     return _emit_push(args, result, "push")
 
 
-def _emit_push(args: argparse.Namespace, result: Any, command: str) -> int:
-    data = result.to_json()
+def _emit(args: argparse.Namespace, command: str, data: Any, *lines: str) -> int:
+    """A command's result: KEY=VALUE lines for --output, then --json or the lines for people."""
     console.write_outputs(args.output, pick(data, command))
-    console.write_summary(args.summary, summary.push(data, result.uploaded))
     if args.json:
         console.out_json(data)
     else:
-        console.out(f"commit {data['commit']}")
-        console.out(data["requirement"])
+        for line in lines:
+            console.out(line)
     return 0
+
+
+def _emit_push(args: argparse.Namespace, result: Any, command: str) -> int:
+    data = result.to_json()
+    console.write_summary(args.summary, summary.push(data, result.uploaded))
+    return _emit(args, command, data, f"commit {data['commit']}", data["requirement"])
 
 
 def cmd_build_and_push(args: argparse.Namespace) -> int:
@@ -156,15 +161,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     spec = _spec(args.requirement)  # bad input is an error before the index is contacted
     p = promote(_index(s), s.index, s.test.python_versions, spec, dry_run=args.dry_run, force=args.force, quality=s.quality)
     console.write_summary(args.summary, summary.promote(p))
-    data = p.to_json()
-    console.write_outputs(args.output, pick(data, "promote"))
-    if args.json:
-        console.out_json(data)
-    elif args.dry_run and not p.already:
-        console.out(f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
-    else:
-        console.out(f"{p.spec} {'promoted to' if p.changed else 'already on'} {p.target}")
-    return 0
+    if args.dry_run and not p.already:
+        return _emit(args, "promote", p.to_json(), f"would promote {p.spec} to {p.target}" + (" (forced)" if p.forced else ""))
+    return _emit(args, "promote", p.to_json(), f"{p.spec} {'promoted to' if p.changed else 'already on'} {p.target}")
 
 
 def cmd_test_and_promote(args: argparse.Namespace) -> int:
@@ -176,13 +175,8 @@ def cmd_test_and_promote(args: argparse.Namespace) -> int:
         job = test_and_promote(_index(s), s, spec, commit=args.commit,
                                junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None)
     console.write_summary(args.summary, summary.run_report(job.report) + "\n\n" + summary.promote(job.promotion))
-    data = job.to_json()
-    console.write_outputs(args.output, pick(data, "test-and-promote"))
-    if args.json:
-        console.out_json(data)
-    else:
-        console.out(f"{job.promotion.spec} {'promoted to' if job.promotion.changed else 'already on'} {job.promotion.target}")
-    return 0
+    p = job.promotion
+    return _emit(args, "test-and-promote", job.to_json(), f"{p.spec} {'promoted to' if p.changed else 'already on'} {p.target}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -190,12 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     s = _preflight(args, _settings(args), dist=True, results=True)
     data = run(_index(s), s).to_json()
-    console.write_outputs(args.output, pick(data, "run"))
-    if args.json:
-        console.out_json(data)
-    else:
-        console.out(f"{data['requirement']} {'promoted to' if data['changed'] else 'already on'} {data['promoted_to']}")
-    return 0
+    return _emit(args, "run", data, f"{data['requirement']} {'promoted to' if data['changed'] else 'already on'} {data['promoted_to']}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
