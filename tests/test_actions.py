@@ -197,8 +197,17 @@ def test_reusable_workflow_shape() -> None:
     verbs = {name: [s["run"].split("ci-kit ", 1)[1].split()[0] for s in job["steps"]
                     if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
              for name, job in js.items()}
-    assert verbs == {"build-and-push": ["build", "build-and-push"], "test": ["test"], "promote": ["promote"],
+    assert verbs == {"build-and-push": ["build", "build-and-push"], "test": ["test"], "promote": ["promote", "report"],
                      "image": ["image"]}
+    # the report: after the promotion (a failed promotion skips it), no credential, its page kept
+    names = [s.get("id") or s.get("name", "") for s in js["promote"]["steps"]]
+    [report] = [s for s in js["promote"]["steps"] if "ci-kit report" in s.get("run", "")]
+    assert names.index("promote") < js["promote"]["steps"].index(report) and "if" not in report
+    assert not any("secrets." in str(v) for v in report["env"].values())
+    assert "--summary \"$GITHUB_STEP_SUMMARY\"" in report["run"]
+    [kept] = [s for s in js["promote"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert js["promote"]["steps"].index(kept) > js["promote"]["steps"].index(report)
+    assert kept["with"]["path"] == "${{ runner.temp }}/ci-kit-results/report-*.html"
     # the test jobs run their share of the plan for the whole matrix: the sdist runs once
     [test_step] = [s for s in js["test"]["steps"] if "ci-kit test" in s.get("run", "")]
     assert "--only-python \"$PYTHON\"" in test_step["run"]

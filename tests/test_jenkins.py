@@ -353,9 +353,18 @@ def test_job2_template_tests_in_parallel_and_promotes_inside_the_lock(fake):
                                                                           *b.steps("lock-released")))]
     assert order == sorted(order)
     assert b.report["description"] == "churn-model==0.1.dev1 -> alice/testing"
+    # after the promotion, in the lock but without the promotion credential: the report, archived
+    [report] = b.sh("report")
+    assert report["n"] > promote["n"] and report["status"] == 0 and report["node"] == "(any)"
+    assert report["context"][-2:] == ["lock:ci-kit-promote-churn-model", "withCredentials:ci-kit-devpi"], report
+    archived = [a for a in b.steps("archiveArtifacts") if "report-" in json.dumps(a["args"])]
+    assert len(archived) == 1 and archived[0]["n"] > report["n"]
+    assert "ci-kit report: churn-model" in (b.artifacts / "report-churn-model.html").read_text()
     assert [p["args"] for p in b.steps("post")] == [["success"]]
     invs = fake.invocations()
     assert [i["argv"][0] for i in invs].count("test") == 2
+    [report_inv] = [i for i in invs if i["argv"][0] == "report"]
+    assert report_inv["argv"] == ["report", "churn-model", "--html", "report-churn-model.html"]
     test_inv = [i for i in invs if i["argv"][0] == "test"]
     assert sorted(i["argv"][i["argv"].index("--only-python") + 1] for i in test_inv) == ["3.11", "3.12"]
     assert all(i["password_ok"] and "CI_KIT_INDEX_URL" in i["ci_kit_env"] for i in invs)
@@ -615,6 +624,11 @@ def test_e2e_passing_tests_are_promoted(agent, fresh_user, product_repo):
     assert returned == f"{params['REQUIREMENT']} -> {fresh_user.user}/testing", returned
 
     assert "changed=true" in (b2.artifacts / "ci-kit-promote.txt").read_text()
+    # the real `ci-kit report` after the promotion, its page archived
+    [report] = b2.sh("report")
+    assert report["status"] == 0 and report["n"] > promote["n"]
+    page = (b2.artifacts / "report-churn-model.html").read_text()
+    assert "churn-model: model quality per version" in page and params["REQUIREMENT"].split("==")[1] in page
 
     idx = fresh_user.index()
     version = params["REQUIREMENT"].split("==")[1]

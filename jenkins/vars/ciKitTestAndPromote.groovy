@@ -5,7 +5,8 @@ import cikit.CiKit
  * each on a node of its own (agentLabel) with a fresh checkout of the commit job
  * 1 built, its own JUnit folder and its own `junit` (suites named after the
  * Python and the file kind); then, only when every run passed, `ci-kit promote`
- * on a node, inside lock("ci-kit-promote-<name>"). ci-kit's gate decides whether
+ * on a node, inside lock("ci-kit-promote-<name>"), then `ci-kit report <name>`
+ * (archived as report-<name>.html). ci-kit's gate decides whether
  * the files may be promoted and where to.
  *
  * Allocates its nodes itself: call it outside any node (Declarative `agent
@@ -178,6 +179,28 @@ private Map promoteOnce(Map cfg) {
             writeFile(file: 'ci-kit-promote.txt', text: written)
             archiveArtifacts(artifacts: 'ci-kit-promote.txt')
         }
+        report(cfg)
     }
     return promoted
+}
+
+/**
+ * `ci-kit report NAME` after the promotion, without the promotion credential: the
+ * model quality per version as one HTML page (docs/quality.md), archived. With no
+ * evaluation records it still writes the page (versions and promotions).
+ */
+private void report(Map cfg) {
+    String name = CiKit.projectName(cfg.requirement)
+    // beside ci-kit-promote.txt: ci-kit writes the page only into a folder that exists
+    String html = "report-${name}.html"
+    List<String> reportEnv = [
+        "CIKIT_NAME=${name}",
+        "CIKIT_HTML=${html}",
+    ]
+    CiKit.withIndex(this, cfg, reportEnv) {
+        sh(label: 'ci-kit report', script: '"$CIKIT_BIN" report "$CIKIT_NAME" --html "$CIKIT_HTML"')
+    }
+    if (cfg.archive) {
+        archiveArtifacts(artifacts: html, allowEmptyArchive: true)
+    }
 }

@@ -57,7 +57,7 @@ class CiKit implements Serializable {
             requirement: null,      // NAME==VERSION; null: build parameter REQUIREMENT
             commit     : null,      // commit to check out and test; null: build parameter COMMIT
             checkout   : true,      // check out `commit` (with the job's SCM) first
-            archive    : true,      // archive the JUnit XML and promote's --output file (ci-kit-promote.txt)
+            archive    : true,      // archive the JUnit XML, promote's --output file (ci-kit-promote.txt), the report
         ] + TEST,
         ciKitImage         : COMMON + [
             requirement          : null,  // NAME==VERSION; null: build parameter REQUIREMENT, else ci-kit's choice
