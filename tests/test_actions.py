@@ -542,7 +542,7 @@ def act_runner(tmp_path: Path, fresh_user: Any, kit_tree: Path, kit_wheel: Path,
                "--var", f"DEVPI_URL={fresh_user.url}",
                "--var", f"DEVPI_USER={fresh_user.user}",
                "--var", f"PYTHON_VERSIONS={json.dumps(python_versions)}",
-               "--var", f"CI_KIT_REQUIREMENT={kit_wheel}{'[image]' if image else ''}",
+               "--var", f"CI_KIT_REQUIREMENT={kit_wheel}[{'image,' if image else ''}quality]",  # churn-model records evaluations
                "--var", f"IMAGE={'true' if image else 'false'}",
                "--var", f"IMAGE_REPOSITORY={(image or {}).get('repository', '')}",
                "--var", f"IMAGE_BASE={(image or {}).get('base', '')}",
@@ -603,6 +603,8 @@ def test_reusable_workflow_passes_promotes_and_reruns_as_a_no_op(act_runner: Any
     for py in ("3.11", "3.12"):
         assert re.search(rf"\| {re.escape(py)} \| ✅ passed \|", first.summary(f"test (Python {py})")), py
     assert f"promoted to `{fresh_user.user}/testing`" in first.summary("promote")
+    assert f"### ci-kit report: `{out['name']}`" in first.summary("promote")  # after the promotion
+    assert f"| {out['version']} | testing |" in first.summary("promote")
     assert out["image-digest"] in first.summary("image")
 
     row = _row(_status(cikit, fresh_user, out["name"]), out["version"])
@@ -703,9 +705,11 @@ def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fre
     promoted = steps["test"]["outputs"]
     assert promoted["promoted-to"] == f"{fresh_user.user}/testing" and promoted["changed"] == "true"
     assert promoted["junit-dir"].endswith("ci-kit-results")
+    assert promoted["report"] == promoted["junit-dir"] + "/report-churn-model.html"
     summary = run.summary("flow")
     assert f"### ci-kit: `{build['requirement']}`" in summary and "| 3.12 | ✅ passed |" in summary
     assert f"promoted to `{fresh_user.user}/testing`" in summary
+    assert f"### ci-kit report: `churn-model`" in summary and f"| {build['version']} | testing |" in summary
     row = _row(_status(cikit, fresh_user, build["name"]), build["version"])
     assert row["tests"].get("py3.12") == "passed" and "testing" in row["indexes"], row
     assert fresh_user.password not in run.output
