@@ -709,7 +709,7 @@ def test_composite_actions_on_their_own(act_runner: Any, product_repo: Path, fre
     summary = run.summary("flow")
     assert f"### ci-kit: `{build['requirement']}`" in summary and "| 3.12 | ✅ passed |" in summary
     assert f"promoted to `{fresh_user.user}/testing`" in summary
-    assert f"### ci-kit report: `churn-model`" in summary and f"| {build['version']} | testing |" in summary
+    assert "### ci-kit report: `churn-model`" in summary and f"| {build['version']} | testing |" in summary
     row = _row(_status(cikit, fresh_user, build["name"]), build["version"])
     assert row["tests"].get("py3.12") == "passed" and "testing" in row["indexes"], row
     assert fresh_user.password not in run.output
