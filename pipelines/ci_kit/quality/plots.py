@@ -15,6 +15,15 @@ COLOURS = {"stable": "#2e7d32", "testing": "#1565c0", "refused": "#c62828", "not
 MARKERS = {"stable": "o", "testing": "s", "refused": "X", "not promoted": "."}
 
 
+def available() -> bool:
+    """Whether the plots can be drawn (matplotlib, extra `quality`). Without it the report
+    is still written, with its tables and a note in place of each plot: a report step
+    after a promotion must not fail a job for want of an optional extra."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib

@@ -4,10 +4,12 @@ as Markdown for $GITHUB_STEP_SUMMARY or a Jenkins build description."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ci_kit import console
 from ci_kit.quality import plots
 from ci_kit.quality.history import History, Version
 from ci_kit.quality.rules import parse
@@ -47,7 +49,8 @@ def html(h: History, quality: QualitySettings, version: str | None = None) -> st
              "<p><small>" + ", ".join(f"{escape(r)} = {escape(i)}" for r, i in h.indexes.items())
              + ". A version's baseline is the newest stable version before it.</small></p>", _table(h, names)]
     if names and any(v.metrics for v in h.versions):
-        parts.append(f"<h2>Metrics over versions</h2><img alt='metrics over versions' src='{plots.metrics_over_versions(h.versions, names[:MAX_METRICS])}'>")
+        parts.append("<h2>Metrics over versions</h2>"
+                     + _img("metrics over versions", lambda: plots.metrics_over_versions(h.versions, names[:MAX_METRICS])))
     pick = chosen(h, version)
     if pick is not None and pick.evaluation:
         parts.append(_version_section(h, pick, quality))
@@ -68,6 +71,14 @@ def _table(h: History, names: list[str]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _img(alt: str, draw: Callable[[], str]) -> str:
+    """A plot as an embedded image, or a note saying how to get it when matplotlib is absent."""
+    if not plots.available():
+        console.step("report: matplotlib is not installed: no plots on the page (pip install 'ci-kit[quality]')")
+        return f"<p><small>[{escape(alt)}: no plot, matplotlib is not installed; pip install 'ci-kit[quality]']</small></p>"
+    return f"<img alt='{escape(alt)}' src='{draw()}'>"
+
+
 def _version_section(h: History, v: Version, quality: QualitySettings) -> str:
     base = h.get(v.baseline) if v.baseline else None
     out = [f"<h2>Version {escape(v.version)}" + (f" against baseline {escape(base.version)}" if base else "") + "</h2>"]
@@ -75,7 +86,7 @@ def _version_section(h: History, v: Version, quality: QualitySettings) -> str:
     if resp:
         old = base.evaluation.get("responses") if base and base.evaluation else None
         band = parse(quality.rules).undecided
-        out.append(f"<img alt='responses of {escape(v.version)}' src='{plots.responses(v.version, resp, v.baseline, old, band)}'>")
+        out.append(_img(f"responses of {v.version}", lambda: plots.responses(v.version, resp, v.baseline, old, band)))
         out.append(f"<p><small>reference set sha256 {escape(resp['reference']['sha256'])}"
                    + (" (baseline: same)" if old and old['reference']['sha256'] == resp['reference']['sha256']
                       else " (baseline: another reference set)" if old else "") + "</small></p>")
