@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ci_kit import console, runner, summary
+from ci_kit import console, summary
 from ci_kit.contract import pick
 from ci_kit.errors import CiKitError, Interrupted
 
@@ -350,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("unrecognized arguments: " + " ".join(extra))
     console.set_quiet(bool(getattr(args, "quiet", False)))
     debug = getattr(args, "debug", False) or bool(os.environ.get("CI_KIT_DEBUG"))
+    from ci_kit import runner  # here, not at the top: `ci-kit --help` never needs it
+
     runner.stop_on_signals()
     verb: Callable[[argparse.Namespace], int] = args.func  # each verb's cmd_* (set by parser())
     try:
