@@ -78,14 +78,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     s = _preflight(args, _settings(args), dist=True)
     m = build(s.project_dir, s.build)
-    data = m.to_json()
-    console.write_outputs(args.output, pick(data, "build"))
     console.write_summary(args.summary, summary.build(m))
-    if args.json:
-        console.out_json(data)
-    else:
-        console.out(m.requirement)
-    return 0
+    return _emit(args, "build", m.to_json(), m.requirement)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
