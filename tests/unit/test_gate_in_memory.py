@@ -258,3 +258,34 @@ def test_push_refuses_other_bytes_or_commits_under_the_same_version_and_skips_id
     with pytest.raises(Collision, match=f"{files[0].filename}: ci/unstable has sha256 {files[0].sha256}, this build"):
         push.push(fake, settings.index, Manifest("churn-model", "1.0.0", COMMIT, changed), settings.path(settings.build.dist_dir))
     assert len(fake.writes) == writes
+
+
+# -- the quality gate reads only trusted evaluation records -----------------------------------
+
+QUALITY = '{"metrics": {"auc": {"min": 0.6}}}'
+
+
+def _evaluated(f: Any, auc: float) -> dict[str, Any]:
+    rec = _record(f, "3.12")
+    rec["ci_kit"]["evaluation"] = {"schema": 1, "metrics": {"auc": auc}}
+    return rec
+
+
+@pytest.mark.parametrize("trusted_auc, forged_auc, promoted", [(0.9, 0.1, True), (0.5, 0.99, False)],
+                         ids=["forged-bad-ignored", "forged-good-ignored"])
+def test_a_forged_evaluation_neither_blocks_nor_opens_the_quality_gate(
+        fake: FakeIndex, make_settings: Any, trusted_auc: float, forged_auc: float, promoted: bool) -> None:
+    """An attacker who can attach records (but is not a trusted uploader) writes an
+    evaluation after the trusted run: the quality gate judges the trusted one only."""
+    settings = make_settings(**{"python-versions": "3.12", "quality": QUALITY})
+    rel = _push(fake, settings)
+    for f in rel.files:
+        fake.attach_as("ci", f, _evaluated(f, trusted_auc))
+        fake.attach_as("mallory", f, _evaluated(f, forged_auc))
+    if promoted:
+        promote.promote(fake, settings.index, settings.test.python_versions, SPEC, quality=settings.quality)
+        assert _stable(fake) is not None
+    else:
+        with pytest.raises(GateRefused, match=r"auc is 0\.5"):
+            promote.promote(fake, settings.index, settings.test.python_versions, SPEC, quality=settings.quality)
+        assert _stable(fake) is None
