@@ -292,11 +292,11 @@ def cmd_image(args: argparse.Namespace) -> int:
                            allow_unpinned_base=args.allow_unpinned_base, smoke=args.smoke, commit=args.commit or "",
                            artifacts_dir=args.artifacts_dir or "", audit=args.audit, no_cache=args.no_cache)
     res = build_image(s, _image_spec(args, s), request)
-    outputs = res.outputs()
-    console.write_outputs(args.output, {k: outputs[k] for k in OUTPUT_KEYS})
+    data = res.to_json()
+    console.write_outputs(args.output, {k: data[k] for k in OUTPUT_KEYS})
     console.write_summary(args.summary, summary.image(res))
     if args.json:
-        console.out_json(outputs)
+        console.out_json(data)
     else:
         console.out(res.reference)
     return 0

@@ -73,7 +73,7 @@ def build_image(settings: Settings, spec: Spec, request: ImageRequest, index: In
         digest, pushed = registry.push(res.image_id, target, tags, login)
         res = replace(res, repository=target, tags=tags, digest=digest, pushed=pushed)
         console.step(f"image: pushed {', '.join(pushed)} → {target}@{digest}")
-    (out_dir / "image.json").write_text(json.dumps(res.outputs(), indent=2, sort_keys=True) + "\n")
+    (out_dir / "image.json").write_text(json.dumps(res.to_json(), indent=2, sort_keys=True) + "\n")
     console.step(f"image: {spec} done in {time.monotonic() - t0:.1f}s")
     return res
 
@@ -82,7 +82,7 @@ def build_image_for_run(settings: Settings, spec: Spec, index: Index | None = No
     """The image stage of `ci-kit run` (image = true): configuration only, no flags; it
     pushes when image-repository is set."""
     pushes = bool(ImageConfig.from_settings(settings).repository)
-    return build_image(settings, spec, ImageRequest(push="" if pushes else None), index=index).outputs()
+    return build_image(settings, spec, ImageRequest(push="" if pushes else None), index=index).to_json()
 
 
 def _preflight(settings: Settings, config: ImageConfig, request: ImageRequest,

@@ -41,7 +41,7 @@ class ImageResult:
         """What to pull: REGISTRY/REPO@DIGEST once pushed, else the local tag."""
         return f"{self.repository}@{self.digest}" if self.digest else self.image
 
-    def outputs(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"requirement": self.requirement, "image": self.image, "image_id": self.image_id,
                 "index": self.index, "promoted": self.promoted, "base": self.base,
                 "lock": self.lock, "lock_sha256": self.lock_sha256, "sbom": self.sbom, "dockerfile": self.dockerfile,
