@@ -5,9 +5,16 @@ from __future__ import annotations
 
 
 class CiKitError(Exception):
-    """Base class. `exit_code` is documented in README ("Exit codes")."""
+    """Base class. Each subclass names its exit code on its class line (`code=N`), so the
+    codes read as a table here; EXIT_CODES below says what each means, for `--help` and
+    README ("Exit codes")."""
 
     exit_code = 1
+
+    def __init_subclass__(cls, code: int = 0, **kw: object) -> None:
+        super().__init_subclass__(**kw)
+        if code:
+            cls.exit_code = code
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -15,92 +22,68 @@ class CiKitError(Exception):
         self.hint = hint
 
 
-class UsageError(CiKitError):
+class UsageError(CiKitError, code=2):
     """Bad flags, unknown or ill-typed configuration, malformed requirement."""
 
-    exit_code = 2
 
-
-class ProjectError(CiKitError):
+class ProjectError(CiKitError, code=3):
     """Not a git repository, no pyproject.toml, dirty tree, unknown commit."""
 
-    exit_code = 3
 
-
-class BuildError(CiKitError):
+class BuildError(CiKitError, code=4):
     """The build backend failed; the message carries the backend's own error."""
 
-    exit_code = 4
+
+class IndexUnreachable(CiKitError, code=5):
+    """The index could not be reached, or its answer was lost or was not devpi's."""
 
 
-class IndexUnreachable(CiKitError):
-    exit_code = 5
+class AuthError(CiKitError, code=6):
+    """The index refused the credentials, or there were none."""
 
 
-class AuthError(CiKitError):
-    exit_code = 6
-
-
-class NotFound(CiKitError):
+class NotFound(CiKitError, code=7):
     """Index, project or release missing on the index."""
 
-    exit_code = 7
 
-
-class Collision(CiKitError):
+class Collision(CiKitError, code=8):
     """Same version, different bytes."""
 
-    exit_code = 8
 
-
-class ProductTestsFailed(CiKitError):
+class ProductTestsFailed(CiKitError, code=9):
     """The product's tests failed, or none were found."""
-
-    exit_code = 9
 
     def __init__(self, message: str, hint: str = "", report: object = None) -> None:
         super().__init__(message, hint)
         self.report = report  # the testrun.RunReport, for summaries of a failed run
 
 
-class GateRefused(CiKitError):
+class GateRefused(CiKitError, code=10):
     """Promotion refused: a file lacks trusted passing evidence for its exact sha256 on a
     configured Python, the release is incomplete, or the index lets others write."""
 
-    exit_code = 10
 
-
-class ImageError(CiKitError):
+class ImageError(CiKitError, code=11):
     """Docker engine, registry, base image or smoke test failure."""
 
-    exit_code = 11
 
-
-class EnvFailed(CiKitError):
+class EnvFailed(CiKitError, code=12):
     """A test environment could not be made: uv could not create it, or could not install
     the release, its dependencies or the test tools into it (say, a dependency that the
     dependency index does not have)."""
 
-    exit_code = 12
 
-
-class ServerFailed(CiKitError):
+class ServerFailed(CiKitError, code=13):
     """The embedded devpi-server (`ci-kit server start`) could not be initialised or started."""
 
-    exit_code = 13
 
-
-class Mismatch(CiKitError):
+class Mismatch(CiKitError, code=14):
     """A promotion target holds bytes, or a release, that did not come through the gate.
     Said on every run that finds it, never waved through as "already promoted"."""
 
-    exit_code = 14
 
-
-class TimedOut(CiKitError):
+class TimedOut(CiKitError, code=15):
     """A command ran past its time limit; its whole process group was killed."""
-
-    exit_code = 15
 
 
 class Interrupted(BaseException):

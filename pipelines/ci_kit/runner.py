@@ -36,8 +36,8 @@ _cancelled: int = 0  # the signal that cancelled this process, 0 while none did
 _local = threading.local()
 
 
-class SecretInArgv(CiKitError):
-    exit_code = 1
+class SecretInArgv(CiKitError, code=1):
+    """A secret was about to go on a child's command line: a bug in ci-kit, so exit 1."""
 
 
 def _carries(arg: str, secret: str) -> bool:
