@@ -186,6 +186,8 @@ def test_reusable_workflow_shape() -> None:
     data = load(REUSABLE)
     call = data["on"]["workflow_call"]
     js = data["jobs"]
+    steps1 = {s.get("id"): s for s in js["build-and-push"]["steps"]}
+    steps1_if = steps1["check"]["if"]  # build-only mode
     assert list(js) == ["build-and-push", "test", "promote", "image"]
     assert js["test"]["needs"] == "build-and-push"
     assert js["test"]["strategy"]["matrix"]["python"] == "${{ fromJSON(inputs.python-versions) }}"
@@ -197,7 +199,7 @@ def test_reusable_workflow_shape() -> None:
     verbs = {name: [s["run"].split("ci-kit ", 1)[1].split()[0] for s in job["steps"]
                     if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
              for name, job in js.items()}
-    assert verbs == {"build-and-push": ["build", "build-and-push"], "test": ["test"], "promote": ["promote", "report"],
+    assert verbs == {"build-and-push": ["build", "build-and-push", "test"], "test": ["test"], "promote": ["promote", "report"],
                      "image": ["image"]}
     # the report: after the promotion (a failed promotion skips it), no credential, its page kept
     names = [s.get("id") or s.get("name", "") for s in js["promote"]["steps"]]
@@ -212,19 +214,23 @@ def test_reusable_workflow_shape() -> None:
     [test_step] = [s for s in js["test"]["steps"] if "ci-kit test" in s.get("run", "")]
     assert "--only-python \"$PYTHON\"" in test_step["run"]
     assert data["env"]["CI_KIT_PYTHON_VERSIONS"] == "${{ join(fromJSON(inputs.python-versions), ',') }}"
-    # every job: runner labels as a JSON list, a time limit
+    # every job: runner labels as a JSON list, a time limit (job 1 the tests' one when it tests)
     for name, job in js.items():
         assert job["runs-on"] == "${{ fromJSON(inputs.runs-on) }}", name
-        assert job["timeout-minutes"] in ("${{ inputs.timeout-minutes }}", "${{ inputs.test-timeout-minutes }}"), name
+        assert job["timeout-minutes"] in ("${{ inputs.timeout-minutes }}", "${{ inputs.test-timeout-minutes }}",
+                                          "${{ (" + steps1_if[4:-3] + ") && inputs.test-timeout-minutes || inputs.timeout-minutes }}"), name
     # promotion: its own job, an environment, one at a time per project, never cancelled
     assert js["promote"]["environment"] == "${{ inputs.environment }}"
     assert js["promote"]["concurrency"]["cancel-in-progress"] is False
     assert "needs.build-and-push.outputs.name" in js["promote"]["concurrency"]["group"]
     # build-only mode: job 1's check step has no credential; the upload runs only without it
-    steps1 = {s.get("id"): s for s in js["build-and-push"]["steps"]}
     assert not any("secrets." in str(v) for v in (steps1["check"].get("env") or {}).values())
     assert "github.event_name == 'pull_request'" in steps1["check"]["if"]
     assert steps1["build"]["if"] == "${{ steps.check.conclusion == 'skipped' }}"
+    # ... and then tests the files it built (no credential, no index), the whole matrix in this job
+    assert steps1["test-built"]["if"] == "${{ steps.check.conclusion == 'success' }}"
+    assert "ci-kit test --dist \"$RUNNER_TEMP/ci-kit-dist\"" in steps1["test-built"]["run"]
+    assert "--only-python" not in steps1["test-built"]["run"] and "env" not in steps1["test-built"]
     assert js["build-and-push"]["outputs"]["uploaded"] == "${{ steps.build.outcome == 'success' }}"
     # no secret is required (a fork's pull request has none); each is declared
     # named as the secrets a team stores: a secret of the promote job's environment can take its place
@@ -243,8 +249,8 @@ def test_reusable_workflow_shape() -> None:
     # the test jobs upload JUnit XML even when tests fail; job 1 keeps the built files
     upload = [s for s in js["test"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert len(upload) == 1 and "always()" in upload[0]["if"]
-    dist = [s for s in js["build-and-push"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
-    assert len(dist) == 1 and dist[0]["with"]["path"] == "${{ runner.temp }}/ci-kit-dist"
+    kept = [s["with"]["path"] for s in js["build-and-push"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert kept == ["${{ runner.temp }}/ci-kit-dist", "${{ runner.temp }}/ci-kit-results"]  # and, in build-only mode, the JUnit XML
     # every job that installs ci-kit restores the caches first
     for name, job in js.items():
         uses = [str(s.get("uses", "")).split("@")[0] or s.get("name", "") for s in job["steps"]]
