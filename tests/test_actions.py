@@ -265,7 +265,7 @@ def test_build_only_mode_tests_the_built_files_without_a_credential() -> None:
     assert test["if"] == "${{ steps.check.conclusion == 'success' }}"
     assert test["run"].startswith('ci-kit test --dist "$RUNNER_TEMP/ci-kit-dist" ')
     assert "--only-python" not in test["run"] and "--summary \"$GITHUB_STEP_SUMMARY\"" in test["run"]
-    assert "env" not in test  # no credential: a fork's pull request has none
+    assert test["env"] == {"UV_CACHE_DIR": "${{ runner.temp }}/ci-kit-test-uv-cache"}  # no credential; no built file cached
     [junit] = [s for s in job["steps"] if s.get("with", {}).get("path") == "${{ runner.temp }}/ci-kit-results"]
     assert "always()" in junit["if"] and "steps.test-built.conclusion != 'skipped'" in junit["if"]
     assert job["steps"].index(junit) > job["steps"].index(test)
