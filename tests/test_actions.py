@@ -186,6 +186,7 @@ def test_reusable_workflow_shape() -> None:
     data = load(REUSABLE)
     call = data["on"]["workflow_call"]
     js = data["jobs"]
+    steps1 = {s.get("id"): s for s in js["build-and-push"]["steps"]}
     assert list(js) == ["build-and-push", "test", "promote", "image"]
     assert js["test"]["needs"] == "build-and-push"
     assert js["test"]["strategy"]["matrix"]["python"] == "${{ fromJSON(inputs.python-versions) }}"
@@ -197,7 +198,7 @@ def test_reusable_workflow_shape() -> None:
     verbs = {name: [s["run"].split("ci-kit ", 1)[1].split()[0] for s in job["steps"]
                     if "ci-kit " in s.get("run", "") and "pip install" not in s["run"]]
              for name, job in js.items()}
-    assert verbs == {"build-and-push": ["build", "build-and-push"], "test": ["test"], "promote": ["promote", "report"],
+    assert verbs == {"build-and-push": ["build", "build-and-push", "test"], "test": ["test"], "promote": ["promote", "report"],
                      "image": ["image"]}
     # the report: after the promotion (a failed promotion skips it), no credential, its page kept
     names = [s.get("id") or s.get("name", "") for s in js["promote"]["steps"]]
@@ -212,16 +213,16 @@ def test_reusable_workflow_shape() -> None:
     [test_step] = [s for s in js["test"]["steps"] if "ci-kit test" in s.get("run", "")]
     assert "--only-python \"$PYTHON\"" in test_step["run"]
     assert data["env"]["CI_KIT_PYTHON_VERSIONS"] == "${{ join(fromJSON(inputs.python-versions), ',') }}"
-    # every job: runner labels as a JSON list, a time limit
+    # every job: runner labels as a JSON list, a time limit (job 1's: test_build_only_mode_...)
     for name, job in js.items():
         assert job["runs-on"] == "${{ fromJSON(inputs.runs-on) }}", name
-        assert job["timeout-minutes"] in ("${{ inputs.timeout-minutes }}", "${{ inputs.test-timeout-minutes }}"), name
+        if name != "build-and-push":
+            assert job["timeout-minutes"] in ("${{ inputs.timeout-minutes }}", "${{ inputs.test-timeout-minutes }}"), name
     # promotion: its own job, an environment, one at a time per project, never cancelled
     assert js["promote"]["environment"] == "${{ inputs.environment }}"
     assert js["promote"]["concurrency"]["cancel-in-progress"] is False
     assert "needs.build-and-push.outputs.name" in js["promote"]["concurrency"]["group"]
     # build-only mode: job 1's check step has no credential; the upload runs only without it
-    steps1 = {s.get("id"): s for s in js["build-and-push"]["steps"]}
     assert not any("secrets." in str(v) for v in (steps1["check"].get("env") or {}).values())
     assert "github.event_name == 'pull_request'" in steps1["check"]["if"]
     assert steps1["build"]["if"] == "${{ steps.check.conclusion == 'skipped' }}"
@@ -243,12 +244,35 @@ def test_reusable_workflow_shape() -> None:
     # the test jobs upload JUnit XML even when tests fail; job 1 keeps the built files
     upload = [s for s in js["test"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert len(upload) == 1 and "always()" in upload[0]["if"]
-    dist = [s for s in js["build-and-push"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
-    assert len(dist) == 1 and dist[0]["with"]["path"] == "${{ runner.temp }}/ci-kit-dist"
+    kept = [s["with"]["path"] for s in js["build-and-push"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert kept == ["${{ runner.temp }}/ci-kit-dist", "${{ runner.temp }}/ci-kit-results"]  # and, in build-only mode, the JUnit XML
     # every job that installs ci-kit restores the caches first
     for name, job in js.items():
         uses = [str(s.get("uses", "")).split("@")[0] or s.get("name", "") for s in job["steps"]]
         assert uses.index("actions/cache") == uses.index("Install ci-kit") - 1, name
+
+
+def test_build_only_mode_tests_the_built_files_without_a_credential() -> None:
+    """Build-only mode (a pull request) tests the files job 1 just built, in job 1, with no
+    credential and no index (`ci-kit test --dist`): the whole matrix there, the sdist once;
+    the job then has the test jobs' time limit, and keeps the JUnit XML, failed or not."""
+    data = load(REUSABLE)
+    job = data["jobs"]["build-and-push"]
+    by_id = {s.get("id"): s for s in job["steps"]}
+    build_only = by_id["check"]["if"][4:-3]
+    assert job["timeout-minutes"] == f"${{{{ ({build_only}) && inputs.test-timeout-minutes || inputs.timeout-minutes }}}}"
+    test = by_id["test-built"]
+    assert test["if"] == "${{ steps.check.conclusion == 'success' }}"
+    assert test["run"].startswith('ci-kit test --dist "$RUNNER_TEMP/ci-kit-dist" ')
+    assert "--only-python" not in test["run"] and "--summary \"$GITHUB_STEP_SUMMARY\"" in test["run"]
+    assert test["env"] == {"UV_CACHE_DIR": "${{ runner.temp }}/ci-kit-test-uv-cache"}  # no credential; no built file cached
+    [junit] = [s for s in job["steps"] if s.get("with", {}).get("path") == "${{ runner.temp }}/ci-kit-results"]
+    assert "always()" in junit["if"] and "steps.test-built.conclusion != 'skipped'" in junit["if"]
+    assert job["steps"].index(junit) > job["steps"].index(test)
+    # the Pythons under test are set up in job 1 too, ci-kit's last (the default)
+    [setup] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")]
+    assert "join(fromJSON(inputs.python-versions)" in setup["with"]["python-version"]
+    assert setup["with"]["python-version"].endswith("inputs.python-version) }}")
 
 
 def test_each_stage_credential_reaches_only_its_own_job() -> None:
@@ -896,7 +920,8 @@ def test_doc_caller_branch_and_tag_pushed_together_both_green_one_promotion(
 def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
         act_runner: Any, product_repo: Path, fresh_user: Any, tools_index: str, tmp_path: Path) -> None:
     """A pull_request run of the doc's caller, with no secret at all (a fork's): it builds
-    and checks, uploads nothing, skips test and promote. Run twice, each run starting as a
+    and checks, tests the built files in the build job (`ci-kit test --dist`), uploads
+    nothing and attaches nothing, skips the test matrix and promote. Run twice, each run starting as a
     fresh runner does (empty ~/.cache), with act's cache server between them: the first
     finds no cache and saves pip's and uv's caches under the key of the pinned ci-kit, the
     second restores them (actions/cache's test double, on the same @actions/cache library)
@@ -916,6 +941,18 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     assert not cold.ran("test") and not cold.ran("promote"), cold.job_results()
     summary = cold.summary("build-and-push")
     assert re.search(r"### ci-kit build: `churn-model==[^`]+` \(not uploaded\)", summary), summary
+    # ... and the build job tested the files it built (ci-kit test --dist): the very bytes, by
+    # name and sha256 as built, the whole matrix there (each wheel on 3.11 and 3.12, the sdist once)
+    built = dict(re.findall(r"\| `(churn_model-[^`]+)` \| `([0-9a-f]{64})` \|", summary))
+    tested = dict(re.findall(r"- `(churn_model-[^`]+)` sha256 `([0-9a-f]{64})`", summary))
+    assert tested == built and {n.rsplit(".", 1)[-1] for n in built} == {"whl", "gz"}, summary
+    assert re.search(r"### ci-kit test: `churn-model==[^`]+` at `[0-9a-f]{12}`, the built files \(not uploaded\)", summary)
+    wheel = next(n for n in built if n.endswith(".whl"))
+    sdist = next(n for n in built if n.endswith(".tar.gz"))
+    runs = re.findall(r"\| `([^`]+)` \| (3\.1[12]) \| ✅ passed \| [1-9]\d* \| 0 \| \d+ \| `(junit-[^`]+)` \|", summary)
+    assert sorted(runs) == [(wheel, "3.11", "junit-py3.11-wheel.xml"), (wheel, "3.12", "junit-py3.12-wheel.xml"),
+                            (sdist, "3.11", "junit-py3.11-sdist.xml")], summary
+    assert "Test the built files (nothing uploaded, nothing attached)" in cold.output
     for index in ("unstable", "testing", "stable"):
         assert fresh_user.index().projects(f"{fresh_user.user}/{index}") == [], index
     key = f"ci-kit-Linux-build-and-push-py3.12-ci-kit=={_kit_version()}"  # runner OS, job, Python, the pin

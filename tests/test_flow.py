@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git, run_cikit
+from conftest import error_line, git, run_cikit
 
 
 def read_outputs(path: Path) -> dict[str, str]:
@@ -128,3 +128,57 @@ def test_tox_env_runs_tox_with_the_exact_file(fresh_user, product_repo):
     assert record["testenvs"][f"py{py}"]["test"][0]["command"] == [f"tox run -e py{py}"]
     assert f"/tox-py{_py()}-wheel/py{py}/lib/" in record["ci_kit"]["proof"]["churn_model"]
     assert record["ci_kit"]["tests"] == 4
+
+
+def test_built_files_are_tested_without_any_index_and_never_count_for_promotion(fresh_user, product_repo, tmp_path):
+    """A pull request's build-only mode: `ci-kit build`, then `ci-kit test --dist dist`
+    with no credential. The built bytes are installed and tested as job 2 would (same
+    JUnit naming, the sdist once), nothing reaches any index, and those results cannot
+    open the gate: pushed afterwards, the same files are refused promotion (exit 10)
+    until job 2 tests them from the index. A failing test in the built files is exit 9."""
+    no_secret = {k: v for k, v in fresh_user.env.items() if k != "CI_KIT_PASSWORD"}
+    user, idx = fresh_user.user, fresh_user.index()
+    r = run_cikit("build", "--json", cwd=product_repo, env=no_secret)
+    assert r.returncode == 0, r.output
+    built = json.loads(r.stdout)
+    summary = tmp_path / "summary.md"
+    r = run_cikit("test", "--dist", "dist", "--junit-dir", str(tmp_path / "junit"), "--summary", str(summary), "--json",
+                  cwd=product_repo, env=no_secret)
+    assert r.returncode == 0, r.output
+    report = json.loads(r.stdout)
+    assert (report["requirement"], report["commit"], report["passed"], report["attached"]) == (
+        built["requirement"], built["commit"], True, False)
+    assert sorted((run["filename"], run["sha256"], run["python"]) for run in report["runs"]) == sorted(
+        (f["filename"], f["sha256"], _py()) for f in built["files"])
+    for f in built["files"]:  # each file hashed where it is installed from
+        assert f"{f['filename']} from {product_repo / 'dist'}, sha256 {f['sha256']}" in r.stderr
+    junit = sorted(p.name for p in (tmp_path / "junit").glob("*.xml"))
+    assert junit == [f"junit-py{_py()}-sdist.xml", f"junit-py{_py()}-wheel.xml"]  # job 2's names
+    assert f'name="churn-model Python {_py()} wheel"' in (tmp_path / "junit" / junit[1]).read_text()
+    assert 'tests="4"' in (tmp_path / "junit" / junit[1]).read_text()
+    md = summary.read_text()
+    assert "the built files (not uploaded)" in md and f"| {_py()} | ✅ passed | 4 | 0 | 0 |" in md
+    for name in ("unstable", "testing", "stable"):
+        assert idx.projects(f"{user}/{name}") == [], name
+
+    # the local results are nowhere the gate looks: the same bytes, pushed, are not promotable
+    r = run_cikit("push", cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 0, r.output
+    r = run_cikit("promote", built["requirement"], cwd=product_repo, env=fresh_user.env)
+    assert r.returncode == 10, r.output
+    assert idx.release(f"{user}/testing", "churn-model", built["version"]) is None
+
+    # a failing test in the built files: exit 9, named in the summary, still nothing uploaded
+    test_file = min((product_repo / "tests").glob("test_*.py"))
+    with test_file.open("a") as fh:
+        fh.write("\n\ndef test_made_to_fail_in_the_built_files():\n    assert False, 'made to fail'\n")
+    git("commit", "-qam", "a failing test", cwd=product_repo)
+    r = run_cikit("build", "--json", cwd=product_repo, env=no_secret)
+    assert r.returncode == 0, r.output
+    failing = json.loads(r.stdout)
+    failed_summary = tmp_path / "failed.md"
+    r = run_cikit("test", "--dist", "dist", "--summary", str(failed_summary), cwd=product_repo, env=no_secret)
+    assert r.returncode == 9, r.output
+    assert error_line(r).startswith(f"ci-kit: error: {failing['requirement']}: ")
+    assert f"::test_made_to_fail_in_the_built_files` (wheel, Python {_py()})" in failed_summary.read_text()
+    assert idx.release(f"{user}/unstable", "churn-model", failing["version"]) is None

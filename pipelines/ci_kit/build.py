@@ -57,6 +57,16 @@ class Manifest:
         return {"name": self.name, "version": self.version, "requirement": self.requirement, "commit": self.commit,
                 "files": [{"filename": f.filename, "sha256": f.sha256, "size": f.size} for f in self.files]}
 
+    def check_files(self, dist_dir: Path) -> None:
+        """Every file the manifest names is in dist_dir with the sha256 built: what is pushed,
+        or tested from the folder (`ci-kit test --dist`), is what was built."""
+        for f in self.files:
+            path = dist_dir / f.filename
+            actual = sha256_of(path) if path.is_file() else "missing"
+            if actual != f.sha256:
+                raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
+                                 "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
+
     @classmethod
     def read(cls, dist_dir: Path) -> Manifest:
         path = dist_dir / MANIFEST

@@ -132,12 +132,24 @@ def _summary_on_failure(args: argparse.Namespace) -> Iterator[None]:
 def cmd_test(args: argparse.Namespace) -> int:
     from ci_kit.testrun import pythons_to_run, run_tests
 
+    if args.dist is None and not args.requirement:
+        from ci_kit.errors import UsageError
+
+        raise UsageError("NAME==VERSION is required (or --dist DIR: the built files)",
+                         "`ci-kit test churn-model==1.2.0` tests a release on the index, `ci-kit test --dist dist` the built files")
+    spec: Any = _spec(args.requirement) if args.requirement else None  # bad input is an error before any work
     s = _preflight(args, _settings(args), results=True)
-    pythons_to_run(s.test.python_versions, getattr(args, "only_python", None))  # a usage error before the index is asked
+    pythons_to_run(s.test.python_versions, args.only_python)  # a usage error before the index is asked
+    junit_dir = Path(args.junit_dir).resolve() if args.junit_dir else None
     with _summary_on_failure(args):
-        report = run_tests(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
-                      junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
-                      only_python=getattr(args, "only_python", None), secret_files=s.password_files)
+        if args.dist is not None:  # a pull request's built files: no index, no credential, nothing attached
+            from ci_kit.jobs import run_local_tests
+
+            report = run_local_tests(s, Path(args.dist).resolve(), spec, commit=args.commit, junit_dir=junit_dir,
+                                     only_python=args.only_python)
+        else:
+            report = run_tests(_index(s), s.index, s.test, s.project_dir, spec, commit=args.commit,
+                               junit_dir=junit_dir, only_python=args.only_python, secret_files=s.password_files)
     console.write_summary(args.summary, summary.run_report(report))
     if args.json:
         console.out_json(report.to_json())

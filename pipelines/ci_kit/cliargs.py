@@ -89,17 +89,24 @@ def _flow_verbs(verb: _Verb, handlers: dict[str, Callable[[argparse.Namespace], 
     verb("build", handlers["build"], "Build sdist + wheel of the clean HEAD, twine check them, write dist/ci-kit-build.json.")
     verb("push", handlers["push"], "Upload the built files to the unstable index and verify their sha256 there.")
     for name, func, help in (
-        ("test", handlers["test"], "Test NAME==VERSION from the unstable index in fresh environments; attach results."),
+        ("test", handlers["test"], ("Test NAME==VERSION from the unstable index in fresh environments; attach results.\n"
+                                    "With --dist DIR: test the files `ci-kit build` left in DIR the same way, without any index.")),
         ("test-and-promote", handlers["test-and-promote"], "Job 2: test NAME==VERSION, then promote it if every run passed."),
     ):
         sp = verb(name, func, help)
-        sp.add_argument("requirement", metavar="NAME==VERSION")
+        sp.add_argument("requirement", metavar="NAME==VERSION", nargs="?" if name == "test" else None)
         sp.add_argument("--commit", help="commit the release was built from; must be the one job 1 recorded (default: that one)")
         sp.add_argument("--junit-dir", metavar="DIR", help="where JUnit XML goes (default: results-dir)")
         if name == "test":
             sp.add_argument("--only-python", metavar="X.Y",
                             help="run only this Python's share of the plan for python-versions (one job of a CI "
                                  "matrix per Python: the sdist is then tested once, not in every job)")
+            sp.add_argument("--dist", metavar="DIR",
+                            help="test the built files in DIR (what `ci-kit build` wrote: its manifest names the files, "
+                                 "their sha256 and the commit) instead of a release on the index: for pull requests, "
+                                 "which may not upload. Needs no credential and writes to no index, so these results "
+                                 "never count for promotion (the gate counts only records on the index). NAME==VERSION, "
+                                 "if given, must be what DIR holds")
     sp = verb("promote", handlers["promote"], "Gate NAME==VERSION on trusted passing results for each file's sha256, then copy exactly those bytes to testing/stable.")
     sp.add_argument("requirement", metavar="NAME==VERSION")
     sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")

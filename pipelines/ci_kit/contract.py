@@ -68,6 +68,7 @@ class RunReportJson(TypedDict):
     requirement: str
     commit: str
     passed: bool
+    attached: bool  # false for `ci-kit test --dist`: local files, no record on any index
     runs: list[OneRunJson]
 
 

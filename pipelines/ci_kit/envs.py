@@ -33,11 +33,13 @@ def uv_bin() -> str:
 
 @functools.cache
 def find_python(version: str) -> str:
-    """An interpreter for MAJOR.MINOR: this one, one on PATH, or one of pyenv's."""
+    """An interpreter for MAJOR.MINOR: this one, one on PATH, or one of pyenv's (in
+    $PYENV_ROOT, pyenv's own setting, else ~/.pyenv: a CI job may run with another HOME)."""
     if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
         return sys.executable
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     for cand in (shutil.which(f"python{version}"),
-                 *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")), reverse=True),
+                 *sorted(glob.glob(os.path.join(glob.escape(pyenv), f"versions/{version}.*/bin/python{version}")), reverse=True),
                  *sorted(glob.glob(f"/usr/bin/python{version}")),
                  *sorted(glob.glob(f"/usr/local/bin/python{version}"))):
         if cand and os.access(cand, os.X_OK) and _works(cand, version):

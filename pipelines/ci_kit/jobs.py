@@ -1,7 +1,8 @@
 """The two jobs of the flow, and `run` (both in turn, then the image if configured).
 
 Job 2 needs nothing from job 1 but NAME==VERSION and the commit: everything else comes
-from the index, so any agent or runner can run it and it can be retried.
+from the index, so any agent or runner can run it and it can be retried. A pull request's
+build-only mode runs job 2's tests on the built files instead (run_local_tests).
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: st
                            junit_dir=junit_dir, secret_files=settings.password_files)
     promotion = promote_mod.promote(index, settings.index, settings.test.python_versions, spec, quality=settings.quality)
     return JobTwo(report, promotion)
+
+
+def run_local_tests(settings: Settings, dist_dir: Path, spec: Spec | None, *, commit: str | None = None,
+                    junit_dir: Path | None = None, only_python: str | None = None) -> testrun.RunReport:
+    """`ci-kit test --dist DIR`: job 2's tests on the files `ci-kit build` left in DIR, for
+    a pull request that may not upload. No index is asked for the files and none is
+    written to, so no credential is needed and the gate never counts these runs; the
+    product's dependencies still come from dependency-index-url, as in job 2."""
+    from ci_kit import repo, testfiles
+
+    pythons = testrun.pythons_to_run(settings.test.python_versions, only_python)
+    repo.require_project(settings.project_dir)
+    source, built, commit = testfiles.dist_source(dist_dir, settings.project_dir, spec, commit)
+    return testrun.run_plan(source, settings.test, settings.project_dir, built, commit, pythons=pythons, junit_dir=junit_dir,
+                            only_python=only_python, secret_files=settings.password_files)
 
 
 def run(index: Index, settings: Settings) -> Flow:

@@ -17,8 +17,8 @@ from ci_kit import console, evidence, results
 from ci_kit.build import Manifest
 from ci_kit.config import IndexSettings
 from ci_kit.contract import PushedFileJson, PushJson
-from ci_kit.dists import read_metadata, sha256_of
-from ci_kit.errors import BuildError, CiKitError, Collision
+from ci_kit.dists import read_metadata
+from ci_kit.errors import CiKitError, Collision
 from ci_kit.index import Index, Release, refuse_clashes
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
@@ -50,12 +50,7 @@ def push(index: Index, cfg: IndexSettings, manifest: Manifest, dist: Path) -> Pu
     index.index_config(target)
     existing = index.release(target, manifest.name, manifest.version)
     refuse_clashes(existing, manifest.hashes, "this build", UNIQUE_VERSIONS_HINT)
-    for f in manifest.files:
-        path = dist / f.filename
-        actual = sha256_of(path) if path.is_file() else "missing"
-        if actual != f.sha256:
-            raise BuildError(f"{path} is {'missing' if actual == 'missing' else 'sha256 ' + actual}; the build manifest says {f.sha256}",
-                             "the dist folder changed after the build: run `ci-kit build` (or build-and-push) again")
+    manifest.check_files(dist)
     if existing is not None:
         _check_built_from(index, existing, manifest, cfg.trusted)
     uploaded, skipped = [], []

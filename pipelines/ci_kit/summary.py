@@ -26,6 +26,11 @@ def run_report(report: Any, error: str = "") -> str:
                      f"{r.counts['failures'] + r.counts['errors']} | {r.counts['skipped']} | `{Path(r.junit_path).name}` |"
                      for r in report.runs)
     head = f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`\n\n"
+    if not report.attached:  # `ci-kit test --dist`: the built files, never on an index
+        tested = sorted({(r.filename, r.sha256) for r in report.runs})
+        head = (f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`, the built files (not uploaded)\n\n"
+                "Installed from the local files below; no result was attached to any index, so these runs never count "
+                "for promotion.\n\n" + "".join(f"- `{name}` sha256 `{sha}`\n" for name, sha in tested) + "\n")
     table = "| file | Python | result | tests | failed | skipped | JUnit |\n|---|---|---|---|---|---|---|\n" + rows
     failing = [f"- `{name}` ({r.kind}, Python {r.python})" for r in report.runs for name in r.failed_tests]
     listing = ("\n\nFailed tests:\n\n" + "\n".join(failing[:30]) + (f"\n- … and {len(failing) - 30} more" if len(failing) > 30 else "")

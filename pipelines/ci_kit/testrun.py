@@ -31,6 +31,7 @@ from ci_kit.errors import EnvFailed, NotFound, ProductTestsFailed, ProjectError,
 from ci_kit.index import Index, Release, ReleaseFile
 from ci_kit.quality import record as quality_record
 from ci_kit.release import Spec
+from ci_kit.testfiles import Source, index_source
 
 PROBE_DIR = Path(__file__).with_name("probe")
 
@@ -62,6 +63,7 @@ class RunReport:
     spec: Spec
     commit: str
     runs: list[RunResult] = field(default_factory=list)
+    attached: bool = True  # False: local files (`ci-kit test --dist`), no record on any index
 
     @property
     def passed(self) -> bool:
@@ -69,22 +71,22 @@ class RunReport:
 
     def to_json(self) -> RunReportJson:
         return {"requirement": str(self.spec), "commit": self.commit, "passed": self.passed,
-                "runs": [r.to_json() for r in self.runs]}
+                "attached": self.attached, "runs": [r.to_json() for r in self.runs]}
 
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _plan(release: Release, pythons: list[str]) -> list[tuple[ReleaseFile, str]]:
+def _plan(files: list[ReleaseFile], pythons: list[str]) -> list[tuple[ReleaseFile, str]]:
     """Which file is tested on which Python: every wheel on every Python it fits; the
     sdist on every Python that no wheel serves, and at least once, so that each file to
     promote has a result of its own and every configured Python is covered."""
     plan: list[tuple[ReleaseFile, str]] = []
-    wheels = [f for f in release.files if f.kind == "wheel"]
+    wheels = [f for f in files if f.kind == "wheel"]
     for py in pythons:
         plan.extend((w, py) for w in wheels if wheel_fits(w.basename, py))
-    sdists = [f for f in release.files if f.kind == "sdist"]
+    sdists = [f for f in files if f.kind == "sdist"]
     if sdists:
         bare = [py for py in pythons if not any(wheel_fits(w.basename, py) for w in wheels)]
         plan += [(sdists[0], py) for py in (bare or pythons[:1])]
@@ -134,18 +136,26 @@ def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, proj
     repo.require_project(project_dir)
     release = _release(index, where.unstable_index, spec)
     commit = built_from(index, release, where.trusted, project_dir, commit)
+    return run_plan(index_source(index, release), cfg, project_dir, spec, commit, pythons=pythons, junit_dir=junit_dir,
+                    only_python=only_python, secret_files=secret_files)
+
+
+def run_plan(source: Source, cfg: ProductTestSettings, project_dir: Path, spec: Spec, commit: str, *, pythons: list[str],
+             junit_dir: Path | None, only_python: str | None, secret_files: Sequence[str]) -> RunReport:
+    """The one loop of job 2, whatever the files' source: each file of the plan on its
+    Python, in its own fresh clone, environment and sandbox, side by side."""
     repo.resolve_commit(project_dir, commit)
     repo.check_version_matches(spec.version, commit)
     out_dir = junit_dir or under(project_dir, cfg.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = [(f, py) for f, py in _plan(release, pythons) if only_python in (None, py)]  # a CI matrix job runs its share
+    plan = [(f, py) for f, py in _plan(source.files, pythons) if only_python in (None, py)]  # a CI matrix job runs its share
     if not plan:
-        raise NotFound(f"{spec} on {where.unstable_index} has no file installable on Python {', '.join(pythons)}",
+        raise NotFound(f"{spec} on {source.where} has no file installable on Python {', '.join(pythons)}",
                        "build a wheel for these Pythons, or change python-versions")
-    report = RunReport(spec, commit)
+    report = RunReport(spec, commit, attached=source.attach is not None)
     with runner.temp_dir("ci-kit-test-") as tmp_s:
         tmp = Path(tmp_s)
-        jobs = _prepare(index, cfg, plan, project_dir, commit=commit, tmp=tmp)
+        jobs = _prepare(source, cfg, plan, project_dir, commit=commit, tmp=tmp)
         modules = next((top_level_modules(j.path) for j in jobs if j.file.kind == "wheel"), [])
         # Runs are independent (own clone, environment and output files): run them side by side,
         # one per core; results are attached in plan order afterwards.
@@ -154,10 +164,12 @@ def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, proj
             runs = list(pool.map(lambda j: _run_one(cfg, spec, commit, j, out_dir, modules=modules, secret_files=secret_files), jobs))
         for job, run in zip(jobs, runs, strict=True):  # pool.map: one run per job
             report.runs.append(run)
-            index.attach_result(job.file, run.record)  # from memory: another run's file in out_dir is not ours
+            if source.attach is not None:
+                source.attach(job.file, run.record)  # from memory: another run's file in out_dir is not ours
             console.step(f"test: {job.file.basename} on Python {job.python}: {'passed' if run.passed else 'FAILED'} "
                          f"({_plural(run.counts['tests'], 'test')}, {_plural(run.counts['failures'], 'failure')}, "
-                         f"{_plural(run.counts['errors'], 'error')}); result attached")
+                         f"{_plural(run.counts['errors'], 'error')}); "
+                         + ("result attached" if source.attach is not None else "local files: nothing attached to any index"))
     _raise_if_failed(report, out_dir)
     return report
 
@@ -177,9 +189,9 @@ class _Job:
         return f"py{self.python}-{self.file.kind}"
 
 
-def _prepare(index: Index, cfg: ProductTestSettings, plan: list[tuple[ReleaseFile, str]], project_dir: Path, *,
+def _prepare(source: Source, cfg: ProductTestSettings, plan: list[tuple[ReleaseFile, str]], project_dir: Path, *,
              commit: str, tmp: Path) -> list[_Job]:
-    """A fresh clone per run and each file once, downloaded with its sha256 checked;
+    """A fresh clone per run and each file once, fetched with its sha256 checked;
     the configured extras, groups and requirement files checked against them."""
     console.step(f"test: a fresh clone of {commit[:12]} per run")
     downloads = tmp / "files"
@@ -188,8 +200,7 @@ def _prepare(index: Index, cfg: ProductTestSettings, plan: list[tuple[ReleaseFil
     jobs = []
     for i, (f, py) in enumerate(plan):
         if f.basename not in local:
-            local[f.basename] = index.download(f, downloads)
-            console.step(f"test: {f.basename} downloaded, sha256 {f.sha256[:16]}… verified")
+            local[f.basename] = source.fetch(f, downloads)
         jobs.append(_Job(f, local[f.basename], py, repo.fresh_clone(project_dir, commit, tmp / f"clone-{i}"), tmp))
     testdeps.check(cfg, jobs[0].path, jobs[0].clone)
     return jobs

@@ -44,7 +44,7 @@ def _release(*names: str) -> Release:
 ])
 def test_every_file_is_tested_where_it_serves_and_the_sdist_at_least_once(files: list[str], pythons: list[str],
                                                                            plan: list[tuple[str, str]]) -> None:
-    assert [(f.basename, py) for f, py in teststage._plan(_release(*files), pythons)] == plan
+    assert [(f.basename, py) for f, py in teststage._plan(_release(*files).files, pythons)] == plan
 
 
 # -- build ---------------------------------------------------------------------------------------
