@@ -2,8 +2,8 @@
 (`inputs.csv`, `inputs.parquet`): per column the missing-value rate, and the distinct
 categories of a text column or the quantiles of a numeric one.
 
-A CSV is read with the standard library's csv and statistics modules: ci-kit's base
-install has no pandas, and a profile needs no more than one pass over the rows. A Parquet
+A CSV is read with the standard library's csv module: ci-kit's base install has no pandas,
+and a profile needs no more than one pass over the rows. A Parquet
 file is read with pyarrow (the `quality` extra), imported only when one is named so that
 the CLI's start-up stays lean; its counts, distinct values and quantiles are pyarrow.compute's.
 
@@ -25,7 +25,6 @@ import csv
 import hashlib
 import math
 import re
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ MISSING = {"", "na", "n/a", "nan", "null", "none"}
 NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 _NUMBER = re.compile(NUMBER, re.ASCII)
 QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
-_CUTS = [1, 5, 10, 15, 19]  # QUANTILES' places among the cut points of statistics.quantiles(n=20)
 
 
 def inside(root: Path, name: str, field: str = "inputs.csv") -> Path:
@@ -57,8 +55,22 @@ def _rate(present: int, total: int) -> float:
 
 
 def _quantiles(low: float, cuts: list[float], high: float) -> dict[str, float]:
-    """min, p05 ... p95 (rounded: the two readers' interpolations differ in the last bits), max."""
+    """min, p05 ... p95 (rounded to 6 decimals, for people to read), max."""
     return {"min": float(low), **{k: round(c, 6) for k, c in zip(QUANTILES, cuts, strict=True)}, "max": float(high)}
+
+
+def _linear(ordered: list[float], q: float) -> float:
+    """The q-quantile by linear interpolation between the closest ranks, computed exactly as
+    pyarrow.compute.quantile(interpolation="linear") computes it. Written out rather than
+    statistics.quantiles(method="inclusive"), the same interpolation by another formula, whose
+    results differ from pyarrow's in the last bits; that would make a CSV and a Parquet file of
+    one table disagree (rounding hides it only for small values)."""
+    index = (len(ordered) - 1) * q
+    lower = int(index)
+    fraction = index - lower
+    if fraction == 0:
+        return ordered[lower]
+    return fraction * ordered[lower + 1] + (1 - fraction) * ordered[lower]
 
 
 def profile_csv(path: Path, source: str = "") -> dict[str, Any]:
@@ -81,8 +93,8 @@ def column(values: list[str | None]) -> dict[str, Any]:
     out: dict[str, Any] = {"missing": _rate(len(present), len(values))}
     numbers = [float(v) for v in present] if present and all(_NUMBER.fullmatch(v) for v in present) else []
     if numbers and all(math.isfinite(x) for x in numbers):
-        cuts = statistics.quantiles(numbers, n=20, method="inclusive") if len(numbers) > 1 else [numbers[0]] * 19
-        out["quantiles"] = _quantiles(min(numbers), [cuts[i - 1] for i in _CUTS], max(numbers))
+        numbers.sort()
+        out["quantiles"] = _quantiles(numbers[0], [_linear(numbers, q) for q in QUANTILES.values()], numbers[-1])
     else:
         out["categories"] = sorted(set(present))[:MAX_CATEGORIES]
     return out
@@ -139,7 +151,7 @@ def _numeric(present: Any, total: int) -> dict[str, Any]:
     if len(present) == 0:
         return {"missing": _rate(0, total), "categories": []}
     low_high = pc.min_max(present)
-    # linear interpolation between the closest ranks: statistics.quantiles(method="inclusive")
+    # linear interpolation between the closest ranks (_linear for a CSV)
     cuts = pc.quantile(present, q=list(QUANTILES.values()), interpolation="linear").to_pylist()
     return {"missing": _rate(len(present), total),
             "quantiles": _quantiles(low_high["min"].as_py(), cuts, low_high["max"].as_py())}
