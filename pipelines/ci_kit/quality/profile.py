@@ -133,7 +133,7 @@ def _arrow_column(col: Any) -> dict[str, Any]:
     pa, pc, _pq = _pyarrow()
     kind = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        numbers = pc.cast(col, pa.float64())
+        numbers = pc.cast(col, pa.float64(), safe=False)  # integers past 2**53 round, as float() rounds them in a CSV
         present = pc.filter(numbers, pc.invert(pc.is_nan(numbers)))  # a null mask entry drops the row too
         if pc.all(pc.is_finite(present)).as_py() is not False:
             return _numeric(present, len(col))
