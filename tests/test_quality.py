@@ -1,6 +1,7 @@
-"""The quality gate against a real devpi-server: each refusal with its one line, an
-improved version passes, the first release passes the relative checks, --force is
-recorded, and the evaluation record travels to stable with the release.
+"""The quality gate against a real devpi-server: each refusal with its one line (the input
+checks also from a Parquet reference file profiled in a real test run), an improved
+version passes, the first release passes the relative checks, --force is recorded, and the
+evaluation record travels to stable with the release.
 
 The candidates' test records are attached as the trusted CI user would attach them (the
 gate reads nothing else); test_quality_flow.py makes them with real test runs.
@@ -107,6 +108,56 @@ def test_each_quality_refusal_names_metric_values_baseline_and_bound(with_baseli
     assert line == (f"ci-kit: error: churn-model=={version} cannot be promoted: quality gate: "
                     + expected.format(user=user, psi=psi, share=share)), line
     assert stable_versions(idx, user) == {"1.0.0"}  # nothing copied
+
+
+def test_inputs_profiled_from_a_parquet_file_feed_the_new_category_and_missing_value_gates(with_baseline, tmp_path):
+    """A real test run whose evaluate-command names a Parquet reference file of the
+    repository: ci-kit profiles it into the test record, and the gate refuses the new
+    category and the missing-value jump it shows against the baseline's profile. Without
+    pyarrow the run stops with one line saying what to install."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ci_kit import evidence
+
+    env, repo, idx, user = with_baseline
+    (repo / "data").mkdir()
+    contract = ["month", "year", "weekly", "month", "year"] * 10  # 'weekly' is new
+    tenure = [None if i % 25 < 3 else 5 + i for i in range(50)]  # 6 of 50 missing: 12.0%
+    pq.write_table(pa.table({"contract": contract, "tenure": pa.array(tenure, pa.int32())}),
+                   repo / "data" / "reference.parquet")
+    (repo / "evaluation.json").write_text(json.dumps({**evaluation(), "inputs": {"parquet": "data/reference.parquet"}}))
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "evaluation on a Parquet reference file", cwd=repo)
+    r = run_cikit("build-and-push", cwd=repo, env={**env, "SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.7"})
+    assert r.returncode == 0, r.output
+    copy = "python -c \"import os, shutil; shutil.copy('evaluation.json', os.environ['CI_KIT_METRICS_FILE'])\""
+    env = {**env, "CI_KIT_EVALUATE_COMMAND": copy}
+    # where ci-kit runs without pyarrow (a module that fails to import stands in for it): exit 2, nothing attached
+    (tmp_path / "no-pyarrow" / "pyarrow").mkdir(parents=True)
+    (tmp_path / "no-pyarrow" / "pyarrow" / "__init__.py").write_text("raise ImportError('pyarrow is not installed')\n")
+    r = run_cikit("test", "churn-model==2.0.7", cwd=repo, env={**env, "PYTHONPATH": str(tmp_path / "no-pyarrow")})
+    assert r.returncode == 2, r.output
+    assert error_line(r) == ("ci-kit: error: reading a Parquet reference file (inputs.parquet) needs pyarrow, "
+                             "which is not installed: install ci-kit[quality]")
+    rel = idx.release(f"{user}/unstable", "churn-model", "2.0.7")  # read again: a Release is a snapshot of its links
+    assert not [t for f in rel.files for t in evidence.read(idx, rel, f, frozenset([user])).of("test", f.sha256)]
+    r = run_cikit("test", "churn-model==2.0.7", cwd=repo, env=env)
+    assert r.returncode == 0, r.output
+    rel = idx.release(f"{user}/unstable", "churn-model", "2.0.7")
+    profiles = [t.fields["evaluation"]["inputs"] for f in rel.files
+                for t in evidence.read(idx, rel, f, frozenset([user])).of("test", f.sha256)]
+    assert len(profiles) == len(rel.files) and all(p == profiles[0] for p in profiles)  # on the index, one per run
+    assert profiles[0]["source"] == "data/reference.parquet" and profiles[0]["rows"] == 50
+    assert profiles[0]["columns"]["contract"] == {"missing": 0.0, "categories": ["month", "weekly", "year"]}
+    assert profiles[0]["columns"]["tenure"]["missing"] == 0.12 and profiles[0]["columns"]["tenure"]["quantiles"]["min"] == 8
+    r = promote(env, repo, "2.0.7")
+    assert r.returncode == 10, r.output
+    assert error_line(r) == (
+        f"ci-kit: error: churn-model==2.0.7 cannot be promoted: quality gate: inputs: column contract has new categories "
+        f"'weekly' in 2.0.7, not in baseline 1.0.0 ({user}/stable); new-categories = refuse; inputs: column tenure missing "
+        f"rate 12.0% in 2.0.7; baseline 1.0.0 ({user}/stable) has 0.0%; allowed increase 5.0%")
+    assert stable_versions(idx, user) == {"1.0.0"}
 
 
 def test_an_improved_version_passes_and_its_record_is_on_stable(with_baseline):

@@ -191,7 +191,7 @@ private Map promoteOnce(Map cfg) {
  */
 private void report(Map cfg) {
     String name = CiKit.projectName(cfg.requirement)
-    // beside ci-kit-promote.txt: ci-kit writes the page only into a folder that exists
+    // beside ci-kit-promote.txt, in the workspace root
     String html = "report-${name}.html"
     List<String> reportEnv = [
         "CIKIT_NAME=${name}",

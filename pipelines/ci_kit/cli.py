@@ -218,11 +218,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ci_kit.quality import history, report
 
     s = _preflight(args, _settings(args))
-    preflight.writable_file(args.html, "--html")
+    preflight.writable_file(args.html, "--html", make_parents=True)  # report.write makes the folders
     h = history.gather(_index(s, login=False), s, args.name)
     if args.compare and h.get(args.compare) is None:
         raise NotFound(f"{h.name}=={args.compare} is not on {', '.join(h.indexes.values())}", "pick a version `ci-kit status` lists")
-    path = report.write(Path(args.html).resolve() if args.html else s.path(s.test.results_dir) / f"report-{h.name}.html",
+    path = report.write(Path(args.html).expanduser().resolve() if args.html else s.path(s.test.results_dir) / f"report-{h.name}.html",
                         report.html(h, s.quality, args.compare))
     console.write_summary(args.summary, report.markdown(h))
     if args.json:

@@ -57,15 +57,23 @@ def writable_dir(path: Path, what: str) -> Path:
     return path
 
 
-def writable_file(path_text: str | None, what: str) -> None:
-    """A file ci-kit appends to at the end (--output, --summary): its folder must exist
-    and be writable, and the path must not be a folder."""
+def writable_file(path_text: str | None, what: str, *, make_parents: bool = False) -> None:
+    """A file ci-kit writes at the end (--output, --summary, --html): checked before the
+    index is read, so a typo costs nothing. Its folder must exist and be writable, and the
+    path must not be a folder. With make_parents (a page ci-kit writes whole, --html) the
+    missing folders are made when it is written: then the nearest existing one must be a
+    writable folder. --output and --summary append to files CI gives (GITHUB_OUTPUT): a
+    missing folder there is more likely a typo than a wish."""
     if not path_text:
         return
     path = Path(path_text).expanduser()
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder", f"{what} names a file that ci-kit appends to")
     parent = path.parent if str(path.parent) else Path(".")
+    if make_parents:
+        parent = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+        if not parent.is_dir():
+            raise UsageError(f"{what} {path}: {parent} is a file, not a folder", "name a file in a folder")
     if not parent.is_dir():
         raise UsageError(f"{what} {path}: the folder {parent} does not exist", "create it first, or name a file in an existing folder")
     if path.exists() and not os.access(path, os.W_OK):

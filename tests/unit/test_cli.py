@@ -253,3 +253,16 @@ def test_status_json_and_table(fake_from_settings: FakeIndex, tmp_path: Path, ca
     assert cli.main(["status", "--project-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == ["project      unstable  testing  stable", "churn-model  1.0.0     —        —"]
     assert cli.main(["status", "nothing-here", "--project-dir", str(tmp_path)]) == 7
+
+
+def test_report_html_makes_its_missing_folders(fake_from_settings: FakeIndex, tmp_path: Path, capsys: Capture) -> None:
+    _built(tmp_path)
+    assert cli.main(["push", "-q", "--project-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    page = tmp_path / "not" / "yet" / "report.html"
+    assert cli.main(["report", "churn-model", "--html", str(page), "--project-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"{page}\n"
+    assert page.read_text().startswith("<!doctype html>") and "1.0.0" in page.read_text()
+    under_a_file = tmp_path / "dist" / MANIFEST / "report.html"  # a folder cannot be made inside a file
+    assert cli.main(["report", "churn-model", "--html", str(under_a_file), "--project-dir", str(tmp_path)]) == 2
+    assert f"--html {under_a_file}: {tmp_path / 'dist' / MANIFEST} is a file, not a folder" in _one_error(capsys.readouterr().err)

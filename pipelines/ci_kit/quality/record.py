@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_kit import console
 from ci_kit.quality import profile
-from ci_kit.quality.schema import SchemaError, validate
+from ci_kit.quality.schema import FILES, SchemaError, validate
 
 if TYPE_CHECKING:
     from ci_kit.envs import Env
@@ -56,9 +56,11 @@ def read(path: Path, clone: Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"the file is not JSON ({exc})"
     try:
         evaluation = validate(data)
-        if "csv" in evaluation.get("inputs", {}):
-            name = evaluation["inputs"]["csv"]
-            computed = profile.profile_csv(profile.inside(clone, name), source=name)
+        kind = next((k for k in FILES if k in evaluation.get("inputs", {})), None)
+        if kind:
+            name = evaluation["inputs"][kind]
+            read_file = profile.profile_parquet if kind == "parquet" else profile.profile_csv
+            computed = read_file(profile.inside(clone, name, f"inputs.{kind}"), source=name)
             evaluation = validate({**evaluation, "inputs": computed})  # its column names are checked too
     except SchemaError as exc:
         return None, str(exc)

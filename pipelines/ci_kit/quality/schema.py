@@ -129,15 +129,19 @@ def _range(resp: dict[str, Any]) -> tuple[float, float]:
     return resp["histogram"]["edges"][0], resp["histogram"]["edges"][-1]
 
 
+FILES = ("csv", "parquet")  # inputs.csv / inputs.parquet: a file of the repository ci-kit profiles (profile.py)
+
+
 def _inputs(i: Any) -> dict[str, Any]:
     if not isinstance(i, dict):
-        raise SchemaError("inputs", "must be an object with csv (a file of the repository) or columns (a profile)")
-    if ("csv" in i) == ("columns" in i):
-        raise SchemaError("inputs", "must have either csv (ci-kit profiles it) or columns (a profile), one of them")
-    if "csv" in i:
-        if not isinstance(i["csv"], str) or not i["csv"]:
-            raise SchemaError("inputs.csv", "must be a path in the repository")
-        return {"csv": i["csv"]}
+        raise SchemaError("inputs", "must be an object with csv or parquet (a file of the repository) or columns (a profile)")
+    given = [k for k in (*FILES, "columns") if k in i]
+    if len(given) != 1:
+        raise SchemaError("inputs", "must have exactly one of csv, parquet (ci-kit profiles the file) or columns (a profile)")
+    if given[0] in FILES:
+        if not isinstance(i[given[0]], str) or not i[given[0]]:
+            raise SchemaError(f"inputs.{given[0]}", "must be a path in the repository")
+        return {given[0]: i[given[0]]}
     cols = i["columns"]
     if not isinstance(cols, dict) or not cols:
         raise SchemaError("inputs.columns", "must be an object of column name -> profile")
