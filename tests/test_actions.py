@@ -982,13 +982,13 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     assert m, cold.output[-3000:]
     venv_key = m.group(1)
     assert "Cache saved with key: " + venv_key in cold.step_log(SAVE_VENV), cold.output[-3000:]
-    assert RESTORED not in cold.output and f"ci-kit {_kit_version()}" in cold.step_log("Install ci-kit")
+    install = cold.step_log("Install ci-kit")
+    assert RESTORED not in install and re.search(r"^Installed \d+ packages", install, re.MULTILINE), install
+    assert f"ci-kit {_kit_version()}" in install, install
     # what was saved: pip's and uv's caches, no credential (there is none) and no built file
     saved = [f for d in ("pip", "uv") for f in (tmp_path / "home-pr-cold" / ".cache" / d).rglob("*") if f.is_file()]
     assert sum(f.stat().st_size for f in saved) > 1_000_000, "the run left nothing for actions/cache to keep"
     assert not any(f.name.startswith("churn_model") for f in saved), "a built file in the cache"
-    assert list((tmp_path / "home-pr-cold" / ".cache" / "act").glob("*/tmp/ci-kit-uv/bin/python")), \
-        "the cold run made no venv for uv (where did ci-kit come from?)"
 
     warm = act_runner(caller, product_repo, [], "pr-warm", event="pull_request", payload=payload, secrets={},
                       cache_server=server)
@@ -1000,8 +1000,7 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     # nothing installed: uv found the pin in the restored environment offline, and no venv was made
     install = warm.step_log("Install ci-kit")
     assert RESTORED in install and f"ci-kit {_kit_version()}" in install, install
-    assert not list((tmp_path / "home-pr-warm" / ".cache" / "act").glob("*/tmp/ci-kit-uv")), "the warm run made a venv"
-    assert list((tmp_path / "home-pr-warm" / ".cache" / "act").glob("*/tmp/ci-kit-venv/bin/ci-kit"))
+    assert "Installed" not in install and "Resolved" not in install, install
     assert summary.split("(not uploaded)")[0] in warm.summary("build-and-push")  # ci-kit ran from the restored env
     # and faster: the restore and the check take a fraction of the cold install (a margin this
     # shared 2-core host keeps under load: measured cold 7 to 20 s, warm 1 to 3 s)

@@ -1,6 +1,7 @@
 // actions/cache/save (its saveOnlyRun): save under the key input now, whatever was restored.
 const core = require('@actions/core');
 const cache = require('@actions/cache');
+require('../act-temp.js');  // RUNNER_TEMP's path as on GitHub (see there)
 
 const lines = (name) => core.getInput(name).split('\n').map((s) => s.trim()).filter(Boolean);
 
