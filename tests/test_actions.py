@@ -935,12 +935,57 @@ def test_doc_caller_branch_and_tag_pushed_together_both_green_one_promotion(
 
 RESTORE_VENV = "Restore ci-kit's environment (keyed on the runner, the exact Python and the pin)"
 SAVE_VENV = "Save ci-kit's environment (now, before any of the product's code runs)"
-RESTORED = "ci-kit: the environment restored from the cache has the pin; nothing installed"
+RESTORED = "ci-kit: using the environment restored from the cache (uv checked it against the pin)"
+REMADE = "ci-kit: the environment restored from the cache does not have the pin: made afresh"
 
 
 def _pin_digest(requirement: str, index_url: str) -> str:
     """The pin's part of the cache keys, as the workflow's ci-kit-key step computes it."""
     return hashlib.sha256(f"{requirement}\n{index_url}".encode()).hexdigest()[:16]
+
+
+@pytest.mark.slow
+def test_install_step_keeps_a_restored_environment_only_if_it_has_the_pin(kit_wheel: Path, tmp_path: Path) -> None:
+    """The workflow's `Install ci-kit` step, run by bash as a runner runs it (no act): it
+    makes a relocatable environment. Moved to another RUNNER_TEMP, as the cache restores it on
+    another runner, it is kept: nothing installed, its ci-kit runs. With a dependency gone
+    (stale or tampered), uv puts it back or the environment is made afresh; with its Python
+    gone, it is made afresh. Either way the step ends with the pin installed and working."""
+    [step] = [s for s in jobs(REUSABLE)["build-and-push"]["steps"] if s.get("name") == "Install ci-kit"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_KIT_", "GITHUB_", "RUNNER_", "VIRTUAL_ENV"))}
+
+    def run(temp: Path) -> str:
+        temp.mkdir(exist_ok=True)
+        (temp / "path").write_text("")  # the runner's GITHUB_PATH file, new for each step
+        proc = subprocess.run(["bash", "-c", step["run"]], capture_output=True, text=True, timeout=900,
+                              env={**env, "RUNNER_TEMP": str(temp), "GITHUB_PATH": str(temp / "path"),
+                                   "REQUIREMENT": str(kit_wheel), "INDEX_URL": ""})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert (temp / "path").read_text() == f"{temp}/ci-kit-venv/bin\n"
+        assert f"ci-kit {_kit_version()}" in out, out
+        return out
+
+    first = run(tmp_path / "a")
+    assert RESTORED not in first and REMADE not in first and re.search(r"^Installed \d+ packages", first, re.MULTILINE)
+    venv = tmp_path / "b" / "ci-kit-venv"
+    venv.parent.mkdir()
+    shutil.move(tmp_path / "a" / "ci-kit-venv", venv)
+    shutil.rmtree(tmp_path / "a")  # nothing of the old path left to lean on
+    moved = run(tmp_path / "b")
+    assert RESTORED in moved and "Installed" not in moved, moved
+    # a dependency gone: uv, offline, puts it back from its cache, or the environment is made afresh
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    for gone in [*site.glob("twine-*.dist-info"), site / "twine"]:
+        shutil.rmtree(gone)
+    stale = run(tmp_path / "b")
+    assert (RESTORED in stale or REMADE in stale) and "twine" in stale, stale
+    assert next(site.glob("twine-*.dist-info"))
+    # its Python gone (a runner with another interpreter at that path): made afresh
+    (venv / "bin" / "python").unlink()
+    (venv / "bin" / "python").symlink_to(tmp_path / "no-such-python")
+    remade = run(tmp_path / "b")
+    assert REMADE in remade and re.search(r"^Installed \d+ packages", remade, re.MULTILINE), remade
 
 
 @pytest.mark.slow
