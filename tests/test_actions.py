@@ -1048,7 +1048,7 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     assert "Installed" not in install and "Resolved" not in install, install
     assert summary.split("(not uploaded)")[0] in warm.summary("build-and-push")  # ci-kit ran from the restored env
     # and faster: the restore and the check take a fraction of the cold install. Measured on this
-    # shared 2-core host, four runs: cold 7.1 to 19.8 s, warm 1.2 to 3.0 s (5.5 to 15.6 times
+    # shared 2-core host, five runs: cold 6.1 to 19.8 s, warm 0.9 to 3.0 s (5.5 to 15.6 times
     # less); 1.5 times less still holds for the quietest cold run against the busiest warm one.
     cold_install = cold.step_seconds("Install ci-kit")
     warm_install, warm_restore = warm.step_seconds("Install ci-kit"), warm.step_seconds(RESTORE_VENV)
