@@ -1,6 +1,7 @@
 // actions/cache's post step (its saveImpl): save under the key unless that key was restored.
 const core = require('@actions/core');
 const cache = require('@actions/cache');
+require('./act-temp.js');  // RUNNER_TEMP's path as on GitHub (see there)
 
 const lines = (name) => core.getInput(name).split('\n').map((s) => s.trim()).filter(Boolean);
 // as actions/cache's isExactKeyMatch: keys compare without case (cache servers may lower them)
