@@ -1011,6 +1011,21 @@ def test_install_step_keeps_a_restored_environment_only_if_it_has_the_pin(kit_wh
     assert REMADE in remade and re.search(r"^Installed \d+ packages", remade, re.MULTILINE), remade
 
 
+def _assert_tested_the_built_files(summary: str, output: str) -> None:
+    """The build job tested the files it built (ci-kit test --dist): the very bytes, by name
+    and sha256 as built, the whole matrix there (each wheel on 3.11 and 3.12, the sdist once)."""
+    built = dict(re.findall(r"\| `(churn_model-[^`]+)` \| `([0-9a-f]{64})` \|", summary))
+    tested = dict(re.findall(r"- `(churn_model-[^`]+)` sha256 `([0-9a-f]{64})`", summary))
+    assert tested == built and {n.rsplit(".", 1)[-1] for n in built} == {"whl", "gz"}, summary
+    assert re.search(r"### ci-kit test: `churn-model==[^`]+` at `[0-9a-f]{12}`, the built files \(not uploaded\)", summary)
+    wheel = next(n for n in built if n.endswith(".whl"))
+    sdist = next(n for n in built if n.endswith(".tar.gz"))
+    runs = re.findall(r"\| `([^`]+)` \| (3\.1[12]) \| ✅ passed \| [1-9]\d* \| 0 \| \d+ \| `(junit-[^`]+)` \|", summary)
+    assert sorted(runs) == [(wheel, "3.11", "junit-py3.11-wheel.xml"), (wheel, "3.12", "junit-py3.12-wheel.xml"),
+                            (sdist, "3.11", "junit-py3.11-sdist.xml")], summary
+    assert "Test the built files (nothing uploaded, nothing attached)" in output
+
+
 @pytest.mark.slow
 def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
         act_runner: Any, product_repo: Path, fresh_user: Any, tools_index: str, tmp_path: Path) -> None:
@@ -1039,18 +1054,7 @@ def test_doc_caller_pull_request_uploads_nothing_and_a_warm_cache_is_faster(
     assert not cold.ran("test") and not cold.ran("promote"), cold.job_results()
     summary = cold.summary("build-and-push")
     assert re.search(r"### ci-kit build: `churn-model==[^`]+` \(not uploaded\)", summary), summary
-    # ... and the build job tested the files it built (ci-kit test --dist): the very bytes, by
-    # name and sha256 as built, the whole matrix there (each wheel on 3.11 and 3.12, the sdist once)
-    built = dict(re.findall(r"\| `(churn_model-[^`]+)` \| `([0-9a-f]{64})` \|", summary))
-    tested = dict(re.findall(r"- `(churn_model-[^`]+)` sha256 `([0-9a-f]{64})`", summary))
-    assert tested == built and {n.rsplit(".", 1)[-1] for n in built} == {"whl", "gz"}, summary
-    assert re.search(r"### ci-kit test: `churn-model==[^`]+` at `[0-9a-f]{12}`, the built files \(not uploaded\)", summary)
-    wheel = next(n for n in built if n.endswith(".whl"))
-    sdist = next(n for n in built if n.endswith(".tar.gz"))
-    runs = re.findall(r"\| `([^`]+)` \| (3\.1[12]) \| ✅ passed \| [1-9]\d* \| 0 \| \d+ \| `(junit-[^`]+)` \|", summary)
-    assert sorted(runs) == [(wheel, "3.11", "junit-py3.11-wheel.xml"), (wheel, "3.12", "junit-py3.12-wheel.xml"),
-                            (sdist, "3.11", "junit-py3.11-sdist.xml")], summary
-    assert "Test the built files (nothing uploaded, nothing attached)" in cold.output
+    _assert_tested_the_built_files(summary, cold.output)
     for index in ("unstable", "testing", "stable"):
         assert fresh_user.index().projects(f"{fresh_user.user}/{index}") == [], index
     # pip's and uv's caches: runner OS, job, Python, the pin (with its index, hashed: no comma)
