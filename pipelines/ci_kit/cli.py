@@ -137,7 +137,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     with _summary_on_failure(args):
         report = run_tests(_index(s), s.index, s.test, s.project_dir, _spec(args.requirement), commit=args.commit,
                       junit_dir=Path(args.junit_dir).resolve() if args.junit_dir else None,
-                      only_python=getattr(args, "only_python", None), secret_files=s.password_files)
+                      only_python=getattr(args, "only_python", None), secret_files=s.password_files, quality=s.quality)
     console.write_summary(args.summary, summary.run_report(report))
     if args.json:
         console.out_json(report.to_json())

@@ -41,12 +41,14 @@ def sides(version: str, index: str, records: list[evidence.Record]) -> list[Side
         if ev is None:
             continue
         try:
-            ev = validate(ev)
+            ev = validate(ev, stored=True)
         except SchemaError as exc:
             console.step(f"quality: {version} on {index}: evaluation of {r.fields['filename']} ignored ({exc})")
             continue
-        key = json.dumps(ev, sort_keys=True)
-        found.setdefault(key, Side(version, index, ev, f"{r.fields['filename']}, Python {r.python}"))
+        key = json.dumps({k: x for k, x in ev.items() if k != "shift"}, sort_keys=True)  # the shifts measured may differ
+        side = found.setdefault(key, Side(version, index, ev, f"{r.fields['filename']}, Python {r.python}"))
+        if side.evaluation is not None and side.evaluation is not ev and ev.get("shift"):
+            side.evaluation["shift"] = side.evaluation.get("shift", []) + ev["shift"]  # runs that agree: either's shift serves
     out = list(found.values())
     if len(out) == 1:
         out = [Side(version, index, out[0].evaluation)]
@@ -70,6 +72,27 @@ def find_baseline(cfg: IndexSettings, rules: Rules, index: Index, name: str, ver
     newest = rels[max(rels, key=version_key)]
     found = release_sides(index, newest, cfg.trusted)
     return found[0] if found else Side(newest.version, where, None)
+
+
+def for_test_stage(index: Index, cfg: IndexSettings, quality: QualitySettings | None, name: str,
+                   version: str) -> tuple[Rules, Side] | None:
+    """(rules, baseline) for the test stage to measure the response shift against
+    (quality/shift.py), or None when no shift is bounded or there is no baseline with
+    responses. A read that fails only costs the shortcut: the gate measures at promote."""
+    from ci_kit.errors import CiKitError
+
+    rules = parse(quality.rules) if quality is not None else None
+    if rules is None or rules.max_shift is None:
+        return None
+    try:
+        base = find_baseline(cfg, rules, index, name, version)
+    except CiKitError as exc:
+        console.step(f"test: quality: baseline not read ({exc.message}); the gate measures the shift at promote")
+        return None
+    if base is None or not (base.evaluation or {}).get("responses"):
+        return None
+    console.step(f"test: quality: the response shift is measured against baseline {base.where}, for the gate")
+    return rules, base
 
 
 def check(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release,
