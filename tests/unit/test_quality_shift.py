@@ -177,3 +177,14 @@ def test_a_stored_shift_is_checked_strictly(bad: dict[str, Any], field: str) -> 
     with pytest.raises(SchemaError) as info:
         validate({**cand, "shift": [{**cand["shift"][0], **bad}]}, stored=True)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("entry", ["psi", None, {"measure": "psi"}, {"value": "0.0"}, {"value": True}])
+def test_a_malformed_stored_shift_is_no_match(entry: Any) -> None:
+    """`report` hands the gate records as status read them: a broken entry is measured afresh, not a crash."""
+    rules = parse(RULES)
+    base = Side("1.0.0", "ci/stable", _ev(CALM))
+    good = shift.measured(rules, _ev(SHIFTED), base)["shift"][0]
+    broken = {**good, **entry} if isinstance(entry, dict) and "value" in entry else entry
+    assert shift.stored(rules, {**_ev(SHIFTED), "shift": [broken]}, base) is None
+    assert shift.stored(rules, {**_ev(SHIFTED), "shift": [broken, good]}, base) == good["value"]

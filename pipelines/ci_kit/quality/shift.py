@@ -78,7 +78,8 @@ def stored(rules: Rules, evaluation: dict[str, Any], base: Side) -> float | None
     key = _against(rules, base)
     if key is None:
         return None
-    for entry in evaluation.get("shift", []):
-        if {k: v for k, v in entry.items() if k != "value"} == key:
+    for entry in evaluation.get("shift") or []:  # report passes records unchecked: a malformed entry is no match
+        if isinstance(entry, dict) and {k: v for k, v in entry.items() if k != "value"} == key \
+                and isinstance(entry.get("value"), (int, float)) and not isinstance(entry["value"], bool):
             return float(entry["value"])
     return None
