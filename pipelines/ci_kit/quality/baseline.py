@@ -61,15 +61,28 @@ def release_sides(index: Index, rel: Release, trusted: frozenset[str]) -> list[S
     return sides(rel.version, rel.index, recs)
 
 
+def _newest(index: Index, where: str, name: str, version: str) -> Release | None:
+    """The newest release with files on `where` other than the candidate: its version from
+    the simple page, then that one release (two small reads, however many releases the
+    index holds); the whole project listing only if the simple page cannot say."""
+    listed = index.file_versions(where, name)
+    if listed is not None:
+        others = [v for v in listed if version_key(v) != version_key(version)]
+        rel = index.release(where, name, max(others, key=version_key)) if others else None
+        if not others or (rel is not None and rel.files):
+            return rel
+    rels = {v: r for v, r in index.releases(where, name).items() if version_key(v) != version_key(version) and r.files}
+    return rels[max(rels, key=version_key)] if rels else None
+
+
 def find_baseline(cfg: IndexSettings, rules: Rules, index: Index, name: str, version: str) -> Side | None:
     """The newest release on the baseline index other than the candidate, with its evaluation."""
     where = baseline_index(cfg, rules)
     if where is None:
         return None
-    rels = {v: r for v, r in index.releases(where, name).items() if v != version and r.files}
-    if not rels:
+    newest = _newest(index, where, name, version)
+    if newest is None:
         return None
-    newest = rels[max(rels, key=version_key)]
     found = release_sides(index, newest, cfg.trusted)
     return found[0] if found else Side(newest.version, where, None)
 
