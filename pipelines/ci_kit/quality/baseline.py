@@ -1,7 +1,9 @@
 """The quality gate's reads: the candidate's evaluation records (from the passing test
 records the test gate relied on) and the baseline's (the newest other release on the
-baseline index, stable unless configured). Nothing else is read, so the gate costs one
-listing and the baseline's records, however many releases the index holds.
+baseline index, stable unless configured). Nothing else is read, so the gate costs the
+baseline index's simple page, the newest release and its records, however many releases
+the index holds. The test stage makes the same lookup (for_test_stage) to measure the
+response shift ahead of the gate (shift.py).
 """
 
 from __future__ import annotations
