@@ -13,10 +13,10 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import report, rows, seed
+from benchmarks import quality, report, rows, seed
 from benchmarks.harness import BENCH_DIR, Server, log, tempdir
 
-ALL_ROWS = ["flow", "many", "startup", "image", "growth", "memory", "profile"]
+ALL_ROWS = ["flow", "many", "startup", "image", "growth", "memory", "profile", "quality-promote", "report"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         log(f"devpi-server on {server.url}, data in {server.server_dir}")
-        if "many" in wanted:  # seeded by import, before the server starts (seed.py says why)
-            log(f"seeding {plan.releases} releases of bench-big (devpi-import)")
+        projects = ([seed.many("big", "bench-big", plan.releases)] if "many" in wanted else []) + (
+            quality.projects(plan.releases) if {"quality-promote", "report"} & set(wanted) else [])
+        if projects:  # seeded by import, before the server starts (seed.py says why)
+            log(f"seeding {', '.join(p.name for p in projects)} (devpi-import)")
             try:
-                data["seed"] = seed.seed_by_import(server.server_dir, work / "seed-dump", "big", "bench-big", plan.releases)
+                data["seed"] = seed.seed_by_import(server.server_dir, work / "seed-dump", projects)
+                data["seed"]["releases"] = plan.releases  # of each project the rows promote from
                 log(f"seeded: {data['seed']}")
             except Exception as exc:  # noqa: BLE001 - recorded in the results; the other rows still run
                 data["errors"]["seed"] = str(exc)[-3000:]
@@ -76,6 +79,16 @@ def main(argv: list[str] | None = None) -> int:
                     data["rows"]["memory"] = rows.row_memory(server, work, plan)
                 elif name == "profile":
                     data["rows"]["profile"] = rows.row_profile(server, work, plan)
+                elif name == "quality-promote":
+                    if "seed" not in data:
+                        raise RuntimeError("seeding failed; see errors.seed")
+                    data["rows"][name] = quality.row_quality_promote(server, work, plan.rounds, plan.warmup, plan.releases)
+                    data["rows"][name]["seed"] = data["seed"]
+                elif name == "report":
+                    if "seed" not in data:
+                        raise RuntimeError("seeding failed; see errors.seed")
+                    data["rows"][name] = quality.row_report(server, work, plan.rounds, plan.warmup)
+                    data["rows"][name]["seed"] = data["seed"]
             except Exception as exc:  # noqa: BLE001 - record and go on: one broken row must not lose the others
                 log(f"{name} failed: {exc}")
                 data["errors"][name] = "".join(traceback.format_exception_only(type(exc), exc))[-3000:]

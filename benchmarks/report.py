@@ -292,6 +292,9 @@ def write(data: dict[str, Any], md: Path) -> None:
             extra = f"; largest over the growth row {gpeak:.0f} MB"
         body.append(["9. peak RSS of the ci-kit process", f"{peak:.0f} MB (example){extra}", "—", "—", "≤ 150 MB",
                      verdict(peak <= 150) + ("" if not g or gpeak <= 150 else " for the example; **missed** for large wheels")])
+    from benchmarks import quality
+
+    body += quality.summary(rows)
     w(table(["row", "A: ci-kit", "B: devpi-client", "A/B", "target", "verdict"], body))
     w("")
 
@@ -483,6 +486,7 @@ def write(data: dict[str, Any], md: Path) -> None:
                  for j in ("job1", "job2")]))
         w("")
 
+    out += quality.section(rows)
     pr = rows.get("profile")
     if pr or m:
         w("## Profiles and single steps\n")

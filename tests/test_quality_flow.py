@@ -74,6 +74,30 @@ def test_a_worse_version_2_is_refused_by_the_quality_gate(flow):
     assert "held_out_accuracy" in header and "0.7375" in v2 and "0.8 " in v1
 
 
+def test_the_test_stage_measures_the_shift_so_promote_needs_no_scipy(flow):
+    """The shift against 1.0.0 is stored in 2.0.0's test record (quality/shift.py), and a
+    promote that finds the same baseline takes it: scipy is not even imported."""
+    from ci_kit import evidence
+    from ci_kit.quality import shift
+
+    env, repo, idx, user, _, second = flow
+    assert f"test: quality: the response shift is measured against baseline 1.0.0 ({user}/stable), for the gate" in second.stderr
+    v1 = idx.release(f"{user}/stable", "churn-model", "1.0.0")
+    [base] = evidence.read(idx, v1, v1.files[0], frozenset([user])).of("test", v1.files[0].sha256)
+    rel = idx.release(f"{user}/unstable", "churn-model", "2.0.0")
+    for f in rel.files:
+        [test] = evidence.read(idx, rel, f, frozenset([user])).of("test", f.sha256)
+        [entry] = test.fields["evaluation"]["shift"]
+        assert {k: v for k, v in entry.items() if k != "value"} == {
+            "measure": "psi", "bins": 10,
+            "baseline": {"index": f"{user}/stable", "version": "1.0.0",
+                         "responses": shift.digest(base.fields["evaluation"]["responses"])}}
+    r = run_cikit("promote", "churn-model==2.0.0", cwd=repo, env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert r.returncode == 10 and "cannot be promoted: quality gate: metric held_out_accuracy" in r.stderr, r.output
+    imported = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
+    assert "ci_kit.quality.gate" in imported and not any(m.split(".")[0] in ("scipy", "numpy") for m in imported)
+
+
 def test_a_malformed_evaluation_file_fails_the_run_naming_the_field(flow):
     env, repo, _idx, _user, _, _ = flow
     write = ("python -c \"import json, os; json.dump({'schema': 1, 'metrics': {'auc': 'high'}}, "

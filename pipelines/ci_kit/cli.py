@@ -149,7 +149,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                                      only_python=args.only_python)
         else:
             report = run_tests(_index(s), s.index, s.test, s.project_dir, spec, commit=args.commit,
-                               junit_dir=junit_dir, only_python=args.only_python, secret_files=s.password_files)
+                               junit_dir=junit_dir, only_python=args.only_python, secret_files=s.password_files, quality=s.quality)
     console.write_summary(args.summary, summary.run_report(report))
     if args.json:
         console.out_json(report.to_json())

@@ -20,6 +20,16 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def version_of(filename: str) -> str | None:
+    """The normalised version a wheel's or sdist's file name carries, or None."""
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+
+    try:
+        return str(parse_wheel_filename(filename)[1] if filename.endswith(".whl") else parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
 def wheel_fits(filename: str, python: str) -> bool:
     """Whether a wheel's tags admit CPython `python` (pure wheels always do)."""
     from packaging.utils import parse_wheel_filename

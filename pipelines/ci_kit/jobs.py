@@ -63,7 +63,7 @@ class Flow:
 def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: str | None = None,
                      junit_dir: Path | None = None) -> JobTwo:
     report = testrun.run_tests(index, settings.index, settings.test, settings.project_dir, spec, commit=commit,
-                           junit_dir=junit_dir, secret_files=settings.password_files)
+                           junit_dir=junit_dir, secret_files=settings.password_files, quality=settings.quality)
     promotion = promote_mod.promote(index, settings.index, settings.test.python_versions, spec, quality=settings.quality)
     return JobTwo(report, promotion)
 

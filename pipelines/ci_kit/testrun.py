@@ -20,18 +20,23 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_kit import console, envs, evidence, outcome, repo, results, runner, sandbox, testdeps
 from ci_kit import junit as junit_mod
-from ci_kit.config import IndexSettings, ProductTestSettings, under
+from ci_kit.config import IndexSettings, ProductTestSettings, QualitySettings, under
 from ci_kit.contract import Counts, FileKind, OneRunJson, RunReportJson
 from ci_kit.dists import top_level_modules, wheel_fits
 from ci_kit.errors import EnvFailed, NotFound, ProductTestsFailed, ProjectError, UsageError
 from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.quality import baseline as quality_baseline
 from ci_kit.quality import record as quality_record
 from ci_kit.release import Spec
 from ci_kit.testfiles import Source, index_source
+
+if TYPE_CHECKING:
+    from ci_kit.quality.gate import Side
+    from ci_kit.quality.rules import Rules
 
 PROBE_DIR = Path(__file__).with_name("probe")
 
@@ -129,21 +134,27 @@ def _release(index: Index, source: str, spec: Spec) -> Release:
 
 def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, project_dir: Path, spec: Spec, *,
          commit: str | None = None, pythons: Sequence[str] | None = None, junit_dir: Path | None = None,
-         only_python: str | None = None, secret_files: Sequence[str] = ()) -> RunReport:
+         only_python: str | None = None, secret_files: Sequence[str] = (),
+         quality: QualitySettings | None = None) -> RunReport:
     """Test the release from where.unstable_index on each Python of the plan; attach each
-    run's record to the file it tested; raise ProductTestsFailed (with the report) if any failed."""
+    run's record to the file it tested; raise ProductTestsFailed (with the report) if any failed.
+    With a response shift bound in `quality`, each run's evaluation also stores the shift
+    against the gate's baseline, so that promote need not import scipy (quality/shift.py)."""
     pythons = pythons_to_run(pythons or cfg.python_versions, only_python)
     repo.require_project(project_dir)
     release = _release(index, where.unstable_index, spec)
     commit = built_from(index, release, where.trusted, project_dir, commit)
+    against = quality_baseline.for_test_stage(index, where, quality, spec.name, spec.version)
     return run_plan(index_source(index, release), cfg, project_dir, spec, commit, pythons=pythons, junit_dir=junit_dir,
-                    only_python=only_python, secret_files=secret_files)
+                    only_python=only_python, secret_files=secret_files, against=against)
 
 
 def run_plan(source: Source, cfg: ProductTestSettings, project_dir: Path, spec: Spec, commit: str, *, pythons: list[str],
-             junit_dir: Path | None, only_python: str | None, secret_files: Sequence[str]) -> RunReport:
+             junit_dir: Path | None, only_python: str | None, secret_files: Sequence[str],
+             against: tuple[Rules, Side] | None = None) -> RunReport:
     """The one loop of job 2, whatever the files' source: each file of the plan on its
-    Python, in its own fresh clone, environment and sandbox, side by side."""
+    Python, in its own fresh clone, environment and sandbox, side by side. `against`: the
+    quality gate's baseline, to store the response shift against (none for local files)."""
     repo.resolve_commit(project_dir, commit)
     repo.check_version_matches(spec.version, commit)
     out_dir = junit_dir or under(project_dir, cfg.results_dir)
@@ -161,7 +172,8 @@ def run_plan(source: Source, cfg: ProductTestSettings, project_dir: Path, spec: 
         # one per core; results are attached in plan order afterwards.
         envs.uv_bin()  # resolve once here: uv's finder reads sysconfig, which is not thread-safe on first use
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-            runs = list(pool.map(lambda j: _run_one(cfg, spec, commit, j, out_dir, modules=modules, secret_files=secret_files), jobs))
+            runs = list(pool.map(lambda j: _run_one(cfg, spec, commit, j, out_dir, modules=modules, secret_files=secret_files,
+                                                    against=against), jobs))
         for job, run in zip(jobs, runs, strict=True):  # pool.map: one run per job
             report.runs.append(run)
             if source.attach is not None:
@@ -241,7 +253,7 @@ class _Files:
 
 
 def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_dir: Path, *, modules: list[str],
-             secret_files: Sequence[str]) -> RunResult:
+             secret_files: Sequence[str], against: tuple[Rules, Side] | None = None) -> RunResult:
     files = _Files(job.tmp / f"out-{job.tag}", job.tag)
     files.own.mkdir()
     box = sandbox.Box(cfg.pass_env, cfg.python_versions, secret_files, job.tmp / f"box-{job.tag}", job.clone)
@@ -259,7 +271,8 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
     message = outcome.failure_message(rc, counts, require_junit=cfg.require_junit, ran=ran, py=job.python,
                                       tox=bool(cfg.tox_env), proof=proof)
     evaluation, message, output = quality_record.of_run(cfg.evaluate_command, box, env, child, job.clone,
-                                                        metrics_file=files.metrics, message=message, output=output)
+                                                        metrics_file=files.metrics, message=message, output=output,
+                                                        against=against)
     if message and rc != 0:
         message = "; ".join(x for x in (message, testdeps.missing_module_hint(output, job.path, job.clone)) if x)
     if message and rc == 0:

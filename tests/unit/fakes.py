@@ -85,6 +85,12 @@ class FakeIndex:
         self.index_config(index)
         return {v: _parse_release(index, json.loads(json.dumps(d))) for v, d in self.data[index].get(_normalize(name), {}).items()}
 
+    def file_versions(self, index: str, name: str) -> list[str] | None:
+        """What the simple page gives: the normalised versions that have files."""
+        from packaging.version import Version
+
+        return sorted(str(Version(v)) for v, rel in self.releases(index, name).items() if rel.files)
+
     # index.py's own read-back check, over this index's release(): the comparison under test is the real one
     read_back = Index.read_back
     read_result = Index.read_result  # the real parsing of what read_result_bytes returns

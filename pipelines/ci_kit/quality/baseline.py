@@ -1,7 +1,9 @@
 """The quality gate's reads: the candidate's evaluation records (from the passing test
 records the test gate relied on) and the baseline's (the newest other release on the
-baseline index, stable unless configured). Nothing else is read, so the gate costs one
-listing and the baseline's records, however many releases the index holds.
+baseline index, stable unless configured). Nothing else is read, so the gate costs the
+baseline index's simple page, the newest release and its records, however many releases
+the index holds. The test stage makes the same lookup (for_test_stage) to measure the
+response shift ahead of the gate (shift.py).
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ def sides(version: str, index: str, records: list[evidence.Record]) -> list[Side
         if ev is None:
             continue
         try:
-            ev = validate(ev)
+            ev = validate(ev, stored=True)
         except SchemaError as exc:
             console.step(f"quality: {version} on {index}: evaluation of {r.fields['filename']} ignored ({exc})")
             continue
-        key = json.dumps(ev, sort_keys=True)
-        found.setdefault(key, Side(version, index, ev, f"{r.fields['filename']}, Python {r.python}"))
+        key = json.dumps({k: x for k, x in ev.items() if k != "shift"}, sort_keys=True)  # the shifts measured may differ
+        side = found.setdefault(key, Side(version, index, ev, f"{r.fields['filename']}, Python {r.python}"))
+        if side.evaluation is not None and side.evaluation is not ev and ev.get("shift"):
+            side.evaluation["shift"] = side.evaluation.get("shift", []) + ev["shift"]  # runs that agree: either's shift serves
     out = list(found.values())
     if len(out) == 1:
         out = [Side(version, index, out[0].evaluation)]
@@ -59,17 +63,51 @@ def release_sides(index: Index, rel: Release, trusted: frozenset[str]) -> list[S
     return sides(rel.version, rel.index, recs)
 
 
+def _newest(index: Index, where: str, name: str, version: str) -> Release | None:
+    """The newest release with files on `where` other than the candidate: its version from
+    the simple page, then that one release (two small reads, however many releases the
+    index holds); the whole project listing only if the simple page cannot say."""
+    listed = index.file_versions(where, name)
+    if listed is not None:
+        others = [v for v in listed if version_key(v) != version_key(version)]
+        rel = index.release(where, name, max(others, key=version_key)) if others else None
+        if not others or (rel is not None and rel.files):
+            return rel
+    rels = {v: r for v, r in index.releases(where, name).items() if version_key(v) != version_key(version) and r.files}
+    return rels[max(rels, key=version_key)] if rels else None
+
+
 def find_baseline(cfg: IndexSettings, rules: Rules, index: Index, name: str, version: str) -> Side | None:
     """The newest release on the baseline index other than the candidate, with its evaluation."""
     where = baseline_index(cfg, rules)
     if where is None:
         return None
-    rels = {v: r for v, r in index.releases(where, name).items() if v != version and r.files}
-    if not rels:
+    newest = _newest(index, where, name, version)
+    if newest is None:
         return None
-    newest = rels[max(rels, key=version_key)]
     found = release_sides(index, newest, cfg.trusted)
     return found[0] if found else Side(newest.version, where, None)
+
+
+def for_test_stage(index: Index, cfg: IndexSettings, quality: QualitySettings | None, name: str,
+                   version: str) -> tuple[Rules, Side] | None:
+    """(rules, baseline) for the test stage to measure the response shift against
+    (quality/shift.py), or None when no shift is bounded or there is no baseline with
+    responses. A read that fails only costs the shortcut: the gate measures at promote."""
+    from ci_kit.errors import CiKitError
+
+    rules = parse(quality.rules) if quality is not None else None
+    if rules is None or rules.max_shift is None:
+        return None
+    try:
+        base = find_baseline(cfg, rules, index, name, version)
+    except CiKitError as exc:
+        console.step(f"test: quality: baseline not read ({exc.message}); the gate measures the shift at promote")
+        return None
+    if base is None or not (base.evaluation or {}).get("responses"):
+        return None
+    console.step(f"test: quality: the response shift is measured against baseline {base.where}, for the gate")
+    return rules, base
 
 
 def check(index: Index, cfg: IndexSettings, quality: QualitySettings, rel: Release,

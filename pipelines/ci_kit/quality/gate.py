@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_kit.quality import measures
+from ci_kit.quality import measures, shift
 from ci_kit.quality.rules import MetricRule, Rules
 
 
@@ -129,11 +129,13 @@ def _responses(rules: Rules, cand: Side, base: Side | None, v: QualityVerdict) -
         v.lines.append(f"responses: reference set changed since {base.where} "
                        f"({old['reference']['sha256'][:12]}… -> {resp['reference']['sha256'][:12]}…): shift not compared")
         return
-    try:
-        d = measures.shift(rules.measure, resp, old, rules.bins)
-    except measures.NotComparable as exc:
-        v.problems.append(f"responses: {exc}")
-        return
+    d = shift.stored(rules, cand.evaluation or {}, base)  # measured by the test stage against this very baseline
+    if d is None:
+        try:
+            d = measures.shift(rules.measure, resp, old, rules.bins)
+        except measures.NotComparable as exc:
+            v.problems.append(f"responses: {exc}")
+            return
     text = (f"responses: {rules.measure} {d:.4f} between {cand.version} and baseline {base.where} "
             f"on reference set {resp['reference']['sha256'][:12]}…")
     if d > rules.max_shift:

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_kit import console
-from ci_kit.quality import profile
+from ci_kit.errors import UsageError
+from ci_kit.quality import profile, shift
 from ci_kit.quality.schema import FILES, SchemaError, validate
 
 if TYPE_CHECKING:
     from ci_kit.envs import Env
+    from ci_kit.quality.gate import Side
+    from ci_kit.quality.rules import Rules
     from ci_kit.sandbox import Box
 
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
@@ -68,10 +71,13 @@ def read(path: Path, clone: Path) -> tuple[dict[str, Any] | None, str]:
 
 
 def of_run(command: str, box: Box, env: Env, child: Mapping[str, str], clone: Path, *,
-           metrics_file: Path, message: str, output: str) -> tuple[dict[str, Any] | None, str, str]:
+           metrics_file: Path, message: str, output: str,
+           against: tuple[Rules, Side] | None = None) -> tuple[dict[str, Any] | None, str, str]:
     """The run's evaluation record (quality/, docs/quality.md): evaluate-command in the same
     box and environment once the tests passed, then the file checked. A malformed file
-    fails the run with one line naming the field. Returns (record, message, output)."""
+    fails the run with one line naming the field. With `against` (rules, baseline), the
+    response shift is measured here for the gate (quality/shift.py says why). Returns
+    (record, message, output)."""
     if not message and command:
         erc, eout = evaluate(command, box, env, child, clone)
         output += eout
@@ -79,4 +85,9 @@ def of_run(command: str, box: Box, env: Env, child: Mapping[str, str], clone: Pa
     evaluation, bad = read(metrics_file, clone)
     if not message and bad:
         message = f"evaluation file ($CI_KIT_METRICS_FILE): {bad}"
+    if evaluation is not None and against is not None and not message:
+        try:
+            evaluation = shift.measured(against[0], evaluation, against[1])
+        except UsageError as exc:  # scipy is missing here: the gate says so at promote, where it is needed
+            console.step(f"test: quality: shift not measured ({exc.message})")
     return evaluation, message, output

@@ -13,12 +13,16 @@ import re
 from itertools import pairwise
 from typing import Any
 
+from ci_kit.quality.rules import MEASURES
+
 SCHEMA = 1
 MAX_SCORES = 50_000  # raw scores kept in the record; more should be sent as a histogram
 MAX_CATEGORIES = 1_000
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _TOP = {"schema", "metrics", "responses", "inputs"}
 KINDS = ("probability", "value")
+_SHIFT = {"measure", "bins", "baseline", "value"}
+_AGAINST = {"index", "version", "responses"}
 
 
 class SchemaError(ValueError):
@@ -39,15 +43,19 @@ def _shown(v: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def validate(data: Any) -> dict[str, Any]:
-    """The record in its normal form, or SchemaError naming the first bad field."""
+def validate(data: Any, *, stored: bool = False) -> dict[str, Any]:
+    """The record in its normal form, or SchemaError naming the first bad field. `shift`
+    (the shift the test stage measured, quality/shift.py) is ci-kit's own field: allowed
+    only in a record read back from a test record (stored), never in the product's file."""
     if not isinstance(data, dict):
         raise SchemaError("the file", "is not a JSON object")
     if "schema" not in data and data and all(_number(v) for v in data.values()):
         data = {"schema": SCHEMA, "metrics": data}  # the flat form: metrics only
     if data.get("schema") != SCHEMA:
         raise SchemaError("schema", f"must be {SCHEMA}, got {_shown(data.get('schema'))}")
-    unknown = sorted(set(data) - _TOP)
+    if "shift" in data and not stored:
+        raise SchemaError("shift", "is written by ci-kit's test stage, not by the product: remove it from the file")
+    unknown = sorted(set(data) - _TOP - ({"shift"} if stored else set()))
     if unknown:
         raise SchemaError(unknown[0], f"is not a field of the schema (fields: {', '.join(sorted(_TOP))})")
     out: dict[str, Any] = {"schema": SCHEMA, "metrics": _metrics(data.get("metrics"))}
@@ -55,7 +63,34 @@ def validate(data: Any) -> dict[str, Any]:
         out["responses"] = _responses(data["responses"])
     if data.get("inputs") is not None:
         out["inputs"] = _inputs(data["inputs"])
+    if stored and "shift" in data:
+        if "responses" not in out:
+            raise SchemaError("shift", "needs responses: it is the shift of the responses")
+        out["shift"] = _shift(data["shift"])
     return out
+
+
+def _shift(s: Any) -> list[dict[str, Any]]:
+    """Strict, like the rest: a stored shift the gate takes instead of measuring must say
+    exactly what it was measured against."""
+    if not isinstance(s, list):
+        raise SchemaError("shift", "must be a list of measured shifts")
+    for i, e in enumerate(s):
+        where = f"shift[{i}]"
+        if not isinstance(e, dict) or set(e) != _SHIFT:
+            raise SchemaError(where, f"must be an object with exactly {', '.join(sorted(_SHIFT))}")
+        if e["measure"] not in MEASURES:
+            raise SchemaError(f"{where}.measure", f"must be one of {', '.join(MEASURES)}, got {_shown(e['measure'])}")
+        if not (isinstance(e["bins"], int) and not isinstance(e["bins"], bool) and 2 <= e["bins"] <= 100):
+            raise SchemaError(f"{where}.bins", f"must be an integer from 2 to 100, got {_shown(e['bins'])}")
+        if not _number(e["value"]) or e["value"] < 0:
+            raise SchemaError(f"{where}.value", f"must be a finite number >= 0, got {_shown(e['value'])}")
+        b = e["baseline"]
+        if not isinstance(b, dict) or set(b) != _AGAINST or not all(isinstance(b[k], str) and b[k] for k in _AGAINST):
+            raise SchemaError(f"{where}.baseline", "must be an object {index, version, responses} of non-empty strings")
+        if not _SHA.match(b["responses"]):
+            raise SchemaError(f"{where}.baseline.responses", "must be the sha256 (64 hex digits) of the baseline's responses")
+    return s
 
 
 def _metrics(m: Any) -> dict[str, float]:
