@@ -88,7 +88,7 @@ def test_results_serialise_to_the_contract():
     from ci_kit.promote import Promotion
     from ci_kit.push import PushResult
     from ci_kit.release import Spec
-    from ci_kit.testrun import RunReport, RunResult
+    from ci_kit.testreport import RunReport, RunResult
 
     spec = Spec("churn-model", "1.0")
     m = Manifest("churn-model", "1.0", "c" * 40, [BuiltFile("churn_model-1.0-py3-none-any.whl", "a" * 64, 10)])

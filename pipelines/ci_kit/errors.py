@@ -55,7 +55,7 @@ class ProductTestsFailed(CiKitError, code=9):
 
     def __init__(self, message: str, hint: str = "", report: object = None) -> None:
         super().__init__(message, hint)
-        self.report = report  # the testrun.RunReport, for summaries of a failed run
+        self.report = report  # the testreport.RunReport, for summaries of a failed run
 
 
 class GateRefused(CiKitError, code=10):

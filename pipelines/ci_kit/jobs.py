@@ -19,6 +19,7 @@ from ci_kit.config import Settings
 from ci_kit.contract import FlowJson, JobTwoJson
 from ci_kit.index import Index
 from ci_kit.release import Spec
+from ci_kit.testreport import RunReport
 
 
 def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
@@ -31,7 +32,7 @@ def build_and_push(index: Index, settings: Settings) -> push_mod.PushResult:
 class JobTwo:
     """Job 2's result: the tests of the release, then its promotion."""
 
-    report: testrun.RunReport
+    report: RunReport
     promotion: promote_mod.Promotion
 
     def to_json(self) -> JobTwoJson:
@@ -69,7 +70,7 @@ def test_and_promote(index: Index, settings: Settings, spec: Spec, *, commit: st
 
 
 def run_local_tests(settings: Settings, dist_dir: Path, spec: Spec | None, *, commit: str | None = None,
-                    junit_dir: Path | None = None, only_python: str | None = None) -> testrun.RunReport:
+                    junit_dir: Path | None = None, only_python: str | None = None) -> RunReport:
     """`ci-kit test --dist DIR`: job 2's tests on the files `ci-kit build` left in DIR, for
     a pull request that may not upload. No index is asked for the files and none is
     written to, so no credential is needed and the gate never counts these runs; the
@@ -90,7 +91,7 @@ def run(index: Index, settings: Settings) -> Flow:
     target = promote_mod.verified(index, settings.index, settings.test.python_versions, spec)
     if target is not None:
         console.step(f"run: {spec} is already on {target} with its evidence verified there; not testing it again")
-        two = JobTwo(testrun.RunReport(spec, pushed.manifest.commit),
+        two = JobTwo(RunReport(spec, pushed.manifest.commit),
                      promote_mod.promote(index, settings.index, settings.test.python_versions, spec, quality=settings.quality))
     else:
         two = test_and_promote(index, settings, spec, commit=pushed.manifest.commit)

@@ -18,14 +18,14 @@ import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_kit import console, envs, evidence, outcome, repo, results, runner, sandbox, testdeps
 from ci_kit import junit as junit_mod
 from ci_kit.config import IndexSettings, ProductTestSettings, QualitySettings, under
-from ci_kit.contract import Counts, FileKind, OneRunJson, RunReportJson
+from ci_kit.contract import Counts
 from ci_kit.dists import top_level_modules, wheel_fits
 from ci_kit.errors import EnvFailed, NotFound, ProductTestsFailed, ProjectError, UsageError
 from ci_kit.index import Index, Release, ReleaseFile
@@ -33,50 +33,13 @@ from ci_kit.quality import baseline as quality_baseline
 from ci_kit.quality import record as quality_record
 from ci_kit.release import Spec
 from ci_kit.testfiles import Source, index_source
+from ci_kit.testreport import RunReport, RunResult
 
 if TYPE_CHECKING:
     from ci_kit.quality.gate import Side
     from ci_kit.quality.rules import Rules
 
 PROBE_DIR = Path(__file__).with_name("probe")
-
-
-@dataclass
-class RunResult:
-    """One file on one Python: the outcome, where its JUnit XML and record went."""
-
-    filename: str
-    kind: FileKind
-    sha256: str
-    python: str
-    passed: bool
-    counts: Counts
-    junit_path: str
-    record_path: str
-    message: str = ""
-    record: dict[str, Any] = field(default_factory=dict, repr=False)  # attached to the file on the index
-    failed_tests: list[str] = field(default_factory=list)
-
-    def to_json(self) -> OneRunJson:
-        return {"filename": self.filename, "kind": self.kind, "sha256": self.sha256, "python": self.python,
-                "passed": self.passed, "counts": self.counts, "junit_path": self.junit_path,
-                "record_path": self.record_path, "message": self.message, "failed_tests": self.failed_tests}
-
-
-@dataclass
-class RunReport:
-    spec: Spec
-    commit: str
-    runs: list[RunResult] = field(default_factory=list)
-    attached: bool = True  # False: local files (`ci-kit test --dist`), no record on any index
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.runs) and all(r.passed for r in self.runs)
-
-    def to_json(self) -> RunReportJson:
-        return {"requirement": str(self.spec), "commit": self.commit, "passed": self.passed,
-                "attached": self.attached, "runs": [r.to_json() for r in self.runs]}
 
 
 def _plural(count: int, noun: str) -> str:
