@@ -113,10 +113,10 @@ class Election:
     Used as a context manager: leaving it by an exception gives the claim up."""
 
     def __init__(self, index: Index, target: str, name: str, version: str, anchor: tuple[str, str], *,
-                 trusted: frozenset[str], expiry: float = EXPIRY, wait: float = WAIT, poll: float = 0.5) -> None:
+                 trusted: frozenset[str], poll: float = 0.5) -> None:
         self.index, self.target, self.name, self.version = index, target, name, version
         self.basename, self.sha256 = anchor
-        self.trusted, self.expiry, self.wait, self.poll = trusted, expiry, wait, poll
+        self.trusted, self.expiry, self.wait, self.poll = trusted, EXPIRY, WAIT, poll
         self.run = uuid.uuid4().hex
         self.claimed = 0  # claims attached (more than one when the index lost one)
         self.mine: tuple[float, float] | None = None  # (the index's time of our claim, time.monotonic() when seen)
