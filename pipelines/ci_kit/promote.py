@@ -260,7 +260,7 @@ def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], prom
         by = _record_once(index, trusted, promo, rel, verdict, commit=evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
         if by:
             return _promoted_by(index, trusted, pythons, promo, by)
-        promo.forced = not verdict.passed
+        promo.forced, promo.changed = not verdict.passed, bool(missing_promotion)  # this run completed the promotion
         return promo
     if problems:
         raise Mismatch(f"{promo.spec} is on {promo.target} without passing evidence: " + "; ".join(problems),

@@ -129,7 +129,7 @@ def test_a_claim_older_than_the_expiry_is_stale_and_ignored(fake: FakeIndex, set
     _claim(fake, there)  # a run that died after claiming, EXPIRY + 5 s ago by the server's clock
     clock.t += claims.EXPIRY + 5
     p = _promote(fake, settings)
-    assert not p.already  # this run wrote the records (on a release already copied there: changed stays false)
+    assert (p.changed, p.already) == (True, False)  # this run promoted: it wrote the records
     assert clock.slept == 0  # no wait at all
     assert len(_kinds(fake, settings, "promotion")) == 2
 
@@ -140,7 +140,7 @@ def test_a_live_claim_of_a_dead_run_is_outwaited_then_taken_over(fake: FakeIndex
     _claim(fake, _raced(fake, rel))  # claimed just now, and never finishes
     started = clock.t
     p = _promote(fake, settings)
-    assert not p.already  # this run wrote the records (on a release already copied there: changed stays false)
+    assert (p.changed, p.already) == (True, False)  # this run promoted: it wrote the records
     assert claims.EXPIRY <= clock.t - started <= claims.EXPIRY + 2  # once its claim lapsed, not before
     assert len(_kinds(fake, settings, "promotion")) == 2
 
@@ -152,7 +152,7 @@ def test_a_claim_given_up_lets_the_next_run_go_ahead_at_once(fake: FakeIndex, se
     _claim(fake, there)
     _claim(fake, there, op="release")  # that run failed after claiming, and said so
     p = _promote(fake, settings)
-    assert (p.already, clock.slept) == (False, 0)
+    assert (p.changed, p.already, clock.slept) == (True, False, 0)
 
 
 @pytest.mark.parametrize("who", ["mallory", None], ids=["untrusted", "anonymous"])
@@ -162,7 +162,7 @@ def test_a_claim_by_an_untrusted_uploader_is_ignored(fake: FakeIndex, settings: 
     _test(fake, rel)
     _claim(fake, _raced(fake, rel), who=who)  # first in the index's order, but not by a trusted uploader
     p = _promote(fake, settings)
-    assert (p.already, clock.slept) == (False, 0)
+    assert (p.changed, p.already, clock.slept) == (True, False, 0)
     assert "claimed this promotion first" not in capsys.readouterr().err
     assert len(_kinds(fake, settings, "promotion")) == 2
 
