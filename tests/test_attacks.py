@@ -388,6 +388,46 @@ def test_concurrent_promotions_all_succeed_with_one_copy(fresh_user, product_rep
     assert [p.returncode for p in procs] == [0] * 6, outs
     stable = _release(fresh_user, "stable")
     assert sorted(f.basename for f in stable.files) == sorted(f.basename for f in _release(fresh_user).files)
+    assert _promotion_records(fresh_user, stable) == {f.basename: 1 for f in stable.files}, outs
+
+
+def _promotion_records(fresh_user, rel) -> dict[str, int]:
+    idx = fresh_user.index()
+    return {f.basename: sum(1 for link in rel.results_for(f) if (idx.read_result(link) or {}).get("ci_kit", {}).get("kind") == "promotion")
+            for f in rel.files}
+
+
+def test_concurrent_promotions_through_a_slow_proxy_elect_one_promoter(fresh_user, product_repo):
+    """Four promote runs of one release started at once, every request slowed by a proxy
+    so that their copies and claims interleave (claims.py): all exit 0, one copy on stable,
+    one promotion record per file, written by one run; the others say it was that run."""
+    env = _push(fresh_user, product_repo)
+    _passed(fresh_user, product_repo)
+    with FaultProxy(fresh_user.url) as proxy:
+        proxy.add("GET", lambda _path, _body: True, "delay", seconds=0.15, times=100_000)
+        proxy.add("POST", lambda _path, _body: True, "delay", seconds=0.4, times=100_000)
+        procs = [subprocess.Popen([CIKIT, "promote", f"churn-model=={V}", "--json"], cwd=product_repo, text=True,
+                                  env={**env, "CI_KIT_INDEX_URL": proxy.url, "GITHUB_ACTOR": f"run{n}"},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in range(4)]
+        outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    stable = _release(fresh_user, "stable")
+    assert {(f.basename, f.sha256) for f in stable.files} == {(f.basename, f.sha256) for f in _release(fresh_user).files}
+    assert _promotion_records(fresh_user, stable) == {f.basename: 1 for f in stable.files}, outs
+    idx = fresh_user.index()
+    by = {idx.read_result(link)["ci_kit"]["by"] for f in stable.files for link in stable.results_for(f)
+          if idx.read_result(link)["ci_kit"]["kind"] == "promotion"}
+    assert len(by) == 1, by
+    winner = by.pop()
+    said = [json.loads(out) for out, _ in outs]
+    assert sum(1 for o in said if f"already promoted by {winner}" in o["gate"]) >= 1, outs  # the slow proxy made them meet
+    for n, (o, (_, err)) in enumerate(zip(said, outs, strict=True)):
+        if f"run{n}" == winner:
+            assert not o["already"] and "already promoted by" not in err, err
+        else:  # it lost the election, or came after the promotion: either way it changed nothing
+            assert o["already"] and not o["changed"], o
+    row = json.loads(run_cikit("status", "churn-model", "--json", cwd=product_repo, env=env).stdout)["versions"][0]
+    assert [p["by"] for p in row["promoted"]] == [winner], row["promoted"]
 
 
 # -- 9. malformed records -------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_two_jobs_promote_tested_bytes_and_reruns_change_nothing(fresh_user, pro
     assert check(recs[1]) is None
     # on the target: the gated bytes with the evidence they passed on, and who promoted
     kinds = [idx.read_result(link)["ci_kit"]["kind"] for link in testing.results_for(testing.file(wheel.basename))]
-    assert sorted(kinds) == ["build", "promotion", "test"]
+    assert sorted(kinds) == ["build", "claim", "promotion", "test"]  # claim: the run's claim to promote (claims.py)
 
     # re-runs: job 1 rebuilds the same bytes (no collision), promote is a no-op success
     r = run_cikit("build-and-push", cwd=product_repo, env=env)

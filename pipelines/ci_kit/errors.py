@@ -86,6 +86,13 @@ class TimedOut(CiKitError, code=15):
     """A command ran past its time limit; its whole process group was killed."""
 
 
+class PromotionPending(CiKitError):
+    """Another run claimed the promotion of the same release first (claims.py) and its
+    records did not appear on the target within the wait."""
+
+    exit_code = 16
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived (a person's Ctrl-C, CI's cancel button).
 
@@ -120,6 +127,7 @@ EXIT_CODES: dict[int, str] = {
     13: "the embedded devpi-server could not be initialised or started (`ci-kit server start`)",
     14: "a promotion target holds bytes or a release without trusted passing evidence (not from the gate)",
     15: "a command ran past its time limit (it was stopped with its child processes)",
+    16: "another run of promote claimed the same release first and its promotion did not appear on the target within the wait (run promote again)",
     130: "interrupted by SIGINT (Ctrl-C): child processes stopped, temporary folders removed",
     143: "interrupted by SIGTERM (CI's cancel): child processes stopped, temporary folders removed",
 }

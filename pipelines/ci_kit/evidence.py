@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SCHEMA = 2  # ci_kit.schema of the records this version writes and counts
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _PY = re.compile(r"^3\.\d{1,2}$")
-RecordKind = Literal["build", "test", "promotion"]
+RecordKind = Literal["build", "test", "promotion", "claim"]  # claim: claims.py
 KINDS: tuple[RecordKind, ...] = get_args(RecordKind)
 
 
@@ -107,6 +107,22 @@ def check(record: Any) -> str | None:  # noqa: PLR0912 - a validator: one branch
             return "ci_kit.forced is not a boolean"
         if not isinstance(ck.get("to"), str):
             return "ci_kit.to is not a string"
+    elif kind == "claim":
+        return _claim_problem(ck)
+    return None
+
+
+def _claim_problem(ck: dict[str, Any]) -> str | None:
+    """A claim to promote (claims.py): which run, to where, and whether it is given up."""
+    if not isinstance(ck.get("run"), str) or not re.match(r"^[0-9a-f]{32}$", ck["run"]):
+        return "ci_kit.run is not a run id"
+    if not isinstance(ck.get("to"), str) or not ck["to"]:
+        return "ci_kit.to is not an index"
+    if ck.get("op") not in ("claim", "release"):
+        return "ci_kit.op is not claim or release"
+    for key in ("by", "ci"):
+        if not isinstance(ck.get(key), str):
+            return f"ci_kit.{key} is not a string"
     return None
 
 

@@ -59,6 +59,7 @@ class ResultLink:
     for_url: str
     who: str | None = None
     sha256: str = ""  # of the record's bytes, as the index computed it
+    log: tuple[dict[str, Any], ...] = ()  # the index's own log of it (who, when): claims.py reads its time
 
 
 def uploader(log: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str | None:
@@ -110,8 +111,9 @@ def _parse_release(index: str, data: dict[str, Any]) -> Release:
             sha = (link.get("hashes") or {}).get("sha256") or link.get("hash_spec", "").partition("=")[2]
             rel.files.append(ReleaseFile(link["href"].rsplit("/", 1)[-1], link["href"], sha, tuple(link.get("log", []))))
         elif link.get("rel") == "toxresult":
-            rel.results.append(ResultLink(link["href"], link.get("for_href", ""), uploader(link.get("log") or ()),
-                                          (link.get("hashes") or {}).get("sha256", "")))
+            log = tuple(link.get("log") or ())
+            rel.results.append(ResultLink(link["href"], link.get("for_href", ""), uploader(log),
+                                          (link.get("hashes") or {}).get("sha256", ""), log))
     return rel
 
 

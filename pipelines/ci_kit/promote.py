@@ -6,7 +6,9 @@ and the copy would land untested bytes on a non-volatile index. Instead every fi
 downloaded and checked against the sha256 the gate passed (all of them before any is
 uploaded), then uploaded to the target with the records it passed on. A non-volatile
 devpi index accepts an identical re-upload and refuses other bytes (409), so concurrent
-promotions of one release all succeed with one copy, and a swap is refused.
+promotions of one release all succeed with one copy, and a swap is refused. Only one of
+them writes the records there: the run the index elects by the order of their claims
+(claims.py); the others wait for its promotion and say who did it.
 
 A release already on the target is verified, not waved through: each of its files
 must carry, on the target, trusted passing evidence for its own bytes or a recorded
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci_kit import console, evidence, gate, results, runner
+from ci_kit import claims, console, evidence, gate, results, runner
 from ci_kit.config import IndexSettings, QualitySettings
 from ci_kit.contract import FileJson, PromoteJson
 from ci_kit.dists import read_metadata
@@ -134,7 +136,9 @@ def promote(index: Index, cfg: IndexSettings, pythons: Sequence[str], spec: Spec
         return promo
     _copy(index, rel, target, there)
     forced = bool(verdict.problems) or bool(q and q["problems"])
-    _record(index, trusted, promo, rel, verdict, commit=build.commit if build else "", forced=forced, quality=q)
+    by = _record_once(index, trusted, promo, rel, verdict, commit=build.commit if build else "", forced=forced, quality=q)
+    if by:
+        return _promoted_by(index, trusted, pythons, promo, by)
     promo.changed, promo.forced = True, forced
     console.step(f"promote: {spec} is on {target}")
     return promo
@@ -201,6 +205,42 @@ def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Releas
                                                             quality=quality))
 
 
+def _record_once(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, *,
+                 commit: str, forced: bool, quality: dict[str, Any] | None = None) -> str:
+    """_record, by the one run the index elects among those promoting this release at
+    once (claims.py): "" when this run wrote the records, else who did (its promotion is
+    on the target by then). A run that fails while elected gives its claim up."""
+    anchor = min(rel.hashes.items())  # every run picks the same file: the first by name
+    with claims.Election(index, promo.target, rel.name, rel.version, anchor, trusted=trusted) as election:
+        first = election.elect(lambda: _promoted(index, trusted, rel, promo.target))
+        if first is None:
+            _record(index, trusted, promo, rel, verdict, commit=commit, forced=forced, quality=quality)
+            return ""
+    return first.who
+
+
+def _promoted(index: Index, trusted: frozenset[str], rel: Release, target: str) -> bool:
+    """Whether every file of rel is on target, the same bytes, with a trusted promotion record."""
+    there = index.release(target, rel.name, rel.version)
+    if there is None:
+        return False
+    for f in rel.files:
+        t = there.file(f.basename)
+        if t is None or t.sha256 != f.sha256 or not evidence.read(index, there, t, trusted).of("promotion", f.sha256):
+            return False
+    return True
+
+
+def _promoted_by(index: Index, trusted: frozenset[str], pythons: Sequence[str], promo: Promotion, by: str) -> Promotion:
+    """Another run was elected and promoted: say so, and verify its promotion like any
+    release already on the target (changed stays false)."""
+    there = index.release(promo.target, promo.spec.name, promo.spec.version)
+    assert there is not None  # the election saw the promotion there
+    console.step(f"promote: {promo.spec} already promoted by {by}")
+    promo.gate.append(f"already promoted by {by}")
+    return _already(index, trusted, pythons, promo, there, rel=None, verdict=None)
+
+
 def _build_records(index: Index, rel: Release, f: ReleaseFile, trusted: frozenset[str]) -> list[evidence.Record]:
     return evidence.read(index, rel, f, trusted).of("build", f.sha256)[-1:]
 
@@ -217,8 +257,10 @@ def _already(index: Index, trusted: frozenset[str], pythons: Sequence[str], prom
             promo.gate.append(f"would complete the records on {promo.target}")
             return promo
         console.step(f"promote: {promo.spec} is on {promo.target}; adding the records an interrupted promotion left out")
-        _record(index, trusted, promo, rel, verdict, commit=evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
-        promo.forced = not verdict.passed
+        by = _record_once(index, trusted, promo, rel, verdict, commit=evidence.commit_of(index, rel, trusted), forced=not verdict.passed)
+        if by:
+            return _promoted_by(index, trusted, pythons, promo, by)
+        promo.forced, promo.changed = not verdict.passed, bool(missing_promotion)  # this run completed the promotion
         return promo
     if problems:
         raise Mismatch(f"{promo.spec} is on {promo.target} without passing evidence: " + "; ".join(problems),

@@ -1,5 +1,5 @@
-"""The records ci-kit attaches to release files: build (job 1), test (each run) and
-promotion (on the target).
+"""The records ci-kit attaches to release files: build (job 1), test (each run),
+promotion (on the target) and claim (on the source, before a copy: claims.py).
 
 The shape is devpi's toxresult JSON (so devpi-web and `devpi list -t` show it) with
 ci-kit's own fields under "ci_kit". What counts when they are read back is decided in
@@ -89,3 +89,11 @@ def promotion_record(*, filename: str, sha256: str, source: str, target: str, fo
         "schema": SCHEMA, "kind": "promotion", "version": __version__, "filename": filename, "sha256": sha256,
         "from": source, "to": target, "forced": forced, "commit": commit, "at": at or now(), "by": actor(), "ci": ci_link(),
         **({"quality": quality} if quality is not None else {})}}  # the quality gate's verdict (quality/hook.py)
+
+
+def claim_record(*, filename: str, sha256: str, target: str, run: str, op: str) -> dict[str, Any]:
+    """A run's claim to promote the file's release to target (op "claim"), or its giving
+    up that claim (op "release"); who and when count from the index's log (claims.py)."""
+    return {**_shell(filename, sha256, {}), "ci_kit": {
+        "schema": SCHEMA, "kind": "claim", "version": __version__, "filename": filename, "sha256": sha256,
+        "commit": "", "to": target, "run": run, "op": op, "at": now(), "by": actor(), "ci": ci_link()}}

@@ -15,6 +15,7 @@ import io
 import json
 import subprocess
 import tarfile
+import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class FakeIndex:
         self.blobs: dict[str, bytes] = {}  # href -> bytes (files and attached records)
         self.writes: list[tuple[str, str]] = []  # (what, where), to assert that nothing changed
         self.reads = 0
+        self.clock = time.time  # the server's clock: the log's `when` of each write (claims.py compares them)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -140,7 +142,7 @@ class FakeIndex:
         href = f"{self.url}/{index}/+f/{sha[:3]}/{sha[3:16]}/{basename}"
         self.blobs[href] = data
         rel["+links"].append({"rel": "releasefile", "href": href, "hashes": {"sha256": sha},
-                              "log": [{"what": "upload", "who": who, "dst": index}]})
+                              "log": [{"what": "upload", "who": who, "dst": index, "when": self._when()}]})
         self.writes.append(("upload", href))
         return self._file(index, name, version, basename)
 
@@ -158,9 +160,13 @@ class FakeIndex:
         self.blobs[href] = body
         rel["+links"].append({"rel": "toxresult", "href": href, "for_href": f.url,
                               "hashes": {"sha256": hashlib.sha256(body).hexdigest()},
-                              "log": [{"what": "upload", "who": who, "dst": index}]})
+                              "log": [{"what": "upload", "who": who, "dst": index, "when": self._when()}]})
         self.writes.append(("attach", href))
         return href
+
+    def _when(self) -> list[int]:
+        """devpi's log time: `gmtime()[:6]` of the server's clock."""
+        return list(time.gmtime(self.clock())[:6])
 
     def replace_bytes(self, f: ReleaseFile, data: bytes) -> None:
         """Swap a file's bytes behind the listing (a proxy or a racing re-upload)."""

@@ -71,9 +71,12 @@ def test_passing_records_promote_exactly_the_gated_bytes_with_their_evidence(fak
     there = _stable(fake)
     assert there is not None
     assert {(f.basename, f.sha256) for f in there.files} == {(f.basename, f.sha256) for f in rel.files}
+    claimed = []
     for f in there.files:
         kinds = sorted(r.kind for r in evidence.read(fake, there, f, settings.index.trusted).records)
-        assert kinds == ["build", "promotion", "test"]
+        assert [k for k in kinds if k != "claim"] == ["build", "promotion", "test"]
+        claimed += [f.basename] * kinds.count("claim")
+    assert claimed == [min(f.basename for f in there.files)]  # the run's one claim, on the first file by name
     writes = len(fake.writes)
     again = promote.promote(fake, settings.index, settings.test.python_versions, SPEC)  # a re-run verifies and changes nothing
     assert (again.changed, again.already) == (False, True) and len(fake.writes) == writes
