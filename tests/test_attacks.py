@@ -304,7 +304,7 @@ def test_a_platform_wheel_needs_its_sdist_tested_where_it_does_not_fit(fresh_use
     """A cp311-only wheel and Pythons 3.11 + 3.12: the sdist must pass on 3.12."""
     from ci_kit import gate
     from ci_kit.evidence import FileRecords, Record
-    from ci_kit.index import ReleaseFile, ResultLink
+    from ci_kit.listing import ReleaseFile, ResultLink
 
     wheel = ReleaseFile("x-1-cp311-cp311-linux_x86_64.whl", "u/w", "a" * 64)
     sdist = ReleaseFile("x-1.tar.gz", "u/s", "b" * 64)
@@ -318,7 +318,7 @@ def test_a_platform_wheel_needs_its_sdist_tested_where_it_does_not_fit(fresh_use
     recs[sdist.basename].records.append(rec(sdist, "3.12"))
     assert gate.judge([wheel, sdist], recs, ["3.11", "3.12"], "c" * 40).passed
     # and the test stage plans exactly that
-    from ci_kit.index import Release
+    from ci_kit.listing import Release
     from ci_kit.testrun import _plan
 
     plan = _plan(Release("i", "x", "1", [wheel, sdist]), ["3.11", "3.12"])

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ci_kit import evidence, gate, results
-from ci_kit.index import ReleaseFile, ResultLink
+from ci_kit.listing import ReleaseFile, ResultLink
 
 SHA = "a" * 64
 COMMIT = "c" * 40

@@ -65,7 +65,8 @@ from ci_kit import console, evidence, results
 from ci_kit.errors import CiKitError, NotFound, PromotionPending
 
 if TYPE_CHECKING:
-    from ci_kit.index import Index, ReleaseFile
+    from ci_kit.index import Index
+    from ci_kit.listing import ReleaseFile
 
 EXPIRY = 60.0  # seconds a claim stands without its promotion appearing (the records take seconds)
 WAIT = 150.0  # how long a run that lost waits; more than EXPIRY, so a dead winner is outwaited

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from ci_kit import console
 
 if TYPE_CHECKING:
-    from ci_kit.index import Index, Release, ReleaseFile, ResultLink
+    from ci_kit.index import Index
+    from ci_kit.listing import Release, ReleaseFile, ResultLink
 
 SCHEMA = 2  # ci_kit.schema of the records this version writes and counts
 _SHA = re.compile(r"^[0-9a-f]{64}$")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ci_kit.dists import wheel_fits
 from ci_kit.evidence import FileRecords, Record
-from ci_kit.index import ReleaseFile
+from ci_kit.listing import ReleaseFile
 
 
 @dataclass

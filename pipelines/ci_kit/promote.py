@@ -28,7 +28,8 @@ from ci_kit.config import IndexSettings, QualitySettings
 from ci_kit.contract import FileJson, PromoteJson
 from ci_kit.dists import read_metadata
 from ci_kit.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
-from ci_kit.index import Index, Release, ReleaseFile, refuse_clashes
+from ci_kit.index import Index
+from ci_kit.listing import Release, ReleaseFile, refuse_clashes
 from ci_kit.release import Spec, target_index
 
 

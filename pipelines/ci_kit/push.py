@@ -19,7 +19,8 @@ from ci_kit.config import IndexSettings
 from ci_kit.contract import PushedFileJson, PushJson
 from ci_kit.dists import read_metadata
 from ci_kit.errors import CiKitError, Collision
-from ci_kit.index import Index, Release, refuse_clashes
+from ci_kit.index import Index
+from ci_kit.listing import Release, refuse_clashes
 
 UNIQUE_VERSIONS_HINT = ("each commit needs a version of its own: use setuptools_scm or hatch-vcs "
                         "(keeping the +g<sha> local part on untagged commits), or bump the version")

@@ -12,7 +12,8 @@ from typing import Any
 from ci_kit import evidence
 from ci_kit.config import IndexSettings
 from ci_kit.contract import OverviewJson, ProjectStatusJson, PromotionJson, VersionRowJson
-from ci_kit.index import Index, Release, ResultLink
+from ci_kit.index import Index
+from ci_kit.listing import Release, ResultLink
 
 
 def _version_key(v: str) -> Any:

@@ -22,7 +22,8 @@ from ci_kit import console, repo
 from ci_kit.build import MANIFEST, Manifest
 from ci_kit.dists import sha256_of
 from ci_kit.errors import BuildError, ProjectError
-from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.index import Index
+from ci_kit.listing import Release, ReleaseFile
 from ci_kit.release import Spec
 
 DIST_HINT = "pass the folder `ci-kit build` wrote (its dist-dir, e.g. dist), after a build of this repository"

@@ -28,7 +28,8 @@ from ci_kit.config import IndexSettings, ProductTestSettings, QualitySettings, u
 from ci_kit.contract import Counts
 from ci_kit.dists import top_level_modules, wheel_fits
 from ci_kit.errors import EnvFailed, NotFound, ProductTestsFailed, ProjectError, UsageError
-from ci_kit.index import Index, Release, ReleaseFile
+from ci_kit.index import Index
+from ci_kit.listing import Release, ReleaseFile
 from ci_kit.quality import baseline as quality_baseline
 from ci_kit.quality import record as quality_record
 from ci_kit.release import Spec

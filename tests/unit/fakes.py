@@ -24,7 +24,8 @@ from typing import Any
 
 from ci_kit import console
 from ci_kit.errors import AuthError, CiKitError, NotFound
-from ci_kit.index import Index, Release, ReleaseFile, ResultLink, _parse_release
+from ci_kit.index import Index
+from ci_kit.listing import Release, ReleaseFile, ResultLink, parse_release
 
 
 def _normalize(name: str) -> str:
@@ -81,11 +82,11 @@ class FakeIndex:
     def release(self, index: str, name: str, version: str) -> Release | None:
         self.index_config(index)
         data = self.data[index].get(_normalize(name), {}).get(version)
-        return None if data is None else _parse_release(index, json.loads(json.dumps(data)))
+        return None if data is None else parse_release(index, json.loads(json.dumps(data)))
 
     def releases(self, index: str, name: str) -> dict[str, Release]:
         self.index_config(index)
-        return {v: _parse_release(index, json.loads(json.dumps(d))) for v, d in self.data[index].get(_normalize(name), {}).items()}
+        return {v: parse_release(index, json.loads(json.dumps(d))) for v, d in self.data[index].get(_normalize(name), {}).items()}
 
     def file_versions(self, index: str, name: str) -> list[str] | None:
         """What the simple page gives: the normalised versions that have files."""

@@ -16,7 +16,7 @@ import pytest
 from ci_kit import claims, evidence, promote, results, status
 from ci_kit.config import Settings
 from ci_kit.errors import PromotionPending
-from ci_kit.index import Release
+from ci_kit.listing import Release
 from ci_kit.release import Spec
 
 from .fakes import FakeIndex

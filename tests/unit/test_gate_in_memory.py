@@ -17,7 +17,7 @@ from ci_kit import evidence, promote, push, results
 from ci_kit.build import BuiltFile, Manifest
 from ci_kit.config import Settings
 from ci_kit.errors import Collision, GateRefused, Mismatch
-from ci_kit.index import Release
+from ci_kit.listing import Release
 from ci_kit.release import Spec
 
 from .conftest import COMMIT, OTHER_COMMIT

@@ -18,7 +18,7 @@ from ci_kit import promote, push, results
 from ci_kit.build import BuiltFile, Manifest
 from ci_kit.config import Settings
 from ci_kit.errors import GateRefused
-from ci_kit.index import Release
+from ci_kit.listing import Release
 from ci_kit.quality import baseline, gate, measures, record, shift
 from ci_kit.quality.gate import Side
 from ci_kit.quality.rules import parse

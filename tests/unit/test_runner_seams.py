@@ -16,7 +16,7 @@ import pytest
 from ci_kit import build, envs
 from ci_kit import testrun as teststage
 from ci_kit.errors import BuildError, EnvFailed, ProjectError
-from ci_kit.index import Release, ReleaseFile
+from ci_kit.listing import Release, ReleaseFile
 
 from .fakes import FakeRun, dist_files
 

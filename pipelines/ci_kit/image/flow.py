@@ -33,7 +33,8 @@ from ci_kit.release import Spec
 
 if TYPE_CHECKING:
     from ci_kit.config import Settings
-    from ci_kit.index import Index, Release, ReleaseFile
+    from ci_kit.index import Index
+    from ci_kit.listing import Release, ReleaseFile
 
 
 @dataclass(frozen=True)

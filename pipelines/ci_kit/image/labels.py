@@ -16,7 +16,7 @@ from ci_kit.image.base import Base
 from ci_kit.release import Spec
 
 if TYPE_CHECKING:
-    from ci_kit.index import Release, ReleaseFile
+    from ci_kit.listing import Release, ReleaseFile
 
 
 def source_url(rel: Release, project_dir: Path) -> str:

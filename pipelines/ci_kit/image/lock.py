@@ -19,7 +19,7 @@ from ci_kit.image.base import BaseFacts
 from ci_kit.release import Spec
 
 if TYPE_CHECKING:
-    from ci_kit.index import ReleaseFile
+    from ci_kit.listing import ReleaseFile
 
 
 @dataclass(frozen=True)

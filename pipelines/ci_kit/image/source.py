@@ -17,7 +17,8 @@ from ci_kit.image.base import BaseFacts
 from ci_kit.release import Spec
 
 if TYPE_CHECKING:
-    from ci_kit.index import Index, Release, ReleaseFile
+    from ci_kit.index import Index
+    from ci_kit.listing import Release, ReleaseFile
 
 
 def find_release(index: Index, spec: Spec, promoted_on: Sequence[str], unstable: str,

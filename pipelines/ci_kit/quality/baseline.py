@@ -18,7 +18,8 @@ from ci_kit.quality.schema import SchemaError, validate
 
 if TYPE_CHECKING:
     from ci_kit.config import IndexSettings, QualitySettings
-    from ci_kit.index import Index, Release
+    from ci_kit.index import Index
+    from ci_kit.listing import Release
 
 
 def version_key(v: str) -> Any:
