@@ -37,7 +37,7 @@ class Source:
     where: str  # USER/INDEX, or the folder, for messages
     files: list[ReleaseFile]
     fetch: Callable[[ReleaseFile, Path], Path]
-    attach: Callable[[ReleaseFile, dict[str, Any]], object] | None
+    attach: Callable[[list[tuple[ReleaseFile, dict[str, Any]]]], object] | None  # all of a run's records at once
 
 
 def index_source(index: Index, release: Release) -> Source:
@@ -48,7 +48,13 @@ def index_source(index: Index, release: Release) -> Source:
         console.step(f"test: {f.basename} downloaded, sha256 {f.sha256[:16]}… verified")
         return path
 
-    return Source(release.index, release.files, fetch, index.attach_result)
+    def attach(records: list[tuple[ReleaseFile, dict[str, Any]]]) -> None:
+        sent = [(f, index.result_body(record)) for f, record in records]
+        for f, body in sent:
+            index.attach_result(f, body)
+        index.keep_results(release, sent)  # other test jobs may attach to this release at the same moment
+
+    return Source(release.index, release.files, fetch, attach)
 
 
 def dist_source(dist_dir: Path, project_dir: Path, spec: Spec | None, commit: str | None) -> tuple[Source, Spec, str]:

@@ -140,12 +140,12 @@ def run_plan(source: Source, cfg: ProductTestSettings, project_dir: Path, spec: 
                                                     against=against), jobs))
         for job, run in zip(jobs, runs, strict=True):  # pool.map: one run per job
             report.runs.append(run)
-            if source.attach is not None:
-                source.attach(job.file, run.record)  # from memory: another run's file in out_dir is not ours
             console.step(f"test: {job.file.basename} on Python {job.python}: {'passed' if run.passed else 'FAILED'} "
                          f"({_plural(run.counts['tests'], 'test')}, {_plural(run.counts['failures'], 'failure')}, "
                          f"{_plural(run.counts['errors'], 'error')}); "
                          + ("result attached" if source.attach is not None else "local files: nothing attached to any index"))
+        if source.attach is not None:  # in plan order, from memory: another run's file in out_dir is not ours
+            source.attach([(job.file, run.record) for job, run in zip(jobs, runs, strict=True)])
     _raise_if_failed(report, out_dir)
     return report
 

@@ -292,3 +292,56 @@ def test_a_forged_evaluation_neither_blocks_nor_opens_the_quality_gate(
         with pytest.raises(GateRefused, match=r"auc is 0\.5"):
             promote.promote(fake, settings.index, settings.test.python_versions, SPEC, quality=settings.quality)
         assert _stable(fake) is None
+
+
+def _losing() -> LosingIndex:
+    index = LosingIndex(losses=0)
+    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
+        index.create_index(f"ci/{name}", volatile=volatile)
+    return index
+
+
+class LosingIndex(FakeIndex):
+    """A devpi-postgresql primary under concurrent writes: the first `losses` records
+    attached are dropped from the release's list right after the write (a lost update)."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+
+    def attach_as(self, who: str | None, f: Any, record: Any) -> str:
+        href = super().attach_as(who, f, record)
+        if self.losses:
+            self.losses -= 1
+            self.lose(href)
+        return href
+
+
+def test_records_a_concurrent_write_lost_are_attached_again(settings: Settings, capsys: Any) -> None:
+    """The test stage's records survive a server that loses concurrent writes to one
+    release: read back after the writes settle, the lost ones are attached again, and the
+    gate then finds a passing record for every file."""
+    from ci_kit.testfiles import index_source
+
+    fake = _losing()
+    rel = _push(fake, settings)
+    fake.losses = 2  # both test records vanish once
+    index_source(fake, rel).attach([(f, _record(f, "3.12")) for f in rel.files])  # type: ignore[arg-type]
+    assert "were lost by the server" in capsys.readouterr().err
+    after = fake.release("ci/unstable", "churn-model", "1.0.0")
+    assert after is not None
+    for f in after.files:
+        assert evidence.read(fake, after, f, frozenset({"ci"})).of("test", f.sha256), f.basename  # type: ignore[arg-type]
+    assert promote.promote(fake, settings.index, ["3.12"], SPEC).changed  # type: ignore[arg-type]
+
+
+def test_a_server_that_keeps_losing_records_is_exit_5_not_a_silent_gap(settings: Settings) -> None:
+    from ci_kit.errors import IndexUnreachable
+    from ci_kit.testfiles import index_source
+
+    fake = _losing()
+    rel = _push(fake, settings)
+    fake.losses = 100
+    with pytest.raises(IndexUnreachable, match="kept losing records") as info:
+        index_source(fake, rel).attach([(rel.files[0], _record(rel.files[0], "3.12"))])  # type: ignore[arg-type]
+    assert info.value.exit_code == 5
