@@ -40,8 +40,13 @@ class Source:
     attach: Callable[[list[tuple[ReleaseFile, dict[str, Any]]]], object] | None  # all of a run's records at once
 
 
-def index_source(index: Index, release: Release) -> Source:
-    """Downloaded, each file's sha256 checked against the index's listing; records attached."""
+def index_source(index: Index, release: Release, *, alongside: bool = False) -> Source:
+    """Downloaded, each file's sha256 checked against the index's listing; records attached.
+    `alongside`: other jobs test their share of this release at the same time (a CI
+    matrix job, `--only-python`), so the records are read back once the writes settled
+    (Index.keep_results). Without a matrix nothing else writes a record another job
+    relies on: two pipelines testing one release (a branch and its tag) write the same
+    evidence, and whichever record survives serves the gate."""
 
     def fetch(f: ReleaseFile, dest: Path) -> Path:
         path = index.download(f, dest)
@@ -52,7 +57,8 @@ def index_source(index: Index, release: Release) -> Source:
         sent = [(f, index.result_body(record)) for f, record in records]
         for f, body in sent:
             index.attach_result(f, body)
-        index.keep_results(release, sent)  # other test jobs may attach to this release at the same moment
+        if alongside:
+            index.keep_results(release, sent)
 
     return Source(release.index, release.files, fetch, attach)
 

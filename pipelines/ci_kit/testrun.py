@@ -109,7 +109,8 @@ def run_tests(index: Index, where: IndexSettings, cfg: ProductTestSettings, proj
     release = _release(index, where.unstable_index, spec)
     commit = built_from(index, release, where.trusted, project_dir, commit)
     against = quality_baseline.for_test_stage(index, where, quality, spec.name, spec.version)
-    return run_plan(index_source(index, release), cfg, project_dir, spec, commit, pythons=pythons, junit_dir=junit_dir,
+    source = index_source(index, release, alongside=only_python is not None)  # a matrix job: others attach alongside
+    return run_plan(source, cfg, project_dir, spec, commit, pythons=pythons, junit_dir=junit_dir,
                     only_python=only_python, secret_files=secret_files, against=against)
 
 

@@ -326,7 +326,7 @@ def test_records_a_concurrent_write_lost_are_attached_again(settings: Settings, 
     fake = _losing()
     rel = _push(fake, settings)
     fake.losses = 2  # both test records vanish once
-    index_source(fake, rel).attach([(f, _record(f, "3.12")) for f in rel.files])  # type: ignore[arg-type]
+    index_source(fake, rel, alongside=True).attach([(f, _record(f, "3.12")) for f in rel.files])  # type: ignore[arg-type]
     assert "were lost by the server" in capsys.readouterr().err
     after = fake.release("ci/unstable", "churn-model", "1.0.0")
     assert after is not None
@@ -343,5 +343,5 @@ def test_a_server_that_keeps_losing_records_is_exit_5_not_a_silent_gap(settings:
     rel = _push(fake, settings)
     fake.losses = 100
     with pytest.raises(IndexUnreachable, match="kept losing records") as info:
-        index_source(fake, rel).attach([(rel.files[0], _record(rel.files[0], "3.12"))])  # type: ignore[arg-type]
+        index_source(fake, rel, alongside=True).attach([(rel.files[0], _record(rel.files[0], "3.12"))])  # type: ignore[arg-type]
     assert info.value.exit_code == 5
