@@ -318,10 +318,9 @@ def test_a_platform_wheel_needs_its_sdist_tested_where_it_does_not_fit(fresh_use
     recs[sdist.basename].records.append(rec(sdist, "3.12"))
     assert gate.judge([wheel, sdist], recs, ["3.11", "3.12"], "c" * 40).passed
     # and the test stage plans exactly that
-    from ci_kit.listing import Release
     from ci_kit.testrun import _plan
 
-    plan = _plan(Release("i", "x", "1", [wheel, sdist]), ["3.11", "3.12"])
+    plan = _plan([wheel, sdist], ["3.11", "3.12"])
     assert [(f.kind, py) for f, py in plan] == [("wheel", "3.11"), ("sdist", "3.12")]
 
 
