@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_kit import console
+from ci_kit.build import MANIFEST, BuiltFile, Manifest
 from ci_kit.errors import AuthError, CiKitError, NotFound
 from ci_kit.index import Index
 from ci_kit.listing import Release, ReleaseFile, ResultLink, parse_release
@@ -231,6 +233,43 @@ def dist_files(name: str, version: str, wheel_tag: str = "py3-none-any") -> dict
     dist = name.replace("-", "_")
     return {f"{dist}-{version}-{wheel_tag}.whl": wheel_bytes(name, version, wheel_tag),
             f"{dist}-{version}.tar.gz": sdist_bytes(name, version)}
+
+
+# -- a committed product and its built files ------------------------------------------------------
+
+GIT_ID = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "T",
+          "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_AUTHOR_DATE": "2024-01-02T03:04:05Z",
+          "GIT_COMMITTER_DATE": "2024-01-02T03:04:05Z"}  # a fixed commit time: builds are reproducible from it
+COMMIT_TIME = 1704164645
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ID}).stdout.strip()
+
+
+def committed_product(root: Path, ignore: str = "dist/\n") -> Path:
+    """A git repository with one commit of a bare churn-model 1.0.0 pyproject.toml."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "churn-model"\nversion = "1.0.0"\n')
+    (root / ".gitignore").write_text(ignore)
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "product", cwd=root)
+    return root
+
+
+def write_built(project: Path, commit: str) -> Manifest:
+    """churn-model 1.0.0's two files in project/dist with the manifest `ci-kit build` writes."""
+    dist = project / "dist"
+    dist.mkdir()
+    files = []
+    for name, data in dist_files("churn-model", "1.0.0").items():
+        (dist / name).write_bytes(data)
+        files.append(BuiltFile(name, hashlib.sha256(data).hexdigest(), len(data)))
+    manifest = Manifest("churn-model", "1.0.0", commit, files)
+    (dist / MANIFEST).write_text(json.dumps(manifest.to_json()))
+    return manifest
 
 
 # -- a runner that starts nothing ---------------------------------------------------------------

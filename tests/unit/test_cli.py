@@ -5,7 +5,6 @@ before any index contact, the error model, and the shapes of --json, --output an
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,12 @@ from typing import Any
 import pytest
 
 from ci_kit import __version__, cli, config, results
-from ci_kit.build import MANIFEST, BuiltFile, Manifest
+from ci_kit.build import MANIFEST, Manifest
 from ci_kit.errors import EXIT_CODES, CiKitError
 from ci_kit.index import Index
 
 from .conftest import COMMIT
-from .fakes import FakeIndex, dist_files
+from .fakes import FakeIndex, write_built
 
 Capture = pytest.CaptureFixture[str]
 
@@ -159,15 +158,7 @@ def fake_from_settings(fake: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> Fake
 
 
 def _built(project: Path) -> Manifest:
-    dist = project / "dist"
-    dist.mkdir()
-    files = []
-    for name, data in dist_files("churn-model", "1.0.0").items():
-        (dist / name).write_bytes(data)
-        files.append(BuiltFile(name, hashlib.sha256(data).hexdigest(), len(data)))
-    m = Manifest("churn-model", "1.0.0", COMMIT, files)
-    (dist / MANIFEST).write_text(json.dumps(m.to_json()))
-    return m
+    return write_built(project, COMMIT)
 
 
 def test_push_prints_commit_and_requirement_for_shell_capture(fake_from_settings: FakeIndex, tmp_path: Path,

@@ -5,8 +5,6 @@ to do and how they read a child's answer, without starting a backend or uv. Test
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,7 @@ from ci_kit import testrun as teststage
 from ci_kit.errors import BuildError, EnvFailed, ProjectError
 from ci_kit.listing import Release, ReleaseFile
 
-from .fakes import FakeRun, dist_files
-
-GIT_ID = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "T",
-          "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_AUTHOR_DATE": "2024-01-02T03:04:05Z",
-          "GIT_COMMITTER_DATE": "2024-01-02T03:04:05Z"}
-COMMIT_TIME = 1704164645
-
+from .fakes import COMMIT_TIME, FakeRun, committed_product, dist_files
 
 # -- planning ------------------------------------------------------------------------------------
 
@@ -49,21 +41,10 @@ def test_every_file_is_tested_where_it_serves_and_the_sdist_at_least_once(files:
 
 # -- build ---------------------------------------------------------------------------------------
 
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_ID})
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CI_KIT_SANDBOX", "none")  # no namespaces to probe: nothing runs the product here
-    root = tmp_path / "product"
-    root.mkdir()
-    (root / "pyproject.toml").write_text('[project]\nname = "churn-model"\nversion = "1.0.0"\n')
-    (root / ".gitignore").write_text("dist/\n")
-    _git("init", "-q", "-b", "main", cwd=root)
-    _git("add", "-A", cwd=root)
-    _git("commit", "-q", "-m", "product", cwd=root)
-    return root
+    return committed_product(tmp_path / "product")
 
 
 def _backend(files: dict[str, bytes]) -> Any:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +15,19 @@ import pytest
 
 from ci_kit import cli, testdeps
 from ci_kit import testrun as teststage
-from ci_kit.build import MANIFEST, BuiltFile, Manifest
+from ci_kit.build import MANIFEST, Manifest
 from ci_kit.contract import Counts
 
-from .fakes import dist_files
+from .fakes import committed_product, git, write_built
 
 Capture = pytest.CaptureFixture[str]
-GIT_ID = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "T",
-          "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-
-
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ID}).stdout.strip()
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A committed product and, in its dist/, the two files of churn-model 1.0.0 with the
     manifest `ci-kit build` writes (naming that commit)."""
     monkeypatch.setenv("CI_KIT_SANDBOX", "none")
-    root = tmp_path / "product"
-    root.mkdir()
-    (root / "pyproject.toml").write_text('[project]\nname = "churn-model"\nversion = "1.0.0"\n')
-    (root / ".gitignore").write_text("dist/\nci-kit-results/\n")
-    _git("init", "-q", "-b", "main", cwd=root)
-    _git("add", "-A", cwd=root)
-    _git("commit", "-q", "-m", "product", cwd=root)
-    dist = root / "dist"
-    dist.mkdir()
-    files = []
-    for name, data in dist_files("churn-model", "1.0.0").items():
-        (dist / name).write_bytes(data)
-        files.append(BuiltFile(name, hashlib.sha256(data).hexdigest(), len(data)))
-    manifest = Manifest("churn-model", "1.0.0", _git("rev-parse", "HEAD", cwd=root), files)
-    (dist / MANIFEST).write_text(json.dumps(manifest.to_json()))
+    root = committed_product(tmp_path / "product", ignore="dist/\nci-kit-results/\n")
+    write_built(root, git("rev-parse", "HEAD", cwd=root))
     return root
 
 
@@ -113,10 +89,10 @@ def test_the_built_files_are_tested_with_no_index_and_nothing_attached(project: 
 def test_a_failing_run_of_the_built_files_exits_9_with_its_name_in_the_summary(project: Path, ran: list[dict[str, Any]],
                                                                                tmp_path: Path, capsys: Capture) -> None:
     (project / "FAIL").write_text("x")
-    _git("add", "FAIL", cwd=project)
-    _git("commit", "-q", "-m", "a failing test", cwd=project)
+    git("add", "FAIL", cwd=project)
+    git("commit", "-q", "-m", "a failing test", cwd=project)
     manifest = json.loads((project / "dist" / MANIFEST).read_text())
-    manifest["commit"] = _git("rev-parse", "HEAD", cwd=project)
+    manifest["commit"] = git("rev-parse", "HEAD", cwd=project)
     (project / "dist" / MANIFEST).write_text(json.dumps(manifest))
     summary = tmp_path / "summary.md"
     assert _main("test", "--dist", str(project / "dist"), "--python", "3.12", "--project-dir", str(project),
@@ -158,8 +134,8 @@ def test_a_bad_dist_folder_is_one_line_and_its_exit_code_before_any_run(project:
 
 def test_a_commit_other_than_the_manifests_is_refused(project: Path, ran: list[dict[str, Any]], capsys: Capture) -> None:
     (project / "README").write_text("x")
-    _git("add", "README", cwd=project)
-    _git("commit", "-q", "-m", "later", cwd=project)
+    git("add", "README", cwd=project)
+    git("commit", "-q", "-m", "later", cwd=project)
     assert _main("test", "--dist", str(project / "dist"), "--commit", "HEAD", "--python", "3.12", "--project-dir", str(project)) == 3
     assert "was built from commit" in _one_error(capsys.readouterr().err) and ran == []
 
