@@ -93,8 +93,9 @@ def test_results_serialise_to_the_contract():
     spec = Spec("churn-model", "1.0")
     m = Manifest("churn-model", "1.0", "c" * 40, [BuiltFile("churn_model-1.0-py3-none-any.whl", "a" * 64, 10)])
     pushed = PushResult(m, "ci/unstable", [m.files[0].filename], [], {m.files[0].filename: "http://x/f.whl"})
-    run = RunResult(m.files[0].filename, "wheel", "a" * 64, "3.11", True, {"tests": 1, "failures": 0, "errors": 0, "skipped": 0},
-                    "j.xml", "r.json")
+    run = RunResult({"filename": m.files[0].filename, "kind": "wheel", "sha256": "a" * 64, "python": "3.11", "passed": True,
+                     "counts": {"tests": 1, "failures": 0, "errors": 0, "skipped": 0}, "junit_path": "j.xml",
+                     "record_path": "r.json", "message": "", "failed_tests": []})
     report = RunReport(spec, "c" * 40, [run])
     promo = Promotion(spec, "ci/unstable", "ci/stable", True, files=[{"filename": m.files[0].filename, "sha256": "a" * 64}])
     flow = Flow(pushed, JobTwo(report, promo), {"digest": "sha256:0"})

@@ -154,9 +154,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.json:
         console.out_json(report.to_json())
     else:
-        for r in report.runs:
-            console.out(f"{r.filename}  Python {r.python}  {'passed' if r.passed else 'FAILED'}  "
-                        f"{_n(r.counts['tests'], 'test')}  {r.junit_path}")
+        for r in report.to_json()["runs"]:
+            console.out(f"{r['filename']}  Python {r['python']}  {'passed' if r['passed'] else 'FAILED'}  "
+                        f"{_n(r['counts']['tests'], 'test')}  {r['junit_path']}")
     return 0
 
 

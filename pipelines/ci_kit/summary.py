@@ -22,17 +22,20 @@ def push(o: dict[str, Any], uploaded: list[str]) -> str:
 
 
 def run_report(report: Any, error: str = "") -> str:
-    rows = "\n".join(f"| `{r.filename}` | {r.python} | {'✅ passed' if r.passed else '❌ failed'} | {r.counts['tests']} | "
-                     f"{r.counts['failures'] + r.counts['errors']} | {r.counts['skipped']} | `{Path(r.junit_path).name}` |"
-                     for r in report.runs)
-    head = f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`\n\n"
-    if not report.attached:  # `ci-kit test --dist`: the built files, never on an index
-        tested = sorted({(r.filename, r.sha256) for r in report.runs})
-        head = (f"### ci-kit test: `{report.spec}` at `{report.commit[:12]}`, the built files (not uploaded)\n\n"
+    """The test stage's table, from what `ci-kit test --json` prints (report.to_json())."""
+    o = report.to_json()
+    runs = o["runs"]
+    rows = "\n".join(f"| `{r['filename']}` | {r['python']} | {'✅ passed' if r['passed'] else '❌ failed'} | {r['counts']['tests']} | "
+                     f"{r['counts']['failures'] + r['counts']['errors']} | {r['counts']['skipped']} | `{Path(r['junit_path']).name}` |"
+                     for r in runs)
+    head = f"### ci-kit test: `{o['requirement']}` at `{o['commit'][:12]}`\n\n"
+    if not o["attached"]:  # `ci-kit test --dist`: the built files, never on an index
+        tested = sorted({(r["filename"], r["sha256"]) for r in runs})
+        head = (f"### ci-kit test: `{o['requirement']}` at `{o['commit'][:12]}`, the built files (not uploaded)\n\n"
                 "Installed from the local files below; no result was attached to any index, so these runs never count "
                 "for promotion.\n\n" + "".join(f"- `{name}` sha256 `{sha}`\n" for name, sha in tested) + "\n")
     table = "| file | Python | result | tests | failed | skipped | JUnit |\n|---|---|---|---|---|---|---|\n" + rows
-    failing = [f"- `{name}` ({r.kind}, Python {r.python})" for r in report.runs for name in r.failed_tests]
+    failing = [f"- `{name}` ({r['kind']}, Python {r['python']})" for r in runs for name in r["failed_tests"]]
     listing = ("\n\nFailed tests:\n\n" + "\n".join(failing[:30]) + (f"\n- … and {len(failing) - 30} more" if len(failing) > 30 else "")
                if failing else "")
     return head + table + listing + (f"\n\n**{error}**" if error else "")

@@ -8,30 +8,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_kit.contract import Counts, FileKind, OneRunJson, RunReportJson
+from ci_kit.contract import OneRunJson, RunReportJson
 from ci_kit.release import Spec
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
-    """One file on one Python: the outcome, where its JUnit XML and record went."""
+    """One file on one Python. `out` is what `--json` publishes for it (contract.OneRunJson,
+    the one declaration of those fields); `record` is what was attached to the file on the
+    index (it also holds the output and JUnit, so it stays out of the JSON)."""
 
-    filename: str
-    kind: FileKind
-    sha256: str
-    python: str
-    passed: bool
-    counts: Counts
-    junit_path: str
-    record_path: str
-    message: str = ""
-    record: dict[str, Any] = field(default_factory=dict, repr=False)  # attached to the file on the index
-    failed_tests: list[str] = field(default_factory=list)
+    out: OneRunJson
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.out["passed"]
 
     def to_json(self) -> OneRunJson:
-        return {"filename": self.filename, "kind": self.kind, "sha256": self.sha256, "python": self.python,
-                "passed": self.passed, "counts": self.counts, "junit_path": self.junit_path,
-                "record_path": self.record_path, "message": self.message, "failed_tests": self.failed_tests}
+        return self.out
 
 
 @dataclass

@@ -142,8 +142,8 @@ def run_plan(source: Source, cfg: ProductTestSettings, project_dir: Path, spec: 
         for job, run in zip(jobs, runs, strict=True):  # pool.map: one run per job
             report.runs.append(run)
             console.step(f"test: {job.file.basename} on Python {job.python}: {'passed' if run.passed else 'FAILED'} "
-                         f"({_plural(run.counts['tests'], 'test')}, {_plural(run.counts['failures'], 'failure')}, "
-                         f"{_plural(run.counts['errors'], 'error')}); "
+                         f"({_plural(run.out['counts']['tests'], 'test')}, {_plural(run.out['counts']['failures'], 'failure')}, "
+                         f"{_plural(run.out['counts']['errors'], 'error')}); "
                          + ("result attached" if source.attach is not None else "local files: nothing attached to any index"))
         if source.attach is not None:  # in plan order, from memory: another run's file in out_dir is not ours
             source.attach([(job.file, run.record) for job, run in zip(jobs, runs, strict=True)])
@@ -186,8 +186,8 @@ def _prepare(source: Source, cfg: ProductTestSettings, plan: list[tuple[ReleaseF
 def _raise_if_failed(report: RunReport, out_dir: Path) -> None:
     failed = [r for r in report.runs if not r.passed]
     if failed:
-        first = failed[0]
-        raise ProductTestsFailed(f"{report.spec}: {first.message or 'tests failed'} ({first.filename}, Python {first.python})"
+        first = failed[0].out
+        raise ProductTestsFailed(f"{report.spec}: {first['message'] or 'tests failed'} ({first['filename']}, Python {first['python']})"
                           + (f" and {len(failed) - 1} more run(s)" if len(failed) > 1 else ""),
                           f"JUnit XML in {out_dir}; the failing output is above. Nothing was promoted.", report=report)
 
@@ -255,8 +255,10 @@ def _run_one(cfg: ProductTestSettings, spec: Spec, commit: str, job: _Job, out_d
         metrics=evaluation["metrics"] if evaluation else {}, proof=proof, duration=duration, evaluation=evaluation)
     files.result.write_text(json.dumps(record, indent=2))
     junit_out, record_out = (_publish(p, out_dir) for p in (files.junit, files.result))
-    return RunResult(job.file.basename, job.file.kind, job.file.sha256, job.python, record["ci_kit"]["passed"], counts,
-                     str(junit_out), str(record_out), message, record, junit_mod.failures(files.junit) if counted else [])
+    return RunResult({"filename": job.file.basename, "kind": job.file.kind, "sha256": job.file.sha256, "python": job.python,
+                      "passed": record["ci_kit"]["passed"], "counts": counts, "junit_path": str(junit_out),
+                      "record_path": str(record_out), "message": message,
+                      "failed_tests": junit_mod.failures(files.junit) if counted else []}, record)
 
 
 

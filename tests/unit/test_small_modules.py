@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ci_kit import errors, junit, release, summary
-from ci_kit import testrun as teststage
 from ci_kit.errors import UsageError
+from ci_kit.testreport import RunReport, RunResult
 
 # -- release specs ------------------------------------------------------------------------------
 
@@ -142,11 +142,13 @@ def test_build_and_push_summaries_list_every_file_with_its_sha256() -> None:
 
 def test_the_test_summary_has_a_row_per_run_and_names_failed_tests() -> None:
     spec = release.parse("x==1.0")
-    runs = [teststage.RunResult("x-1.0-py3-none-any.whl", "wheel", SHA, "3.12", True,
-                                {"tests": 4, "failures": 0, "errors": 0, "skipped": 1}, "/r/junit-a.xml", "/r/a.json"),
-            teststage.RunResult("x-1.0.tar.gz", "sdist", SHA, "3.11", False, {"tests": 4, "failures": 1, "errors": 1, "skipped": 0},
-                                "/r/junit-b.xml", "/r/b.json", failed_tests=[f"t::test_{i}" for i in range(32)])]
-    text = summary.run_report(teststage.RunReport(spec, "c" * 40, runs), "x==1.0: tests failed")
+    runs = [RunResult({"filename": "x-1.0-py3-none-any.whl", "kind": "wheel", "sha256": SHA, "python": "3.12", "passed": True,
+                       "counts": {"tests": 4, "failures": 0, "errors": 0, "skipped": 1}, "junit_path": "/r/junit-a.xml",
+                       "record_path": "/r/a.json", "message": "", "failed_tests": []}),
+            RunResult({"filename": "x-1.0.tar.gz", "kind": "sdist", "sha256": SHA, "python": "3.11", "passed": False,
+                       "counts": {"tests": 4, "failures": 1, "errors": 1, "skipped": 0}, "junit_path": "/r/junit-b.xml",
+                       "record_path": "/r/b.json", "message": "", "failed_tests": [f"t::test_{i}" for i in range(32)]})]
+    text = summary.run_report(RunReport(spec, "c" * 40, runs), "x==1.0: tests failed")
     assert text.startswith("### ci-kit test: `x==1.0` at `cccccccccccc`")
     assert "| `x-1.0-py3-none-any.whl` | 3.12 | ✅ passed | 4 | 0 | 1 | `junit-a.xml` |" in text
     assert "| `x-1.0.tar.gz` | 3.11 | ❌ failed | 4 | 2 | 0 | `junit-b.xml` |" in text

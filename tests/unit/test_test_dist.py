@@ -17,6 +17,7 @@ from ci_kit import cli, testdeps
 from ci_kit import testrun as teststage
 from ci_kit.build import MANIFEST, Manifest
 from ci_kit.contract import Counts
+from ci_kit.testreport import RunResult
 
 from .fakes import committed_product, git, write_built
 
@@ -41,14 +42,15 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     the copy that would be installed) on which Python, and fails if its clone has FAIL."""
     calls: list[dict[str, Any]] = []
 
-    def run_one(cfg: Any, spec: Any, commit: str, job: Any, out_dir: Path, **kw: Any) -> teststage.RunResult:
+    def run_one(cfg: Any, spec: Any, commit: str, job: Any, out_dir: Path, **kw: Any) -> RunResult:
         failed = (job.clone / "FAIL").exists()
         calls.append({"file": job.file.basename, "python": job.python, "installed_sha256": hashlib.sha256(job.path.read_bytes()).hexdigest(),
                       "commit": commit})
         counts = Counts(tests=3, failures=int(failed), errors=0, skipped=0)
-        return teststage.RunResult(job.file.basename, job.file.kind, job.file.sha256, job.python, not failed, counts,
-                                   str(out_dir / f"junit-{job.tag}.xml"), str(out_dir / f"result-{job.tag}.json"),
-                                   "1 test failed" if failed else "", {}, ["tests/test_x.py::test_made_to_fail"] if failed else [])
+        return RunResult({"filename": job.file.basename, "kind": job.file.kind, "sha256": job.file.sha256, "python": job.python,
+                          "passed": not failed, "counts": counts, "junit_path": str(out_dir / f"junit-{job.tag}.xml"),
+                          "record_path": str(out_dir / f"result-{job.tag}.json"), "message": "1 test failed" if failed else "",
+                          "failed_tests": ["tests/test_x.py::test_made_to_fail"] if failed else []})
 
     monkeypatch.setattr(teststage, "_run_one", run_one)
     monkeypatch.setattr(testdeps, "check", _nothing_to_check)
