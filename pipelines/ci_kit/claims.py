@@ -66,7 +66,7 @@ from ci_kit.errors import CiKitError, NotFound, PromotionPending
 
 if TYPE_CHECKING:
     from ci_kit.index import Index
-    from ci_kit.listing import ReleaseFile
+    from ci_kit.listing import Release, ReleaseFile
 
 EXPIRY = 60.0  # seconds a claim stands without its promotion appearing (the records take seconds)
 WAIT = 150.0  # how long a run that lost waits; more than EXPIRY, so a dead winner is outwaited
@@ -123,6 +123,7 @@ class Election:
         self.trusted, self.expiry, self.wait, self.poll = trusted, EXPIRY, WAIT, poll
         self.run = uuid.uuid4().hex
         self.claimed = 0  # claims attached (more than one when the index lost one)
+        self.seen: Release | None = None  # the target's release as last read (after our claim, once claimed)
         self.mine: tuple[float, float] | None = None  # (the index's time of our claim, time.monotonic() when seen)
 
     def __enter__(self) -> Election:
@@ -163,7 +164,9 @@ class Election:
         if self.claimed >= _ATTEMPTS:
             raise CiKitError(f"the index at {self.index.url} lost this run's claim to promote {self.name}=={self.version} "
                              f"{self.claimed} times", "run promote again; check the server's storage (see docs/reliability.md)")
-        self.index.attach_result(self._anchor(), results.claim_record(
+        seen = self.seen.file(self.basename) if self.seen else None  # the read just made: no second one
+        anchor = seen if seen is not None and seen.sha256 == self.sha256 else self._anchor()
+        self.index.attach_result(anchor, results.claim_record(
             filename=self.basename, sha256=self.sha256, target=self.target, run=self.run, op="claim"))
         self.claimed += 1
 
@@ -187,7 +190,7 @@ class Election:
     def _claims(self) -> list[Claim]:
         """The claims on the anchor file for this target, in the index's order; notes
         the index's time of our own claim the first time it shows."""
-        rel = self.index.release(self.target, self.name, self.version)
+        rel = self.seen = self.index.release(self.target, self.name, self.version)
         f = rel.file(self.basename) if rel else None
         if rel is None or f is None:
             return []

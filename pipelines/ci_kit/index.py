@@ -23,7 +23,7 @@ from urllib.parse import quote
 from ci_kit import console
 from ci_kit.dists import version_of
 from ci_kit.errors import AuthError, CiKitError, IndexUnreachable, NotFound
-from ci_kit.listing import Release, ReleaseFile, ResultLink, parse_release
+from ci_kit.listing import Release, ReleaseFile, ResultLink, parse_release, unlike
 from ci_kit.retries import read_retries
 from ci_kit.serials import Serials
 
@@ -206,10 +206,7 @@ class Index:
         (filename -> sha256) it lacks or holds with other bytes: a write counts only once
         read back, since a proxy, a full disk or another writer can keep other bytes."""
         release = self.release(index, name, version)
-        wrong = [f"{fn} on {index} is {there.sha256 if there else 'missing'}, expected {sha}"
-                 for fn, sha in expected.items()
-                 if (there := release.file(fn) if release else None) is None or there.sha256 != sha]
-        return release, wrong
+        return release, unlike(release, expected, index)
 
     def projects(self, index: str) -> list[str]:
         return list(self.index_config(index).get("projects", []))

@@ -74,6 +74,13 @@ class Release:
         return {f.basename: f.sha256 for f in self.files}
 
 
+def unlike(release: Release | None, expected: Mapping[str, str], where: str) -> list[str]:
+    """Each expected file (filename -> sha256) that release lacks or holds with other bytes."""
+    return [f"{fn} on {where} is {there.sha256 if there else 'missing'}, expected {sha}"
+            for fn, sha in expected.items()
+            if (there := release.file(fn) if release else None) is None or there.sha256 != sha]
+
+
 def refuse_clashes(release: Release | None, expected: Mapping[str, str], ours: str, hint: str) -> None:
     """Refuse, before anything is written, files (filename -> sha256) that `release` holds
     under the same name with other bytes: one name must always mean one file. `ours` names

@@ -29,7 +29,7 @@ from ci_kit.contract import FileJson, PromoteJson
 from ci_kit.dists import read_metadata
 from ci_kit.errors import AuthError, CiKitError, GateRefused, IndexUnreachable, Mismatch, NotFound
 from ci_kit.index import Index
-from ci_kit.listing import Release, ReleaseFile, refuse_clashes
+from ci_kit.listing import Release, ReleaseFile, refuse_clashes, unlike
 from ci_kit.release import Spec, target_index
 
 
@@ -183,10 +183,12 @@ def _copy(index: Index, rel: Release, target: str, there: Release | None) -> Non
 
 
 def _record(index: Index, trusted: frozenset[str], promo: Promotion, rel: Release, verdict: gate.Verdict, *, commit: str,
-            forced: bool, quality: dict[str, Any] | None = None) -> None:
+            forced: bool, quality: dict[str, Any] | None = None, seen: Release | None = None) -> None:
     """Attach to each file on the target the records it passed on (copied byte for byte,
-    so their sha256 stays) and a promotion record; skip what is already there."""
-    after, wrong = index.read_back(promo.target, rel.name, rel.version, rel.hashes)
+    so their sha256 stays) and a promotion record; skip what is already there. `seen`:
+    the target as read after the copy (by the election), else it is read back here."""
+    after, wrong = (seen, unlike(seen, rel.hashes, promo.target)) if seen is not None else \
+        index.read_back(promo.target, rel.name, rel.version, rel.hashes)
     if after is None or wrong:
         raise Mismatch("after promotion " + "; ".join(wrong),
                        f"{promo.target} holds bytes that did not pass the gate: check who else writes to it")
@@ -215,7 +217,7 @@ def _record_once(index: Index, trusted: frozenset[str], promo: Promotion, rel: R
     with claims.Election(index, promo.target, rel.name, rel.version, anchor, trusted=trusted) as election:
         first = election.elect(lambda: _promoted(index, trusted, rel, promo.target))
         if first is None:
-            _record(index, trusted, promo, rel, verdict, commit=commit, forced=forced, quality=quality)
+            _record(index, trusted, promo, rel, verdict, commit=commit, forced=forced, quality=quality, seen=election.seen)
             return ""
     return first.who
 
