@@ -206,6 +206,29 @@ class NoPassword(FakeIndex):
 
 # -- distribution files -----------------------------------------------------------------------
 
+def losing_index() -> LosingIndex:
+    index = LosingIndex(losses=0)
+    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
+        index.create_index(f"ci/{name}", volatile=volatile)
+    return index
+
+
+class LosingIndex(FakeIndex):
+    """A devpi-postgresql primary under concurrent writes: the first `losses` records
+    attached are dropped from the release's list right after the write (a lost update)."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+
+    def attach_as(self, who: str | None, f: ReleaseFile, record: dict[str, Any] | bytes | str) -> str:
+        href = super().attach_as(who, f, record)
+        if self.losses:
+            self.losses -= 1
+            self.lose(href)
+        return href
+
+
 def wheel_bytes(name: str, version: str, tag: str = "py3-none-any", module: str = "") -> bytes:
     """A minimal wheel: METADATA, WHEEL and one module (what push's read_metadata and the
     gate's tag matching read)."""

@@ -21,7 +21,7 @@ from ci_kit.listing import Release
 from ci_kit.release import Spec
 
 from .conftest import COMMIT, OTHER_COMMIT
-from .fakes import FakeIndex, dist_files
+from .fakes import FakeIndex, dist_files, losing_index
 
 SPEC = Spec("churn-model", "1.0.0")
 
@@ -294,36 +294,13 @@ def test_a_forged_evaluation_neither_blocks_nor_opens_the_quality_gate(
         assert _stable(fake) is None
 
 
-def _losing() -> LosingIndex:
-    index = LosingIndex(losses=0)
-    for name, volatile in (("unstable", True), ("testing", False), ("stable", False)):
-        index.create_index(f"ci/{name}", volatile=volatile)
-    return index
-
-
-class LosingIndex(FakeIndex):
-    """A devpi-postgresql primary under concurrent writes: the first `losses` records
-    attached are dropped from the release's list right after the write (a lost update)."""
-
-    def __init__(self, losses: int) -> None:
-        super().__init__()
-        self.losses = losses
-
-    def attach_as(self, who: str | None, f: Any, record: Any) -> str:
-        href = super().attach_as(who, f, record)
-        if self.losses:
-            self.losses -= 1
-            self.lose(href)
-        return href
-
-
 def test_records_a_concurrent_write_lost_are_attached_again(settings: Settings, capsys: Any) -> None:
     """The test stage's records survive a server that loses concurrent writes to one
     release: read back after the writes settle, the lost ones are attached again, and the
     gate then finds a passing record for every file."""
     from ci_kit.testfiles import index_source
 
-    fake = _losing()
+    fake = losing_index()
     rel = _push(fake, settings)
     fake.losses = 2  # both test records vanish once
     index_source(fake, rel, alongside=True).attach([(f, _record(f, "3.12")) for f in rel.files])  # type: ignore[arg-type]
@@ -339,7 +316,7 @@ def test_a_server_that_keeps_losing_records_is_exit_5_not_a_silent_gap(settings:
     from ci_kit.errors import IndexUnreachable
     from ci_kit.testfiles import index_source
 
-    fake = _losing()
+    fake = losing_index()
     rel = _push(fake, settings)
     fake.losses = 100
     with pytest.raises(IndexUnreachable, match="kept losing records") as info:

@@ -19,7 +19,7 @@ from ci_kit.build import MANIFEST, Manifest
 from ci_kit.contract import Counts
 from ci_kit.testreport import RunResult
 
-from .fakes import committed_product, git, write_built
+from .fakes import committed_product, git, losing_index, write_built
 
 Capture = pytest.CaptureFixture[str]
 @pytest.fixture
@@ -165,3 +165,23 @@ def test_pythons_are_found_in_pyenv_root_whatever_home_is(tmp_path: Path, monkey
         assert envs.find_python("3.99") == str(exe)
     finally:
         envs.find_python.cache_clear()
+
+
+def test_a_matrix_job_attaches_again_a_record_the_index_lost(project: Path, ran: list[dict[str, Any]]) -> None:
+    """A CI matrix job (`--only-python`) attaches its records while the other jobs attach
+    theirs; a record the index lost to that (devpi-postgresql's lost update) is attached
+    again, so the release ends up with a record for every run of the job."""
+    from ci_kit import config, push
+    from ci_kit.release import Spec
+
+    fake = losing_index()
+    settings = config.load(project, {"python-versions": "3.12"}, environ={})
+    push.push(fake, settings.index, Manifest.read(project / "dist"), project / "dist")
+    fake.losses = 1  # the first test record attached vanishes
+    report = teststage.run_tests(fake, settings.index, settings.test, project, Spec("churn-model", "1.0.0"),  # type: ignore[arg-type]
+                                 only_python="3.12")
+    rel = fake.release("ci/unstable", "churn-model", "1.0.0")
+    assert rel is not None and fake.losses == 0
+    tested = {r.out["filename"] for r in report.runs}
+    with_records = {f.basename for f in rel.files if len(rel.results_for(f)) >= 2}  # its build record and its test record
+    assert tested == with_records == {f.basename for f in rel.files}, (tested, with_records)
