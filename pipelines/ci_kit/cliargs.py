@@ -107,7 +107,9 @@ def _flow_verbs(verb: _Verb, handlers: dict[str, Callable[[argparse.Namespace], 
                                  "which may not upload. Needs no credential and writes to no index, so these results "
                                  "never count for promotion (the gate counts only records on the index). NAME==VERSION, "
                                  "if given, must be what DIR holds")
-    sp = verb("promote", handlers["promote"], "Gate NAME==VERSION on trusted passing results for each file's sha256, then copy exactly those bytes to testing/stable.")
+    sp = verb("promote", handlers["promote"], "Gate NAME==VERSION on trusted passing results for each file's sha256, then copy exactly those bytes to testing/stable. "
+              "Runs promoting one release at once: the first claim the index commits records it; the others wait and say "
+              "'already promoted by WHO' (exit 16 if it never appears).")
     sp.add_argument("requirement", metavar="NAME==VERSION")
     sp.add_argument("--dry-run", action="store_true", help="check and say what would happen; change nothing")
     sp.add_argument("--force", action="store_true", help="promote without passing results (recorded as forced, with who)")
